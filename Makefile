@@ -1,0 +1,48 @@
+# The two commands a newcomer needs: `make demo` and `make test` (both set up .venv first).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SAMPLE_DB ?= data/consoleai_legacy.sqlite
+SCALE ?= 1
+REPORT_DIR ?= $(or $(CONSOLEAI_REPORT_DIR),reports)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+
+.PHONY: setup demo test lint format ui bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+sample: setup
+	$(BIN)/python -m consoleai_etl.sample --out $(SAMPLE_DB) --scale $(SCALE)
+
+demo: sample $(DAGSTER_HOME)/dagster.yaml
+	CONSOLEAI_SQLITE_PATH=$(SAMPLE_DB) $(BIN)/dagster job execute -m consoleai_etl \
+		-j legacy_migration_job; status=$$?; \
+	$(BIN)/python -m consoleai_etl.summary $(REPORT_DIR)/latest.json; exit $$status
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check consoleai_etl consoleai_etl_tests
+	$(BIN)/ruff format --check consoleai_etl consoleai_etl_tests
+
+format: setup
+	$(BIN)/ruff check --fix consoleai_etl consoleai_etl_tests
+	$(BIN)/ruff format consoleai_etl consoleai_etl_tests
+
+ui: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster-webserver -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+clean:
+	rm -rf .dagster reports data/*.sqlite data/*.json

@@ -1,0 +1,69 @@
+"""Asset-check plumbing shared by the migration job and the consistency job.
+
+The checks themselves live in ``core.verify``; this module names them as Dagster check specs
+and turns a table's ``CheckReport`` list into results, marking any check that did not run
+as failed (with the table's load error), so nothing is silently missing from the UI.
+"""
+
+import dagster as dg
+
+from consoleai_etl.core.catalog import Table
+from consoleai_etl.core.names import dagster_name
+from consoleai_etl.core.report import CheckReport, TableReport
+from consoleai_etl.core.verify import check_names
+
+CHECK_DESCRIPTIONS = {
+    "row_count": "source rows = target rows + quarantined rows",
+    "not_null": "every NOT NULL column of the source is NOT NULL in the target",
+    "primary_key": "primary key columns are non-NULL and unique in the target",
+    "foreign_keys": "no orphan rows per foreign key (source orphans listed separately)",
+}
+
+
+def asset_key(table: Table) -> dg.AssetKey:
+    return dg.AssetKey(dagster_name(table.name))
+
+
+def check_specs(table: Table) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(name, asset=asset_key(table), description=CHECK_DESCRIPTIONS[name])
+        for name in check_names(table)
+    ]
+
+
+def complete_checks(table: Table, report: TableReport) -> list[CheckReport]:
+    """One CheckReport per planned check; those that did not run fail with the reason."""
+    ran = {c.name: c for c in report.checks}
+    missing = f"did not run: {report.error}" if report.error else "did not run"
+    return [
+        ran.get(name) or CheckReport(name, False, missing, {"error": missing})
+        for name in check_names(table)
+    ]
+
+
+def dagster_metadata(values: dict[str, object]) -> dict[str, object]:
+    """Metadata Dagster accepts: lists and dicts as JSON, None as text."""
+    return {
+        key: dg.MetadataValue.json(value)
+        if isinstance(value, list | dict)
+        else ("" if value is None else value)
+        for key, value in values.items()
+    }
+
+
+def check_events(
+    table: Table,
+    report: TableReport,
+    event_type: type[dg.AssetCheckResult] | type[dg.AssetCheckEvaluation] = dg.AssetCheckResult,
+) -> list:
+    """Check results for an asset step, or ``AssetCheckEvaluation`` events for a plain op."""
+    return [
+        event_type(
+            asset_key=asset_key(table),
+            check_name=check.name,
+            passed=check.passed,
+            description=check.description,
+            metadata=dagster_metadata(check.metadata),
+        )
+        for check in complete_checks(table, report)
+    ]

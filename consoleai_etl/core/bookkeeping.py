@@ -1,0 +1,117 @@
+"""The ``consoleai_etl`` bookkeeping schema: quarantine, run history, staging schemas."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Iterable
+
+import psycopg
+from psycopg import sql
+
+SCHEMA = "consoleai_etl"
+STAGING_PREFIX = "consoleai_etl_stage_"
+
+_BOOTSTRAP = """
+CREATE SCHEMA IF NOT EXISTS consoleai_etl;
+CREATE TABLE IF NOT EXISTS consoleai_etl.quarantine (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id text NOT NULL,
+    source_table text NOT NULL,
+    source_key jsonb,
+    column_name text,
+    reason text NOT NULL,
+    row_data jsonb NOT NULL,
+    quarantined_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS quarantine_run_table_idx
+    ON consoleai_etl.quarantine (run_id, source_table);
+CREATE TABLE IF NOT EXISTS consoleai_etl.runs (
+    run_id text PRIMARY KEY,
+    finished_at timestamptz NOT NULL DEFAULT now(),
+    status text NOT NULL,
+    dry_run boolean NOT NULL,
+    promoted boolean NOT NULL,
+    source_path text NOT NULL,
+    target_schema text NOT NULL,
+    source_rows bigint NOT NULL,
+    loaded_rows bigint NOT NULL,
+    quarantined_rows bigint NOT NULL,
+    report jsonb NOT NULL
+);
+"""
+
+
+def ensure_bookkeeping(conn: psycopg.Connection) -> None:
+    """Create the bookkeeping schema once; the advisory lock serialises concurrent first runs."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('consoleai_etl.bootstrap'))")
+        conn.execute(_BOOTSTRAP)
+
+
+def staging_schema(run_id: str) -> str:
+    return STAGING_PREFIX + run_id.replace("-", "")[:12]
+
+
+def drop_stale_staging(conn: psycopg.Connection, keep: str) -> list[str]:
+    """Drop staging schemas left by earlier runs (failed runs keep theirs for inspection)."""
+    rows = conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) AND nspname <> %s",
+        (STAGING_PREFIX, keep),
+    ).fetchall()
+    for (name,) in rows:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+    return [name for (name,) in rows]
+
+
+def jsonable(value: object) -> object:
+    """A JSON-safe form of a source value; bytes and un-storable text become base64 objects."""
+    if isinstance(value, bytes):
+        return {"base64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, str) and "\x00" in value:
+        return {"base64": base64.b64encode(value.encode("utf-8")).decode("ascii")}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": repr(value)}
+    return value
+
+
+def quarantine_rows(
+    conn: psycopg.Connection, run_id: str, table: str, entries: Iterable[tuple]
+) -> int:
+    """Write (source_key, column, reason, row) entries; returns how many were written."""
+    count = 0
+    with conn.cursor().copy(
+        "COPY consoleai_etl.quarantine "
+        "(run_id, source_table, source_key, column_name, reason, row_data) FROM STDIN"
+    ) as copy:
+        for key, column, reason, row in entries:
+            copy.write_row(
+                (
+                    run_id,
+                    table,
+                    json.dumps({k: jsonable(v) for k, v in key.items()}),
+                    column,
+                    reason,
+                    json.dumps({k: jsonable(v) for k, v in row.items()}),
+                )
+            )
+            count += 1
+    return count
+
+
+def quarantined_count(conn: psycopg.Connection, run_id: str, table: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM consoleai_etl.quarantine WHERE run_id = %s AND source_table = %s",
+        (run_id, table),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def last_promoted_run(conn: psycopg.Connection, target_schema: str) -> str | None:
+    row = conn.execute(
+        "SELECT run_id FROM consoleai_etl.runs WHERE promoted AND target_schema = %s "
+        "ORDER BY finished_at DESC LIMIT 1",
+        (target_schema,),
+    ).fetchone()
+    return row[0] if row else None

@@ -1,0 +1,211 @@
+"""Per-value conversion from SQLite storage classes to the planned PostgreSQL types.
+
+A converter returns the Python value psycopg's binary COPY expects for the target type, or
+raises ``ConversionError`` with a reason a person can act on. Converters never round,
+truncate or narrow: a value that would change is refused, and its row is quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+
+from consoleai_etl.core.errors import ConversionError
+from consoleai_etl.core.source import InvalidText
+
+Converter = Callable[[object], object]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+UNIX_EPOCH = datetime(1970, 1, 1)
+JULIAN_UNIX_EPOCH = 2440587.5  # Julian day number of 1970-01-01 00:00 UTC
+JULIAN_MIN, JULIAN_MAX = 1721425.5, 5373484.5  # 0001-01-01 .. 9999-12-31, Python's range
+TRUE_TEXT = frozenset({"1", "t", "true", "y", "yes", "on"})
+FALSE_TEXT = frozenset({"0", "f", "false", "n", "no", "off"})
+
+
+def describe(value: object) -> str:
+    """A short, safe rendering of a source value for quarantine reasons."""
+    if isinstance(value, InvalidText):
+        return f"invalid UTF-8 text {bytes(value)[:40]!r}"
+    if isinstance(value, bytes):
+        return f"BLOB of {len(value)} bytes"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _refuse(value: object, target: str, why: str = "") -> ConversionError:
+    return ConversionError(f"{describe(value)} cannot become {target}{': ' + why if why else ''}")
+
+
+def to_bigint(value: object) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, float) and value.is_integer() and INT64_MIN <= value <= INT64_MAX:
+        return int(value)
+    raise _refuse(value, "bigint")
+
+
+def to_double(value: object) -> float:
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        converted = float(value)
+        if int(converted) == value:
+            return converted
+        raise _refuse(value, "double precision", "integer too large to be exact")
+    raise _refuse(value, "double precision")
+
+
+def _shape(number: Decimal) -> tuple[int, int]:
+    """(significant decimal places, digits before the point) of a finite Decimal, exactly."""
+    _sign, digit_tuple, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    if not digits:
+        return 0, 0
+    significant = digits.rstrip("0")
+    places = max(0, -(exponent + len(digits) - len(significant)))
+    return places, max(0, len(digits) + exponent)
+
+
+def make_numeric(precision: int | None, scale: int | None) -> Converter:
+    target = f"numeric({precision},{scale})" if precision is not None else "numeric"
+
+    def to_numeric(value: object) -> Decimal:
+        if type(value) is int:
+            number = Decimal(value)
+        elif type(value) is float:
+            # repr() is the shortest decimal that round-trips: what the legacy app showed.
+            number = Decimal(repr(value))
+        elif isinstance(value, str) and not isinstance(value, InvalidText):
+            try:
+                number = Decimal(value.strip())
+            except InvalidOperation:
+                raise _refuse(value, target) from None
+        else:
+            raise _refuse(value, target)
+        if not number.is_finite():
+            if precision is None and not number.is_snan():
+                return number
+            raise _refuse(value, target, "not a finite number")
+        if precision is not None:
+            places, integer_digits = _shape(number)
+            if places > (scale or 0):
+                raise _refuse(value, target, "more decimal places than the column keeps")
+            if integer_digits > precision - (scale or 0):
+                raise _refuse(value, target, "too many digits before the decimal point")
+        return number
+
+    return to_numeric
+
+
+def make_text(max_length: int | None) -> Converter:
+    target = f"varchar({max_length})" if max_length else "text"
+
+    def to_text(value: object) -> str:
+        if type(value) is str:
+            text = value
+        elif type(value) is int:
+            text = str(value)
+        elif type(value) is float:
+            text = repr(value)
+        else:
+            raise _refuse(value, target)
+        if "\x00" in text:
+            raise _refuse(value, target, "contains a NUL byte, which PostgreSQL text cannot hold")
+        if max_length is not None and len(text) > max_length:
+            raise _refuse(value, target, f"{len(text)} characters, longer than {max_length}")
+        return text
+
+    return to_text
+
+
+def to_bytea(value: object) -> bytes:
+    if type(value) is bytes:
+        return value
+    if isinstance(value, InvalidText):
+        return bytes(value)
+    if type(value) is str:
+        return value.encode("utf-8")
+    raise _refuse(value, "bytea")
+
+
+def to_boolean(value: object) -> bool:
+    if type(value) in (int, float) and value in (0, 1):
+        return bool(value)
+    if type(value) is str:
+        word = value.strip().lower()
+        if word in TRUE_TEXT:
+            return True
+        if word in FALSE_TEXT:
+            return False
+    raise _refuse(value, "boolean")
+
+
+def _from_julian(value: float) -> datetime:
+    if not JULIAN_MIN <= value <= JULIAN_MAX:
+        raise _refuse(value, "timestamp", "Julian day out of range")
+    return UNIX_EPOCH + timedelta(days=value - JULIAN_UNIX_EPOCH)
+
+
+def _from_unix(value: int) -> datetime:
+    try:
+        return UNIX_EPOCH + timedelta(seconds=value)
+    except OverflowError:
+        raise _refuse(value, "timestamp", "unix time out of range") from None
+
+
+def _parse_datetime(value: object, target: str) -> datetime:
+    """ISO-8601 text, unix epoch seconds (integers) or Julian days (reals)."""
+    if type(value) is str:
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise _refuse(value, target, "not an ISO-8601 date/time") from None
+    if type(value) is int:
+        return _from_unix(value)
+    if type(value) is float and math.isfinite(value):
+        return _from_julian(value)
+    raise _refuse(value, target)
+
+
+def to_timestamp(value: object) -> datetime:
+    moment = _parse_datetime(value, "timestamp")
+    if moment.tzinfo is not None:
+        # timestamp without time zone keeps the instant, expressed in UTC.
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def to_timestamptz(value: object) -> datetime:
+    moment = _parse_datetime(value, "timestamptz")
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def to_date(value: object) -> date:
+    moment = _parse_datetime(value, "date")
+    if moment.time() != time(0) or moment.tzinfo is not None:
+        raise _refuse(value, "date", "has a time of day that a date would drop")
+    return moment.date()
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def to_json_text(value: object) -> str:
+    """Valid JSON text for jsonb; the text itself is sent, so numbers keep every digit."""
+    if type(value) is str:
+        if "\\u0000" in value:
+            raise _refuse(value, "jsonb", "\\u0000 is not allowed in PostgreSQL jsonb")
+        try:
+            json.loads(value, parse_constant=_reject_constant)
+        except ValueError as exc:
+            raise _refuse(value, "jsonb", f"invalid JSON ({exc})") from None
+        return value
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return repr(value)
+    raise _refuse(value, "jsonb")

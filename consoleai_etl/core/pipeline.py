@@ -1,0 +1,255 @@
+"""The migration's steps as plain functions: stage a table, verify a table, finalize the run.
+
+The Dagster layer calls these (one asset step per table, one report step); they are also
+usable without Dagster. Every expected failure ends up in the returned reports, never as an
+exception, so the final report is always written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from consoleai_etl.core import bookkeeping, verify
+from consoleai_etl.core.catalog import ForeignKey, Table, sqlite_quote
+from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.load import load_table
+from consoleai_etl.core.names import pg_identifier
+from consoleai_etl.core.postgres import connect, redact
+from consoleai_etl.core.promote import promote, staged_tables
+from consoleai_etl.core.report import FAILURE, CheckReport, MigrationReport, TableReport, decide
+from consoleai_etl.core.source import open_source
+
+MODES = ("replace",)
+
+
+@dataclass(frozen=True)
+class MigrationConfig:
+    sqlite_path: str
+    pg_dsn: str
+    target_schema: str = "public"
+    report_dir: str = "reports"
+    dry_run: bool = False
+    allow_divergence: bool = False
+    mode: str = "replace"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise MigrationError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextmanager
+def _connections(
+    config: MigrationConfig,
+) -> Iterator[tuple[sqlite3.Connection, psycopg.Connection]]:
+    with closing(open_source(config.sqlite_path)) as src, connect(config.pg_dsn) as pg:
+        bookkeeping.ensure_bookkeeping(pg)
+        yield src, pg
+
+
+def _one_line(exc: BaseException) -> str:
+    return redact(" ".join(str(exc).split())) or type(exc).__name__
+
+
+def _source_table(src: sqlite3.Connection, table: Table) -> None:
+    found = src.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table.name,)
+    ).fetchone()
+    if not found:
+        raise MigrationError(
+            f"table {table.name} is not in the source any more: reload the code location "
+            "so the asset graph matches the SQLite file"
+        )
+
+
+def _checks(
+    src: sqlite3.Connection,
+    pg: psycopg.Connection,
+    table: Table,
+    schema: str,
+    parent_schema: Callable[[str], str],
+    source_rows: Callable[[], int],
+    quarantined: int,
+) -> list[CheckReport]:
+    runs = {
+        "row_count": lambda: verify.check_row_count(
+            source_rows(), verify.target_row_count(pg, schema, table), quarantined
+        ),
+        "not_null": lambda: verify.check_not_null(pg, schema, table),
+        "primary_key": lambda: verify.check_primary_key(pg, schema, table),
+        "foreign_keys": lambda: verify.check_foreign_keys(src, pg, table, schema, parent_schema),
+    }
+    outcomes = []
+    for name in verify.check_names(table):
+        with pg.transaction():
+            outcome = verify.guarded(name, runs[name])
+        outcomes.append(
+            CheckReport(outcome.name, outcome.passed, outcome.description, outcome.metadata)
+        )
+    return outcomes
+
+
+def stage_table(
+    config: MigrationConfig,
+    table: Table,
+    run_id: str,
+    *,
+    deferred: tuple[ForeignKey, ...] = (),
+    progress: Callable[[int], None] | None = None,
+) -> TableReport:
+    """Load ``table`` into the run's staging schema and check it there."""
+    staging = bookkeeping.staging_schema(run_id)
+    report = TableReport(table=table.name, target_table=pg_identifier(table.name))
+    try:
+        with _connections(config) as (src, pg):
+            _source_table(src, table)
+            with pg.transaction():
+                bookkeeping.drop_stale_staging(pg, keep=staging)
+            plan, result = load_table(
+                src,
+                pg,
+                table,
+                schema=staging,
+                target_schema=config.target_schema,
+                run_id=run_id,
+                deferred=deferred,
+                progress=progress,
+            )
+            report.source_rows = result.source_rows
+            report.loaded_rows = result.loaded_rows
+            report.quarantined_rows = result.quarantined_rows
+            report.seconds = round(result.seconds, 3)
+            report.rows_per_second = round(result.rows_per_second, 1)
+            report.warnings = result.warnings
+            report.columns = [
+                {
+                    "name": c.source,
+                    "target_name": c.name,
+                    "declared_type": c.declared_type,
+                    "observed": c.observed,
+                    "pg_type": c.pg_type.sql,
+                    "not_null": c.not_null,
+                    "reason": c.reason,
+                }
+                for c in plan.columns
+            ]
+            staged = staged_tables(pg, staging)
+
+            def parent_schema(parent: str) -> str:
+                return staging if pg_identifier(parent) in staged else config.target_schema
+
+            report.checks = _checks(
+                src,
+                pg,
+                table,
+                staging,
+                parent_schema,
+                lambda: result.source_rows,
+                result.quarantined_rows,
+            )
+    except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
+        report.error = _one_line(exc)
+    return report
+
+
+def verify_table(config: MigrationConfig, table: Table) -> TableReport:
+    """Check the target schema's copy of ``table`` against the source; loads nothing."""
+    report = TableReport(table=table.name, target_table=pg_identifier(table.name))
+    try:
+        with _connections(config) as (src, pg):
+            _source_table(src, table)
+            last_run = bookkeeping.last_promoted_run(pg, config.target_schema)
+            report.quarantined_rows = (
+                bookkeeping.quarantined_count(pg, last_run, table.name) if last_run else 0
+            )
+            report.source_rows = int(
+                src.execute(f"SELECT count(*) FROM {sqlite_quote(table.name)}").fetchone()[0]
+            )
+            report.checks = _checks(
+                src,
+                pg,
+                table,
+                config.target_schema,
+                lambda _parent: config.target_schema,
+                lambda: report.source_rows or 0,
+                report.quarantined_rows,
+            )
+    except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
+        report.error = _one_line(exc)
+    return report
+
+
+def finalize(
+    config: MigrationConfig,
+    report: MigrationReport,
+    tables: list[Table],
+    deferred: tuple[tuple[Table, ForeignKey], ...] = (),
+    *,
+    promote_tables: bool,
+) -> MigrationReport:
+    """Decide the verdict, promote staged tables when allowed, record the run, write files."""
+    decide(report)
+    staging = bookkeeping.staging_schema(report.run_id)
+    try:
+        with connect(config.pg_dsn) as pg:
+            bookkeeping.ensure_bookkeeping(pg)
+            if promote_tables and report.status != FAILURE and not config.dry_run:
+                try:
+                    with pg.transaction():
+                        report.promoted = True
+                        report.warnings += promote(
+                            pg, staging, config.target_schema, tables, deferred
+                        )
+                        _record(pg, report)
+                except (MigrationError, psycopg.Error) as exc:
+                    report.promoted = False
+                    report.status = FAILURE
+                    report.reasons.append(f"promotion failed, target unchanged: {_one_line(exc)}")
+            if not report.promoted:
+                with pg.transaction():
+                    _record(pg, report)
+            if report.promoted or config.dry_run:
+                with pg.transaction():
+                    pg.execute(
+                        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(staging))
+                    )
+    except (MigrationError, psycopg.Error) as exc:
+        report.status = FAILURE
+        report.reasons.append(f"could not record the run: {_one_line(exc)}")
+    report.write(Path(config.report_dir))
+    return report
+
+
+def _record(pg: psycopg.Connection, report: MigrationReport) -> None:
+    report.finished_at = now()
+    totals = report.totals
+    pg.execute(
+        "INSERT INTO consoleai_etl.runs (run_id, status, dry_run, promoted, source_path, "
+        "target_schema, source_rows, loaded_rows, quarantined_rows, report) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (run_id) DO UPDATE SET finished_at = now(), status = EXCLUDED.status, "
+        "promoted = EXCLUDED.promoted, report = EXCLUDED.report",
+        (
+            report.run_id,
+            report.status,
+            report.dry_run,
+            report.promoted,
+            report.source_path,
+            report.target_schema,
+            totals["source_rows"],
+            totals["loaded_rows"],
+            totals["quarantined_rows"],
+            report.to_json(),
+        ),
+    )

@@ -1,0 +1,44 @@
+"""PostgreSQL connections: DSN resolution (with the embedded fallback), redaction, errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import psycopg
+
+from consoleai_etl.core.errors import TargetError
+
+_PASSWORD_IN_URI = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
+_PASSWORD_IN_KEYWORDS = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with any password in a DSN (URI or key=value form) replaced by ``***``."""
+    text = _PASSWORD_IN_URI.sub(r"\1***\3", text)
+    return _PASSWORD_IN_KEYWORDS.sub(r"\1***", text)
+
+
+def embedded_dsn(data_dir: str | Path = ".data/postgres") -> str:
+    """Start (or reuse) the embedded PostgreSQL of the ``pgserver`` package under ``data_dir``.
+
+    Used when no ``CONSOLEAI_PG_DSN`` is given, so the demo works on a machine without a
+    server. The server outlives this process and is shared by later runs.
+    """
+    import pgserver  # imported lazily: it is only needed without a real server
+
+    path = Path(data_dir).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return pgserver.get_server(path, cleanup_mode=None).get_uri()
+
+
+def connect(dsn: str, **kwargs: object) -> psycopg.Connection:
+    """Connect or raise ``TargetError`` naming the (redacted) DSN and the server's reason."""
+    try:
+        return psycopg.connect(dsn, **kwargs)
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())
+        raise TargetError(
+            f"cannot connect to PostgreSQL at {redact(dsn)}: {redact(reason)} "
+            "(check CONSOLEAI_PG_DSN)"
+        ) from None

@@ -1,0 +1,64 @@
+"""Promotion: move staged tables into the target schema in one transaction.
+
+``ALTER TABLE ... SET SCHEMA`` moves a table with its indexes, constraints and identity
+sequence without copying data, so the swap is quick and the target never holds a mix of old
+and new tables: either the transaction commits or the old tables stay as they were.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from consoleai_etl.core.catalog import ForeignKey, Table
+from consoleai_etl.core.ddl import qualified
+from consoleai_etl.core.errors import TargetError
+from consoleai_etl.core.load import add_foreign_keys
+from consoleai_etl.core.names import pg_identifier
+
+
+def staged_tables(pg: psycopg.Connection, staging: str) -> set[str]:
+    rows = pg.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = %s", (staging,)
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def promote(
+    pg: psycopg.Connection,
+    staging: str,
+    target: str,
+    tables: list[Table],
+    deferred: tuple[tuple[Table, ForeignKey], ...] = (),
+) -> list[str]:
+    """Replace the target's copies of ``tables`` by the staged ones; returns warnings.
+
+    Must run inside the caller's transaction, so the run's history row commits with it.
+    """
+    warnings: list[str] = []
+    for table, fk in deferred:
+        warnings += add_foreign_keys(pg, table, (fk,), staging, target)
+    names = [pg_identifier(t.name) for t in tables]
+    pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target)))
+    existing = sorted(staged_tables(pg, target) & set(names))
+    if existing:
+        try:
+            with pg.transaction():
+                pg.execute(
+                    sql.SQL("DROP TABLE {}").format(
+                        sql.SQL(", ").join(qualified(target, n) for n in existing)
+                    )
+                )
+        except psycopg.errors.DependentObjectsStillExist as exc:
+            detail = " ".join((exc.diag.message_detail or str(exc)).split())
+            raise TargetError(
+                f"cannot replace tables in schema {target}: other objects depend on them "
+                f"({detail}); drop or migrate those objects together with the tables"
+            ) from None
+    for name in names:
+        pg.execute(
+            sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                qualified(staging, name), sql.Identifier(target)
+            )
+        )
+    return warnings

@@ -1,0 +1,170 @@
+"""The migration report: one model, rendered as JSON and Markdown, with the run's verdict."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SUCCESS = "success"
+SUCCESS_WITH_QUARANTINE = "success_with_quarantine"
+SUCCESS_WITH_DIVERGENCE = "success_with_divergence"
+FAILURE = "failure"
+
+
+@dataclass
+class CheckReport:
+    name: str
+    passed: bool
+    description: str
+    metadata: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class TableReport:
+    table: str
+    target_table: str
+    source_rows: int | None = None
+    loaded_rows: int | None = None
+    quarantined_rows: int = 0
+    seconds: float | None = None
+    rows_per_second: float | None = None
+    checks: list[CheckReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    columns: list[dict[str, object]] = field(default_factory=list)  # the type plan
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TableReport:
+        checks = [CheckReport(**c) for c in data.get("checks", [])]
+        return cls(**{**data, "checks": checks})
+
+
+@dataclass
+class MigrationReport:
+    run_id: str
+    job: str
+    started_at: str
+    finished_at: str
+    dry_run: bool
+    allow_divergence: bool
+    mode: str
+    source_path: str
+    target: str  # redacted DSN
+    target_schema: str
+    tables: list[TableReport]
+    status: str = FAILURE
+    reasons: list[str] = field(default_factory=list)
+    promoted: bool = False
+    warnings: list[str] = field(default_factory=list)
+    schema_objects_skipped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {
+            "tables": len(self.tables),
+            "source_rows": sum(t.source_rows or 0 for t in self.tables),
+            "loaded_rows": sum(t.loaded_rows or 0 for t in self.tables),
+            "quarantined_rows": sum(t.quarantined_rows for t in self.tables),
+            "checks": sum(len(t.checks) for t in self.tables),
+            "failed_checks": sum(not c.passed for t in self.tables for c in t.checks),
+        }
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "totals": self.totals}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+    def to_markdown(self) -> str:
+        title = "Migration report" + (" (DRY RUN)" if self.dry_run else "")
+        lines = [
+            f"# {title}",
+            "",
+            f"**Status: {self.status.upper()}**"
+            + (" — DRY RUN, target untouched" if self.dry_run else ""),
+            "",
+        ]
+        lines += [f"- {reason}" for reason in self.reasons]
+        totals = self.totals
+        lines += [
+            "",
+            f"- run `{self.run_id}` ({self.job}), {self.started_at} → {self.finished_at}",
+            f"- source `{self.source_path}` → target `{self.target}` schema "
+            f"`{self.target_schema}` (mode {self.mode}); "
+            f"promoted: {'yes' if self.promoted else 'no'}",
+            f"- {totals['tables']} tables, {totals['source_rows']:,} source rows, "
+            f"{totals['loaded_rows']:,} loaded, {totals['quarantined_rows']:,} quarantined, "
+            f"{totals['failed_checks']} of {totals['checks']} checks failed",
+            "",
+            "| table | source rows | loaded | quarantined | seconds | rows/s | checks |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for t in self.tables:
+            checks = ", ".join(f"{c.name} {'✅' if c.passed else '❌'}" for c in t.checks)
+            lines.append(
+                f"| {_md(t.table)} | {_num(t.source_rows)} | {_num(t.loaded_rows)} | "
+                f"{t.quarantined_rows:,} | {_num(t.seconds, '.2f')} | "
+                f"{_num(t.rows_per_second, ',.0f')} | {checks or '—'} |"
+            )
+        problems = [
+            f"- **{_md(t.table)}** {c.name}: {_md(c.description)}"
+            for t in self.tables
+            for c in t.checks
+            if not c.passed
+        ] + [f"- **{_md(t.table)}** load failed: {_md(t.error)}" for t in self.tables if t.error]
+        if problems:
+            lines += ["", "## Failures", "", *problems]
+        warnings = [f"- {_md(w)}" for w in self.warnings]
+        warnings += [f"- **{_md(t.table)}**: {_md(w)}" for t in self.tables for w in t.warnings]
+        warnings += [
+            f"- {o['kind']} `{_md(o['name'])}` not migrated" for o in self.schema_objects_skipped
+        ]
+        if warnings:
+            lines += ["", "## Warnings", "", *warnings]
+        return "\n".join(lines) + "\n"
+
+    def write(self, directory: Path) -> tuple[Path, Path]:
+        """Write ``migration-report-<run_id>.json/.md`` and refresh ``latest.json/.md``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = directory / f"migration-report-{self.run_id}"
+        json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
+        for path, content in ((json_path, self.to_json()), (md_path, self.to_markdown())):
+            path.write_text(content)
+            (directory / f"latest{path.suffix}").write_text(content)
+        return json_path, md_path
+
+
+def _md(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _num(value: float | None, spec: str = ",") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def decide(report: MigrationReport) -> None:
+    """Set ``status`` and ``reasons`` from the tables, checks and quarantine counts."""
+    reasons = [f"{t.table}: load failed: {t.error}" for t in report.tables if t.error]
+    failed = [
+        f"{t.table}: check {c.name} failed: {c.description}"
+        for t in report.tables
+        for c in t.checks
+        if not c.passed
+    ]
+    quarantined = report.totals["quarantined_rows"]
+    if quarantined:
+        tables = ", ".join(
+            f"{t.table} ({t.quarantined_rows})" for t in report.tables if t.quarantined_rows
+        )
+        failed.append(f"{quarantined} rows quarantined: {tables}")
+    if reasons or (failed and not report.allow_divergence):
+        status = FAILURE
+    elif any(not c.passed for t in report.tables for c in t.checks):
+        status = SUCCESS_WITH_DIVERGENCE
+    elif quarantined:
+        status = SUCCESS_WITH_QUARANTINE
+    else:
+        status = SUCCESS
+    report.status = status
+    report.reasons = reasons + failed or ["all checks passed, no row quarantined"]

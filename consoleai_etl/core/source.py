@@ -1,0 +1,41 @@
+"""Opening the legacy SQLite file: read-only, and tolerant of the bytes legacy files hold."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from consoleai_etl.core.errors import SourceError
+
+
+class InvalidText(bytes):
+    """A TEXT value whose bytes are not valid UTF-8, kept as raw bytes so nothing is lost.
+
+    Python's sqlite3 raises on such a value and aborts the whole cursor; returning a marker
+    instead lets the converter quarantine just the row that holds it.
+    """
+
+
+def _decode_text(raw: bytes) -> str | InvalidText:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return InvalidText(raw)
+
+
+def open_source(path: str | Path) -> sqlite3.Connection:
+    """Open ``path`` read-only (``mode=ro`` URI plus ``query_only``) or raise ``SourceError``."""
+    file = Path(path)
+    if not file.is_file():
+        raise SourceError(
+            f"source SQLite file {file} does not exist: set CONSOLEAI_SQLITE_PATH to the legacy "
+            "database, or run `make demo` to build the sample one"
+        )
+    try:
+        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise SourceError(f"source {file} is not a readable SQLite database ({exc})") from exc
+    conn.text_factory = _decode_text
+    return conn

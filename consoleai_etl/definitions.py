@@ -1,0 +1,64 @@
+"""Wire the Dagster definitions from the catalog of the source database.
+
+The asset graph mirrors the SQLite file named by CONSOLEAI_SQLITE_PATH: one asset per
+table, deps from foreign keys. Before that file exists (fresh clone), the graph shows the
+ConsoleAI domain tables, introspected from the sample generator's DDL.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import dagster as dg
+
+from consoleai_etl.consistency_job import make_consistency_job
+from consoleai_etl.core.catalog import Catalog, introspect
+from consoleai_etl.core.order import load_order
+from consoleai_etl.core.source import open_source
+from consoleai_etl.domain import SCHEMA
+from consoleai_etl.report_asset import make_report_asset
+from consoleai_etl.settings import DEFAULT_SQLITE_PATH, MigrationSettings
+from consoleai_etl.table_assets import make_table_asset
+
+
+def load_catalog(sqlite_path: str | Path) -> Catalog:
+    """The source's catalog, or the ConsoleAI domain catalog while the file does not exist."""
+    if Path(sqlite_path).exists():
+        with closing(open_source(sqlite_path)) as conn:
+            return introspect(conn)
+    with closing(sqlite3.connect(":memory:")) as conn:
+        conn.executescript(SCHEMA)
+        return introspect(conn)
+
+
+def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
+    path = sqlite_path or os.environ.get("CONSOLEAI_SQLITE_PATH", DEFAULT_SQLITE_PATH)
+    catalog = load_catalog(path)
+    order = load_order(catalog)
+    by_name = {t.name: t for t in catalog.tables}
+    deferred = tuple((by_name[child], fk) for child, fk in order.deferred)
+    table_assets = [
+        make_table_asset(
+            by_name[name],
+            tuple(by_name[p] for p in order.upstream[name]),
+            tuple(fk for child, fk in order.deferred if child == name),
+        )
+        for name in order.tables
+    ]
+    migration_job = dg.define_asset_job(
+        "legacy_migration_job",
+        selection=dg.AssetSelection.all(),
+        executor_def=dg.in_process_executor,
+        description="Load every legacy table, check it, write the report, promote if clean.",
+    )
+    return dg.Definitions(
+        assets=[*table_assets, make_report_asset(catalog, deferred)],
+        jobs=[migration_job, make_consistency_job(catalog)],
+        resources={"settings": MigrationSettings.from_env()},
+    )
+
+
+defs = build_definitions()

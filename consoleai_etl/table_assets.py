@@ -1,0 +1,96 @@
+"""One Dagster asset per source table: stage it, check it, report numbers as metadata.
+
+The checks run inside the table's own step (``check_specs``), so they are done before the
+report asset starts; a load error is caught and shown as failed checks instead of failing
+the step, because a failed step would skip the report.
+"""
+
+import time
+from dataclasses import asdict
+
+import dagster as dg
+
+from consoleai_etl.checks import asset_key, check_events, check_specs, dagster_metadata
+from consoleai_etl.core.catalog import ForeignKey, Table
+from consoleai_etl.core.pipeline import stage_table
+from consoleai_etl.core.report import TableReport
+from consoleai_etl.settings import MigrationSettings
+
+TABLE_GROUP = "legacy_tables"
+TABLE_REPORT_KEY = "table_report"
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+def _column_schema(report: TableReport) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=str(c["target_name"]),
+                type=str(c["pg_type"]),
+                description=f"{c['reason']}; stored: {c['observed'] or 'nothing'}",
+                constraints=dg.TableColumnConstraints(nullable=not c["not_null"]),
+            )
+            for c in report.columns
+        ]
+    )
+
+
+def table_metadata(report: TableReport) -> dict[str, object]:
+    metadata = dagster_metadata(
+        {
+            "source_table": report.table,
+            "target_table": report.target_table,
+            "source_rows": report.source_rows,
+            "loaded_rows": report.loaded_rows,
+            "quarantined_rows": report.quarantined_rows,
+            "seconds": report.seconds,
+            "rows_per_second": report.rows_per_second,
+            "warnings": report.warnings,
+            "load_error": report.error,
+        }
+    )
+    metadata[TABLE_REPORT_KEY] = dg.MetadataValue.json(asdict(report))
+    if report.loaded_rows is not None:
+        metadata["dagster/row_count"] = report.loaded_rows
+    if report.columns:
+        metadata["dagster/column_schema"] = _column_schema(report)
+    return metadata
+
+
+def make_table_asset(
+    table: Table, upstream: tuple[Table, ...], deferred: tuple[ForeignKey, ...]
+) -> dg.AssetsDefinition:
+    """The asset for ``table``; it waits for the tables its foreign keys point at."""
+
+    @dg.asset(
+        key=asset_key(table),
+        deps=[asset_key(parent) for parent in upstream],
+        check_specs=check_specs(table),
+        group_name=TABLE_GROUP,
+        kinds={"sqlite", "postgres"},
+        description=f"Legacy table `{table.name}` staged, checked and (by the report) promoted.",
+        metadata={"source_table": table.name},
+    )
+    def _table(context: dg.AssetExecutionContext, settings: MigrationSettings):
+        last = [time.monotonic()]
+
+        def progress(rows: int) -> None:
+            if time.monotonic() - last[0] >= PROGRESS_EVERY_SECONDS:
+                last[0] = time.monotonic()
+                context.log.info(f"{table.name}: {rows:,} rows copied")
+
+        report = stage_table(
+            settings.to_config(), table, context.run_id, deferred=deferred, progress=progress
+        )
+        if report.error:
+            context.log.error(f"{table.name}: load failed: {report.error}")
+        else:
+            context.log.info(
+                f"{table.name}: {report.loaded_rows:,} rows in {report.seconds:.1f} s "
+                f"({report.rows_per_second:,.0f} rows/s), {report.quarantined_rows} quarantined"
+            )
+        return dg.MaterializeResult(
+            metadata=table_metadata(report), check_results=check_events(table, report)
+        )
+
+    return _table
