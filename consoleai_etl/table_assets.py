@@ -80,7 +80,7 @@ def make_table_asset(
                 context.log.info(f"{table.name}: {rows:,} rows copied")
 
         report = stage_table(
-            settings.to_config(), table, context.run_id, deferred=deferred, progress=progress
+            settings.to_config(), table, context.run.run_id, deferred=deferred, progress=progress
         )
         if report.error:
             context.log.error(f"{table.name}: load failed: {report.error}")

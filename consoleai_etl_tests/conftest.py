@@ -1,0 +1,51 @@
+"""Fixtures: a real PostgreSQL (a fresh database per test), real SQLite files, real runs.
+
+The server is ``CONSOLEAI_TEST_PG_DSN`` (default: the local one on 127.0.0.1:5432); when it
+cannot be reached, an embedded server from the ``pgserver`` package is started instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from consoleai_etl.core.postgres import embedded_dsn
+from consoleai_etl.sample import generate
+
+DEFAULT_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    dsn = os.environ.get("CONSOLEAI_TEST_PG_DSN", DEFAULT_TEST_DSN)
+    try:
+        with psycopg.connect(dsn, connect_timeout=3):
+            return dsn
+    except psycopg.OperationalError:
+        return embedded_dsn(tmp_path_factory.mktemp("embedded-postgres"))
+
+
+@pytest.fixture
+def pg_dsn(server_dsn: str) -> Iterator[str]:
+    """A DSN to a brand-new database, dropped after the test."""
+    name = f"consoleai_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield make_conninfo(server_dsn, dbname=name)
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean ConsoleAI sample database (about 5k rows), shared read-only by tests."""
+    path = tmp_path_factory.mktemp("sample") / "consoleai_legacy.sqlite"
+    generate(path, scale=0.05)
+    return path

@@ -1,0 +1,57 @@
+"""Helpers for tests that run the real Dagster jobs against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+from dagster import ExecuteInProcessResult
+from psycopg import sql
+
+from consoleai_etl.definitions import build_definitions
+
+
+def fetch(dsn: str, query: str | sql.Composable, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def execute(dsn: str, query: str | sql.Composable, params: tuple = ()) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute(query, params)
+
+
+def run_job(
+    sqlite_path: Path,
+    dsn: str,
+    report_dir: Path,
+    job: str = "legacy_migration_job",
+    **options: object,
+) -> tuple[ExecuteInProcessResult, dict]:
+    """Run ``job`` in process with the settings given as run config; return result + report."""
+    defs = build_definitions(sqlite_path)
+    config = {
+        "sqlite_path": str(sqlite_path),
+        "pg_dsn": dsn,
+        "report_dir": str(report_dir),
+        **options,
+    }
+    result = defs.resolve_job_def(job).execute_in_process(
+        run_config={"resources": {"settings": {"config": config}}}, raise_on_error=False
+    )
+    report = json.loads((report_dir / f"migration-report-{result.run_id}.json").read_text())
+    return result, report
+
+
+def table_digest(dsn: str, schema: str, table: str, order_by: str) -> tuple[int, str]:
+    """(row count, md5 of all rows in key order): equal digests mean equal content."""
+    query = sql.SQL(
+        "SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY {}), '')) FROM {}.{} t"
+    ).format(sql.SQL(order_by), sql.Identifier(schema), sql.Identifier(table))
+    count, digest = fetch(dsn, query)[0]
+    return count, digest
+
+
+def checks_by_table(report: dict) -> dict[str, dict[str, dict]]:
+    return {t["table"]: {c["name"]: c for c in t["checks"]} for t in report["tables"]}
