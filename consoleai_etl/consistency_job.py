@@ -30,10 +30,11 @@ def make_verify_op(table: Table) -> dg.OpDefinition:
 def consistency_report(
     context: dg.OpExecutionContext, settings: MigrationSettings, tables: list[TableReport]
 ):
-    report = new_report(context, settings)
+    config = settings.to_config()
+    report = new_report(context, config)
     report.tables = sorted(tables, key=lambda t: t.table)
-    finalize(settings.to_config(), report, [], promote_tables=False)
-    result = publish(context, report)
+    finalize(config, report, [], promote_tables=False)
+    result = publish(context, config, report)
     yield dg.Output(None, metadata=result.metadata)
 
 

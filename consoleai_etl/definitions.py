@@ -57,7 +57,7 @@ def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*table_assets, make_report_asset(catalog, deferred)],
         jobs=[migration_job, make_consistency_job(catalog)],
-        resources={"settings": MigrationSettings.from_env()},
+        resources={"settings": MigrationSettings()},
     )
 
 

@@ -6,11 +6,13 @@ a check or table that never ran counts as a failure, then lets the core decide, 
 record and write. It raises ``dagster.Failure`` only after the files are written.
 """
 
+from pathlib import Path
+
 import dagster as dg
 
 from consoleai_etl.checks import asset_key
 from consoleai_etl.core.catalog import Catalog, ForeignKey, Table
-from consoleai_etl.core.pipeline import finalize, now
+from consoleai_etl.core.pipeline import MigrationConfig, finalize, now
 from consoleai_etl.core.postgres import redact
 from consoleai_etl.core.report import FAILURE, CheckReport, MigrationReport, TableReport
 from consoleai_etl.settings import MigrationSettings
@@ -59,7 +61,7 @@ def _run_tables(context: dg.OpExecutionContext, catalog: Catalog) -> list[TableR
     return tables
 
 
-def new_report(context: dg.OpExecutionContext, settings: MigrationSettings) -> MigrationReport:
+def new_report(context: dg.OpExecutionContext, config: MigrationConfig) -> MigrationReport:
     run = context.instance.get_run_stats(context.run_id)
     started = run.start_time
     return MigrationReport(
@@ -67,12 +69,12 @@ def new_report(context: dg.OpExecutionContext, settings: MigrationSettings) -> M
         job=context.job_name,
         started_at=now() if started is None else _iso(started),
         finished_at=now(),
-        dry_run=settings.dry_run,
-        allow_divergence=settings.allow_divergence,
-        mode=settings.mode,
-        source_path=settings.sqlite_path,
-        target=redact(settings.pg_dsn) or "embedded PostgreSQL (.data/postgres)",
-        target_schema=settings.target_schema,
+        dry_run=config.dry_run,
+        allow_divergence=config.allow_divergence,
+        mode=config.mode,
+        source_path=config.sqlite_path,
+        target=redact(config.pg_dsn),
+        target_schema=config.target_schema,
         tables=[],
     )
 
@@ -83,7 +85,9 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
-def publish(context: dg.OpExecutionContext, report: MigrationReport) -> dg.MaterializeResult:
+def publish(
+    context: dg.OpExecutionContext, config: MigrationConfig, report: MigrationReport
+) -> dg.MaterializeResult:
     """Log the verdict, return the report as metadata, or raise ``Failure`` when it failed."""
     metadata = {
         "status": report.status,
@@ -91,7 +95,7 @@ def publish(context: dg.OpExecutionContext, report: MigrationReport) -> dg.Mater
         "dry_run": report.dry_run,
         "reasons": dg.MetadataValue.json(report.reasons),
         "report_json": dg.MetadataValue.path(
-            f"{context.resources.settings.report_dir}/migration-report-{report.run_id}.json"
+            str(Path(config.report_dir) / f"migration-report-{report.run_id}.json")
         ),
         "summary": dg.MetadataValue.md(report.to_markdown()),
     }
@@ -115,17 +119,18 @@ def make_report_asset(
         description="Verdict of the run; promotes the staged tables when every check passed.",
     )
     def migration_report(context: dg.AssetExecutionContext, settings: MigrationSettings):
-        report = new_report(context.op_execution_context, settings)
+        config = settings.to_config()
+        report = new_report(context.op_execution_context, config)
         report.tables = _run_tables(context.op_execution_context, catalog)
         report.schema_objects_skipped = [{"kind": o.kind, "name": o.name} for o in catalog.others]
         loaded = {t.table for t in report.tables}
         finalize(
-            settings.to_config(),
+            config,
             report,
             [t for t in catalog.tables if t.name in loaded],
             tuple((t, fk) for t, fk in deferred if t.name in loaded),
             promote_tables=True,
         )
-        return publish(context.op_execution_context, report)
+        return publish(context.op_execution_context, config, report)
 
     return migration_report

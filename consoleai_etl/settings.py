@@ -22,50 +22,48 @@ def _env_flag(name: str) -> bool:
 
 
 class MigrationSettings(dg.ConfigurableResource):
-    """Where to read, where to write and how strictly (see the README's "Run options")."""
+    """Run options. An option left unset in run config falls back to its CONSOLEAI_* variable,
+    then to the built-in default, so `-c run.yaml` can set just what it changes."""
 
-    sqlite_path: str = Field(
-        default=DEFAULT_SQLITE_PATH, description="Legacy SQLite file (CONSOLEAI_SQLITE_PATH)."
+    sqlite_path: str | None = Field(
+        default=None,
+        description=f"Legacy SQLite file; else CONSOLEAI_SQLITE_PATH, else {DEFAULT_SQLITE_PATH}.",
     )
-    pg_dsn: str = Field(
-        default="",
-        description="Target PostgreSQL DSN (CONSOLEAI_PG_DSN); empty = embedded server in .data/.",
+    pg_dsn: str | None = Field(
+        default=None,
+        description="Target DSN; else CONSOLEAI_PG_DSN, else an embedded server in .data/.",
     )
-    target_schema: str = Field(default="public", description="CONSOLEAI_TARGET_SCHEMA")
-    report_dir: str = Field(default="reports", description="CONSOLEAI_REPORT_DIR")
-    dry_run: bool = Field(
-        default=False, description="Load and check in staging only; never touch the target."
+    target_schema: str | None = Field(
+        default=None, description="Else CONSOLEAI_TARGET_SCHEMA, else public."
     )
-    allow_divergence: bool = Field(
-        default=False,
-        description="Promote and exit 0 even when checks fail or rows are quarantined.",
+    report_dir: str | None = Field(
+        default=None, description="Else CONSOLEAI_REPORT_DIR, else reports/."
     )
-    mode: str = Field(default="replace", description=f"One of: {', '.join(MODES)}.")
-
-    @classmethod
-    def from_env(cls) -> "MigrationSettings":
-        """Defaults from CONSOLEAI_* variables; the DSN stays an EnvVar so the UI never shows it."""
-        dsn: str | dg.EnvVar = (
-            dg.EnvVar("CONSOLEAI_PG_DSN") if os.environ.get("CONSOLEAI_PG_DSN") else ""
-        )
-        return cls(
-            sqlite_path=os.environ.get("CONSOLEAI_SQLITE_PATH", DEFAULT_SQLITE_PATH),
-            pg_dsn=dsn,
-            target_schema=os.environ.get("CONSOLEAI_TARGET_SCHEMA", "public"),
-            report_dir=os.environ.get("CONSOLEAI_REPORT_DIR", "reports"),
-            dry_run=_env_flag("CONSOLEAI_DRY_RUN"),
-            allow_divergence=_env_flag("CONSOLEAI_ALLOW_DIVERGENCE"),
-            mode=os.environ.get("CONSOLEAI_MODE", "replace"),
-        )
+    dry_run: bool | None = Field(
+        default=None,
+        description="Load and check in staging only, never touch the target (CONSOLEAI_DRY_RUN).",
+    )
+    allow_divergence: bool | None = Field(
+        default=None,
+        description="Promote and exit 0 even when checks fail or rows are quarantined "
+        "(CONSOLEAI_ALLOW_DIVERGENCE).",
+    )
+    mode: str | None = Field(
+        default=None, description=f"One of: {', '.join(MODES)} (CONSOLEAI_MODE)."
+    )
 
     def to_config(self) -> MigrationConfig:
-        """The framework-free config, starting the embedded PostgreSQL when no DSN is set."""
+        """The resolved, framework-free config; starts the embedded PostgreSQL if no DSN."""
+        env = os.environ
+        dsn = self.pg_dsn or env.get("CONSOLEAI_PG_DSN") or embedded_dsn(EMBEDDED_DATA_DIR)
         return MigrationConfig(
-            sqlite_path=self.sqlite_path,
-            pg_dsn=self.pg_dsn or embedded_dsn(EMBEDDED_DATA_DIR),
-            target_schema=self.target_schema,
-            report_dir=self.report_dir,
-            dry_run=self.dry_run,
-            allow_divergence=self.allow_divergence,
-            mode=self.mode,
+            sqlite_path=self.sqlite_path or env.get("CONSOLEAI_SQLITE_PATH", DEFAULT_SQLITE_PATH),
+            pg_dsn=dsn,
+            target_schema=self.target_schema or env.get("CONSOLEAI_TARGET_SCHEMA", "public"),
+            report_dir=self.report_dir or env.get("CONSOLEAI_REPORT_DIR", "reports"),
+            dry_run=_env_flag("CONSOLEAI_DRY_RUN") if self.dry_run is None else self.dry_run,
+            allow_divergence=_env_flag("CONSOLEAI_ALLOW_DIVERGENCE")
+            if self.allow_divergence is None
+            else self.allow_divergence,
+            mode=self.mode or env.get("CONSOLEAI_MODE", "replace"),
         )

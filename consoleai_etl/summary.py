@@ -1,6 +1,6 @@
 """Print where the latest migration report is and its verdict (used by `make demo`).
 
-    python -m consoleai_etl.summary reports/latest.json
+python -m consoleai_etl.summary reports/latest.json
 """
 
 import json

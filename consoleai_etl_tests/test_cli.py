@@ -1,0 +1,87 @@
+"""End to end through the real CLI: `dagster job execute -m consoleai_etl -j ...`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from consoleai_etl_tests.helpers import execute, fetch
+
+REPO = Path(__file__).resolve().parents[1]
+DAGSTER = Path(sys.executable).with_name("dagster")
+
+
+def dagster_cli(
+    tmp_path: Path, sqlite_path: Path, dsn: str, *args: str
+) -> subprocess.CompletedProcess:
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CONSOLEAI_SQLITE_PATH": str(sqlite_path),
+        "CONSOLEAI_PG_DSN": dsn,
+        "CONSOLEAI_REPORT_DIR": str(tmp_path / "reports"),
+    }
+    return subprocess.run(
+        [str(DAGSTER), "job", "execute", "-m", "consoleai_etl", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def latest_report(tmp_path: Path) -> dict:
+    return json.loads((tmp_path / "reports" / "latest.json").read_text())
+
+
+def test_cli_migrates_then_consistency_job_exits_nonzero_on_divergence(
+    sample_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    migrated = dagster_cli(tmp_path, sample_db, pg_dsn, "-j", "legacy_migration_job")
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    report = latest_report(tmp_path)
+    assert report["status"] == "success" and report["promoted"]
+    assert report["totals"]["loaded_rows"] == report["totals"]["source_rows"] > 0
+
+    verified = dagster_cli(tmp_path, sample_db, pg_dsn, "-j", "consistency_check_job")
+    assert verified.returncode == 0, verified.stderr[-3000:]
+    assert latest_report(tmp_path)["status"] == "success"
+
+    execute(pg_dsn, "DELETE FROM workflow_runs WHERE id = 7")
+    diverged = dagster_cli(tmp_path, sample_db, pg_dsn, "-j", "consistency_check_job")
+    assert diverged.returncode != 0
+    report = latest_report(tmp_path)
+    assert report["status"] == "failure"
+    assert report["reasons"] == [
+        "workflow_runs: check row_count failed: "
+        + next(
+            c["description"]
+            for t in report["tables"]
+            if t["table"] == "workflow_runs"
+            for c in t["checks"]
+            if c["name"] == "row_count"
+        )
+    ]
+
+
+def test_cli_dry_run_from_run_config_yaml(sample_db: Path, pg_dsn: str, tmp_path: Path) -> None:
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text("resources:\n  settings:\n    config:\n      dry_run: true\n")
+
+    done = dagster_cli(
+        tmp_path, sample_db, pg_dsn, "-j", "legacy_migration_job", "-c", str(run_yaml)
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = latest_report(tmp_path)
+    assert report["dry_run"] and not report["promoted"] and report["status"] == "success"
+    assert fetch(pg_dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+    assert "DRY RUN" in (tmp_path / "reports" / "latest.md").read_text()
