@@ -14,12 +14,13 @@ from consoleai_etl.core.pipeline import finalize, verify_table
 from consoleai_etl.core.report import TableReport
 from consoleai_etl.report_asset import new_report, publish
 from consoleai_etl.settings import MigrationSettings
+from consoleai_etl.table_assets import guarded_step
 
 
 def make_verify_op(table: Table) -> dg.OpDefinition:
     @dg.op(name=f"verify_{dagster_name(table.name)}", out=dg.Out(TableReport))
     def _verify(context: dg.OpExecutionContext, settings: MigrationSettings):
-        report = verify_table(settings.to_config(), table)
+        report = guarded_step(context, table, lambda: verify_table(settings.to_config(), table))
         yield from check_events(table, report, dg.AssetCheckEvaluation)
         yield dg.Output(report)
 

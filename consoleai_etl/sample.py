@@ -317,10 +317,11 @@ def _null_tolerant_schema(schema: str) -> str:
 
 def _restore_not_null(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA writable_schema = ON")
-    conn.execute(
-        "UPDATE sqlite_master SET sql = replace(sql, 'region TEXT,', 'region TEXT NOT NULL,') "
-        "WHERE name = 'ec2_instances'"
-    )
+    with conn:
+        conn.execute(
+            "UPDATE sqlite_master SET sql = replace(sql, 'region TEXT,', 'region TEXT NOT NULL,') "
+            "WHERE name = 'ec2_instances'"
+        )
     conn.execute("PRAGMA writable_schema = OFF")
 
 

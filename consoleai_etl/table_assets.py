@@ -6,13 +6,17 @@ the step, because a failed step would skip the report.
 """
 
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 
 import dagster as dg
 
 from consoleai_etl.checks import asset_key, check_events, check_specs, dagster_metadata
 from consoleai_etl.core.catalog import ForeignKey, Table
+from consoleai_etl.core.names import pg_identifier
 from consoleai_etl.core.pipeline import stage_table
+from consoleai_etl.core.postgres import redact
 from consoleai_etl.core.report import TableReport
 from consoleai_etl.settings import MigrationSettings
 
@@ -57,6 +61,22 @@ def table_metadata(report: TableReport) -> dict[str, object]:
     return metadata
 
 
+def guarded_step(
+    context: dg.OpExecutionContext, table: Table, step: Callable[[], TableReport]
+) -> TableReport:
+    """Run a table step; an unexpected exception (a bug) becomes the table's load error, so
+    the run still ends with a report instead of a skipped report step."""
+    try:
+        return step()
+    except Exception as exc:
+        context.log.error(f"{table.name}: unexpected error\n{traceback.format_exc()}")
+        return TableReport(
+            table.name,
+            pg_identifier(table.name),
+            error=f"unexpected {type(exc).__name__}: {redact(str(exc))}",
+        )
+
+
 def make_table_asset(
     table: Table, upstream: tuple[Table, ...], deferred: tuple[ForeignKey, ...]
 ) -> dg.AssetsDefinition:
@@ -79,8 +99,16 @@ def make_table_asset(
                 last[0] = time.monotonic()
                 context.log.info(f"{table.name}: {rows:,} rows copied")
 
-        report = stage_table(
-            settings.to_config(), table, context.run.run_id, deferred=deferred, progress=progress
+        report = guarded_step(
+            context.op_execution_context,
+            table,
+            lambda: stage_table(
+                settings.to_config(),
+                table,
+                context.run.run_id,
+                deferred=deferred,
+                progress=progress,
+            ),
         )
         if report.error:
             context.log.error(f"{table.name}: load failed: {report.error}")

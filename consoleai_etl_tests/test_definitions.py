@@ -1,0 +1,71 @@
+"""The Dagster definitions built from a catalog: assets, deps, checks, jobs."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import dagster as dg
+
+from consoleai_etl.core.catalog import Table
+from consoleai_etl.definitions import build_definitions
+from consoleai_etl.sample import TABLE_ORDER
+from consoleai_etl.table_assets import guarded_step
+
+
+def asset_graph(defs: dg.Definitions) -> dict[str, set[str]]:
+    graph = defs.resolve_asset_graph()
+    return {
+        key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
+        for key in graph.get_all_asset_keys()
+    }
+
+
+def test_missing_source_still_shows_the_consoleai_domain_tables(tmp_path: Path) -> None:
+    defs = build_definitions(tmp_path / "does-not-exist.sqlite")
+    graph = asset_graph(defs)
+    assert set(graph) == {*TABLE_ORDER, "migration_report"}
+    assert graph["user_roles"] == {"users", "roles"}
+    assert graph["migration_report"] == set(TABLE_ORDER)
+    assert defs.resolve_job_def("legacy_migration_job")
+    assert defs.resolve_job_def("consistency_check_job")
+
+
+def test_any_sqlite_file_becomes_assets_with_fk_deps_and_safe_names(tmp_path: Path) -> None:
+    db = tmp_path / "other.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(
+            'CREATE TABLE "Order Lines" (id INTEGER PRIMARY KEY, '
+            "order_id INTEGER REFERENCES orders(id));"
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, placed TEXT);"
+            "CREATE TABLE notes (body TEXT);"
+        )
+    defs = build_definitions(db)
+    graph = asset_graph(defs)
+    [lines_key] = [k for k in graph if k.startswith("Order_Lines_")]
+    assert graph[lines_key] == {"orders"}
+    assert {"orders", "notes", "migration_report"} <= set(graph)
+    check_keys = defs.resolve_asset_graph().asset_check_keys
+    assert {(k.asset_key.to_user_string(), k.name) for k in check_keys} == {
+        (lines_key, "row_count"),
+        (lines_key, "not_null"),
+        (lines_key, "primary_key"),
+        (lines_key, "foreign_keys"),
+        ("orders", "row_count"),
+        ("orders", "not_null"),
+        ("orders", "primary_key"),
+        ("notes", "row_count"),
+        ("notes", "not_null"),
+    }
+
+
+def test_an_unexpected_error_in_a_table_step_becomes_the_tables_error() -> None:
+    table = Table("t", (), (), (), (), False, "")
+
+    def broken() -> None:
+        raise RuntimeError("boom at postgresql://u:secret@host/db")
+
+    report = guarded_step(dg.build_op_context(), table, broken)
+
+    assert report.table == "t"
+    assert report.error == "unexpected RuntimeError: boom at postgresql://u:***@host/db"
