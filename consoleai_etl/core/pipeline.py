@@ -90,14 +90,15 @@ def _checks(
         "primary_key": lambda: verify.check_primary_key(pg, schema, table),
         "foreign_keys": lambda: verify.check_foreign_keys(src, pg, table, schema, parent_schema),
     }
-    outcomes = []
-    for name in verify.check_names(table):
-        with pg.transaction():
-            outcome = verify.guarded(name, runs[name])
-        outcomes.append(
-            CheckReport(outcome.name, outcome.passed, outcome.description, outcome.metadata)
-        )
-    return outcomes
+
+    def in_transaction(check: Callable[[], CheckReport]) -> CheckReport:
+        with pg.transaction():  # rolled back before ``guarded`` turns an error into a result
+            return check()
+
+    return [
+        verify.guarded(name, lambda check=runs[name]: in_transaction(check))
+        for name in verify.check_names(table)
+    ]
 
 
 def stage_table(

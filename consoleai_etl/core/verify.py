@@ -1,6 +1,6 @@
 """Consistency checks of one table: SQLite source against a PostgreSQL schema.
 
-Each check returns a ``CheckOutcome`` with numbers in its metadata; a check whose own code
+Each check returns a ``CheckReport`` with numbers in its metadata; a check whose own code
 fails returns ``passed=False`` with the error, so one broken check never hides the others.
 Checks need only the catalog (not the load's plan), so they can re-verify a target that was
 loaded earlier or by another tool.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
@@ -18,16 +17,9 @@ from psycopg import sql
 from consoleai_etl.core.catalog import ForeignKey, Table, sqlite_quote
 from consoleai_etl.core.ddl import qualified
 from consoleai_etl.core.names import pg_identifier
+from consoleai_etl.core.report import CheckReport
 
 SAMPLE_KEYS = 5
-
-
-@dataclass
-class CheckOutcome:
-    name: str
-    passed: bool
-    description: str
-    metadata: dict[str, object] = field(default_factory=dict)
 
 
 def check_names(table: Table) -> list[str]:
@@ -49,7 +41,7 @@ def target_row_count(pg: psycopg.Connection, schema: str, table: Table) -> int:
     return int(pg.execute(query).fetchone()[0])
 
 
-def check_row_count(source_rows: int, target_rows: int, quarantined: int) -> CheckOutcome:
+def check_row_count(source_rows: int, target_rows: int, quarantined: int) -> CheckReport:
     missing = source_rows - target_rows - quarantined
     passed = missing == 0
     description = (
@@ -58,7 +50,7 @@ def check_row_count(source_rows: int, target_rows: int, quarantined: int) -> Che
         else f"{source_rows} source rows but {target_rows} in target + {quarantined} "
         f"quarantined: {abs(missing)} rows {'missing' if missing > 0 else 'extra'}"
     )
-    return CheckOutcome(
+    return CheckReport(
         "row_count",
         passed,
         description,
@@ -71,7 +63,7 @@ def check_row_count(source_rows: int, target_rows: int, quarantined: int) -> Che
     )
 
 
-def check_primary_key(pg: psycopg.Connection, schema: str, table: Table) -> CheckOutcome:
+def check_primary_key(pg: psycopg.Connection, schema: str, table: Table) -> CheckReport:
     target = qualified(schema, pg_identifier(table.name))
     any_null = sql.SQL(" OR ").join(
         sql.SQL("{} IS NULL").format(sql.Identifier(pg_identifier(c))) for c in table.primary_key
@@ -91,7 +83,7 @@ def check_primary_key(pg: psycopg.Connection, schema: str, table: Table) -> Chec
         if passed
         else f"primary key ({key}): {nulls} NULL keys, {len(duplicates)} duplicated keys"
     )
-    return CheckOutcome(
+    return CheckReport(
         "primary_key",
         passed,
         description,
@@ -103,7 +95,7 @@ def check_primary_key(pg: psycopg.Connection, schema: str, table: Table) -> Chec
     )
 
 
-def check_not_null(pg: psycopg.Connection, schema: str, table: Table) -> CheckOutcome:
+def check_not_null(pg: psycopg.Connection, schema: str, table: Table) -> CheckReport:
     """Every column NOT NULL in the source is NOT NULL in the target and holds no NULL."""
     required = [c.name for c in table.columns if c.not_null or c.pk_position]
     rows = pg.execute(
@@ -129,7 +121,7 @@ def check_not_null(pg: psycopg.Connection, schema: str, table: Table) -> CheckOu
         if passed
         else "NOT NULL missing in target on " + ", ".join(missing_constraint)
     )
-    return CheckOutcome(
+    return CheckReport(
         "not_null",
         passed,
         description,
@@ -198,7 +190,7 @@ def check_foreign_keys(
     table: Table,
     schema: str,
     parent_schema: Callable[[str], str],
-) -> CheckOutcome:
+) -> CheckReport:
     """Orphans per FK in the target, with the source's own orphans reported beside them."""
     details, failing = [], []
     for fk in table.foreign_keys:
@@ -237,13 +229,13 @@ def check_foreign_keys(
         )
     passed = not failing
     description = f"{len(details)} foreign keys without orphans" if passed else "; ".join(failing)
-    return CheckOutcome("foreign_keys", passed, description, {"foreign_keys": details})
+    return CheckReport("foreign_keys", passed, description, {"foreign_keys": details})
 
 
-def guarded(name: str, run: Callable[[], CheckOutcome]) -> CheckOutcome:
+def guarded(name: str, run: Callable[[], CheckReport]) -> CheckReport:
     """Run one check; an exception becomes a failed outcome that carries the error."""
     try:
         return run()
     except (psycopg.Error, sqlite3.Error, LookupError, ValueError) as exc:
         message = " ".join(str(exc).split())
-        return CheckOutcome(name, False, f"check could not run: {message}", {"error": message})
+        return CheckReport(name, False, f"check could not run: {message}", {"error": message})
