@@ -6,12 +6,16 @@ resources:
 """
 
 import os
+from pathlib import Path
 
 import dagster as dg
+import yaml
 from pydantic import Field
 
+from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.pipeline import MODES, MigrationConfig
 from consoleai_etl.core.postgres import embedded_dsn
+from consoleai_etl.core.rules import parse_rules
 
 DEFAULT_SQLITE_PATH = "data/consoleai_legacy.sqlite"
 EMBEDDED_DATA_DIR = ".data/postgres"
@@ -19,6 +23,31 @@ EMBEDDED_DATA_DIR = ".data/postgres"
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class CastingRuleConfig(dg.Config):
+    """One casting rule (see the README's "Casting rules")."""
+
+    column: str | None = Field(default=None, description="table.column this rule applies to")
+    declared_type: str | None = Field(default=None, description="or: a declared SQLite type")
+    target_type: str | None = Field(default=None, description="PostgreSQL type to use")
+    date_encoding: str | None = Field(
+        default=None, description="auto | iso | unix_seconds | unix_ms | julian_day"
+    )
+    on_error: str | None = Field(default=None, description="quarantine | fail | widen | null")
+    text_repair: list[str] = Field(default=[], description="strip_nul and/or latin1")
+
+
+def _rules_file(path: str) -> list[dict]:
+    """Rules from a YAML file: a list of rules, or a mapping with a `casting_rules` list."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise MigrationError(f"cannot read casting rules from {path}: {exc}") from None
+    rules = data.get("casting_rules") if isinstance(data, dict) else data
+    if not isinstance(rules, list):
+        raise MigrationError(f"{path}: expected a list of casting rules")
+    return rules
 
 
 class MigrationSettings(dg.ConfigurableResource):
@@ -51,6 +80,15 @@ class MigrationSettings(dg.ConfigurableResource):
     mode: str | None = Field(
         default=None, description=f"One of: {', '.join(MODES)} (CONSOLEAI_MODE)."
     )
+    orphans: str | None = Field(
+        default=None,
+        description="FK orphans: quarantine (default) | keep | fail (CONSOLEAI_ORPHANS).",
+    )
+    casting_rules: list[CastingRuleConfig] | None = Field(
+        default=None,
+        description="Per-column / per-declared-type overrides; else the YAML file named by "
+        "CONSOLEAI_CASTING_RULES.",
+    )
 
     def to_config(self) -> MigrationConfig:
         """The resolved, framework-free config; starts the embedded PostgreSQL if no DSN."""
@@ -66,4 +104,12 @@ class MigrationSettings(dg.ConfigurableResource):
             if self.allow_divergence is None
             else self.allow_divergence,
             mode=self.mode or env.get("CONSOLEAI_MODE", "replace"),
+            orphans=self.orphans or env.get("CONSOLEAI_ORPHANS", "quarantine"),
+            casting_rules=parse_rules(
+                [rule.model_dump() for rule in self.casting_rules]
+                if self.casting_rules is not None
+                else _rules_file(env["CONSOLEAI_CASTING_RULES"])
+                if env.get("CONSOLEAI_CASTING_RULES")
+                else []
+            ),
         )

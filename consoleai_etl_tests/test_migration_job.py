@@ -220,7 +220,7 @@ def make_parent_child(path: Path, child_rows: list[tuple]) -> None:
         conn.executemany("INSERT INTO child VALUES (?, ?)", child_rows)
 
 
-def test_failed_check_blocks_promotion_and_keeps_the_old_target(
+def test_quarantined_orphans_block_promotion_and_keep_the_old_target(
     tmp_path: Path, pg_dsn: str
 ) -> None:
     db = tmp_path / "orphans.sqlite"
@@ -232,28 +232,70 @@ def test_failed_check_blocks_promotion_and_keeps_the_old_target(
 
     assert not result.success and report["status"] == "failure" and not report["promoted"]
     assert fetch(pg_dsn, "SELECT code, parent_id FROM child ORDER BY code") == [("a", 1), ("b", 2)]
+    assert report["reasons"] == ["1 rows quarantined: child (1)"]
     fk = checks_by_table(report)["child"]["foreign_keys"]
-    assert not fk["passed"]
+    assert fk["passed"]  # the orphan went to quarantine, so the staged FK is VALID
     [detail] = fk["metadata"]["foreign_keys"]
-    assert detail["target_orphans"] == 1 and detail["target_sample"] == [["99"]]
+    assert detail["target_orphans"] == 0
     assert detail["source_orphans"] == 1 and detail["source_sample"] == [["99"]]
-    assert "child: check foreign_keys failed" in report["reasons"][0]
+    assert fetch(
+        pg_dsn,
+        "SELECT source_key, column_name, reason FROM consoleai_etl.quarantine WHERE run_id = %s",
+        (result.run_id,),
+    ) == [
+        (
+            {"code": "c"},
+            "parent_id",
+            "orphan: no parent row with (id) = this row's (parent_id)",
+        )
+    ]
     # The report asset wrote its files, then failed the run (it is the only failed step).
     failure = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
     assert [e.step_key for e in failure] == ["migration_report"]
 
 
-def test_allow_divergence_promotes_and_succeeds(tmp_path: Path, pg_dsn: str) -> None:
+def test_orphans_keep_creates_the_fk_not_valid_and_lists_them(tmp_path: Path, pg_dsn: str) -> None:
     db = tmp_path / "orphans.sqlite"
     make_parent_child(db, [("a", 1), ("c", 99)])
 
-    result, report = run_job(db, pg_dsn, tmp_path, allow_divergence=True)
+    result, report = run_job(db, pg_dsn, tmp_path, orphans="keep")
 
-    assert result.success
-    assert report["status"] == "success_with_divergence" and report["promoted"]
+    assert result.success and report["status"] == "success" and report["promoted"]
     assert fetch(pg_dsn, "SELECT count(*) FROM child")[0][0] == 2
     convalidated = fetch(pg_dsn, "SELECT convalidated FROM pg_constraint WHERE contype = 'f'")
-    assert convalidated == [(False,)]  # created NOT VALID because of the orphan
+    assert convalidated == [(False,)]
+    fk = checks_by_table(report)["child"]["foreign_keys"]
+    assert fk["passed"] and "1 orphans kept" in fk["description"]
+    assert fk["metadata"]["foreign_keys"][0]["target_sample"] == [["99"]]
+    [warning] = next(t for t in report["tables"] if t["table"] == "child")["warnings"]
+    assert "created NOT VALID: 1 orphan rows kept" in warning
+
+
+def test_orphans_fail_fails_the_table(tmp_path: Path, pg_dsn: str) -> None:
+    db = tmp_path / "orphans.sqlite"
+    make_parent_child(db, [("a", 1), ("c", 99)])
+
+    result, report = run_job(db, pg_dsn, tmp_path, orphans="fail")
+
+    assert not result.success and report["status"] == "failure"
+    [child] = [t for t in report["tables"] if t["table"] == "child"]
+    assert "1 orphan rows" in child["error"] and "(orphans: fail)" in child["error"]
+    assert not any(c["passed"] for c in child["checks"])
+
+
+def test_allow_divergence_accepts_a_diverged_target(
+    sample_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    run_job(sample_db, pg_dsn, tmp_path / "load")
+    execute(pg_dsn, "DELETE FROM audit_events WHERE id = 8")
+
+    result, report = run_job(
+        sample_db, pg_dsn, tmp_path / "verify", job="consistency_check_job", allow_divergence=True
+    )
+
+    assert result.success
+    assert report["status"] == "success_with_divergence"
+    assert not checks_by_table(report)["audit_events"]["row_count"]["passed"]
 
 
 def test_null_in_not_null_column_is_quarantined_not_dropped(tmp_path: Path, pg_dsn: str) -> None:

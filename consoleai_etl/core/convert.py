@@ -145,51 +145,64 @@ def to_boolean(value: object) -> bool:
     raise _refuse(value, "boolean")
 
 
-def _from_julian(value: float) -> datetime:
+def _from_julian(value: float, target: str) -> datetime:
     if not JULIAN_MIN <= value <= JULIAN_MAX:
-        raise _refuse(value, "timestamp", "Julian day out of range")
+        raise _refuse(value, target, "Julian day out of range")
     return UNIX_EPOCH + timedelta(days=value - JULIAN_UNIX_EPOCH)
 
 
-def _from_unix(value: int) -> datetime:
+def _from_unix(seconds: float, value: object, target: str) -> datetime:
     try:
-        return UNIX_EPOCH + timedelta(seconds=value)
+        return UNIX_EPOCH + timedelta(seconds=seconds)
     except OverflowError:
-        raise _refuse(value, "timestamp", "unix time out of range") from None
+        raise _refuse(value, target, "unix time out of range") from None
 
 
-def _parse_datetime(value: object, target: str) -> datetime:
-    """ISO-8601 text, unix epoch seconds (integers) or Julian days (reals)."""
+def _parse_datetime(value: object, target: str, encoding: str) -> datetime:
+    """ISO-8601 text always; numbers as the date encoding says.
+
+    ``auto`` reads integers as unix seconds and reals as Julian days (SQLite's own two
+    numeric date forms); ``iso`` refuses numbers; the others read any number their way.
+    """
     if type(value) is str:
         try:
             return datetime.fromisoformat(value.strip())
         except ValueError:
             raise _refuse(value, target, "not an ISO-8601 date/time") from None
-    if type(value) is int:
-        return _from_unix(value)
-    if type(value) is float and math.isfinite(value):
-        return _from_julian(value)
-    raise _refuse(value, target)
+    if type(value) not in (int, float) or not math.isfinite(value) or encoding == "iso":
+        raise _refuse(value, target)
+    if encoding == "julian_day" or (encoding == "auto" and type(value) is float):
+        return _from_julian(value, target)
+    seconds = value / 1000 if encoding == "unix_ms" else value
+    return _from_unix(seconds, value, target)
 
 
-def to_timestamp(value: object) -> datetime:
-    moment = _parse_datetime(value, "timestamp")
-    if moment.tzinfo is not None:
-        # timestamp without time zone keeps the instant, expressed in UTC.
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+def make_temporal(kind: str, encoding: str = "auto") -> Converter:
+    """A converter to ``date``, ``timestamp`` or ``timestamptz`` for a date encoding."""
+
+    def to_timestamp(value: object) -> datetime:
+        moment = _parse_datetime(value, "timestamp", encoding)
+        if moment.tzinfo is not None:
+            # timestamp without time zone keeps the instant, expressed in UTC.
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        return moment
+
+    def to_timestamptz(value: object) -> datetime:
+        moment = _parse_datetime(value, "timestamptz", encoding)
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+    def to_date(value: object) -> date:
+        moment = _parse_datetime(value, "date", encoding)
+        if moment.time() != time(0) or moment.tzinfo is not None:
+            raise _refuse(value, "date", "has a time of day that a date would drop")
+        return moment.date()
+
+    return {"timestamp": to_timestamp, "timestamptz": to_timestamptz, "date": to_date}[kind]
 
 
-def to_timestamptz(value: object) -> datetime:
-    moment = _parse_datetime(value, "timestamptz")
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def to_date(value: object) -> date:
-    moment = _parse_datetime(value, "date")
-    if moment.time() != time(0) or moment.tzinfo is not None:
-        raise _refuse(value, "date", "has a time of day that a date would drop")
-    return moment.date()
+to_timestamp = make_temporal("timestamp")
+to_timestamptz = make_temporal("timestamptz")
+to_date = make_temporal("date")
 
 
 def _reject_constant(name: str) -> None:

@@ -20,11 +20,12 @@ from psycopg import sql
 from consoleai_etl.core import bookkeeping, verify
 from consoleai_etl.core.catalog import ForeignKey, Table, sqlite_quote
 from consoleai_etl.core.errors import MigrationError
-from consoleai_etl.core.load import load_table
+from consoleai_etl.core.load import LoadOptions, load_table
 from consoleai_etl.core.names import pg_identifier
 from consoleai_etl.core.postgres import connect, redact
-from consoleai_etl.core.promote import promote, staged_tables
+from consoleai_etl.core.promote import promote
 from consoleai_etl.core.report import FAILURE, CheckReport, MigrationReport, TableReport, decide
+from consoleai_etl.core.rules import ORPHAN_POLICIES, CastingRule
 from consoleai_etl.core.source import open_source
 
 MODES = ("replace",)
@@ -39,10 +40,16 @@ class MigrationConfig:
     dry_run: bool = False
     allow_divergence: bool = False
     mode: str = "replace"
+    orphans: str = "quarantine"
+    casting_rules: tuple[CastingRule, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise MigrationError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if self.orphans not in ORPHAN_POLICIES:
+            raise MigrationError(
+                f"unknown orphans policy {self.orphans!r}: use one of {', '.join(ORPHAN_POLICIES)}"
+            )
 
 
 def now() -> str:
@@ -78,7 +85,8 @@ def _checks(
     pg: psycopg.Connection,
     table: Table,
     schema: str,
-    parent_schema: Callable[[str], str],
+    parent_schemas: tuple[str, ...],
+    orphans: str,
     source_rows: Callable[[], int],
     quarantined: int,
 ) -> list[CheckReport]:
@@ -88,7 +96,9 @@ def _checks(
         ),
         "not_null": lambda: verify.check_not_null(pg, schema, table),
         "primary_key": lambda: verify.check_primary_key(pg, schema, table),
-        "foreign_keys": lambda: verify.check_foreign_keys(src, pg, table, schema, parent_schema),
+        "foreign_keys": lambda: verify.check_foreign_keys(
+            src, pg, table, schema, parent_schemas, orphans
+        ),
     }
 
     def in_transaction(check: Callable[[], CheckReport]) -> CheckReport:
@@ -124,7 +134,7 @@ def stage_table(
                 schema=staging,
                 target_schema=config.target_schema,
                 run_id=run_id,
-                deferred=deferred,
+                options=LoadOptions(config.casting_rules, config.orphans, deferred),
                 progress=progress,
             )
             report.source_rows = result.source_rows
@@ -145,17 +155,13 @@ def stage_table(
                 }
                 for c in plan.columns
             ]
-            staged = staged_tables(pg, staging)
-
-            def parent_schema(parent: str) -> str:
-                return staging if pg_identifier(parent) in staged else config.target_schema
-
             report.checks = _checks(
                 src,
                 pg,
                 table,
                 staging,
-                parent_schema,
+                (staging, config.target_schema),
+                config.orphans,
                 lambda: result.source_rows,
                 result.quarantined_rows,
             )
@@ -182,7 +188,8 @@ def verify_table(config: MigrationConfig, table: Table) -> TableReport:
                 pg,
                 table,
                 config.target_schema,
-                lambda _parent: config.target_schema,
+                (config.target_schema,),
+                config.orphans,
                 lambda: report.source_rows or 0,
                 report.quarantined_rows,
             )

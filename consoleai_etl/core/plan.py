@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from consoleai_etl.core import convert
 from consoleai_etl.core.catalog import Column, Table
 from consoleai_etl.core.names import pg_identifier
+from consoleai_etl.core.rules import DEFAULT_RULE, CastingRule, ColumnRule, rule_for
 
 STORAGE_CLASSES = ("integer", "real", "text", "blob", "null")
 
@@ -37,8 +38,12 @@ class ColumnPlan:
     pg_type: PgType
     not_null: bool
     identity: bool
-    default: str | None
+    default: object
     reason: str
+    rule: ColumnRule = DEFAULT_RULE
+
+    def converter(self) -> convert.Converter:
+        return converter_for(self.pg_type, self.rule.date_encoding)
 
     @property
     def native_classes(self) -> frozenset[str]:
@@ -136,18 +141,17 @@ _CONVERTERS = {
     "double": convert.to_double,
     "bytea": convert.to_bytea,
     "boolean": convert.to_boolean,
-    "date": convert.to_date,
-    "timestamp": convert.to_timestamp,
-    "timestamptz": convert.to_timestamptz,
     "jsonb": convert.to_json_text,
 }
 
 
-def converter_for(pg_type: PgType) -> convert.Converter:
+def converter_for(pg_type: PgType, date_encoding: str = "auto") -> convert.Converter:
     if pg_type.kind == "numeric":
         return convert.make_numeric(pg_type.precision, pg_type.scale)
     if pg_type.kind == "text":
         return convert.make_text(pg_type.length)
+    if pg_type.kind in ("date", "timestamp", "timestamptz"):
+        return convert.make_temporal(pg_type.kind, date_encoding)
     return _CONVERTERS[pg_type.kind]
 
 
@@ -189,9 +193,15 @@ class SqlDefault:
     sql: str
 
 
-def plan_column(table: Table, column: Column, observed: dict[str, int]) -> tuple[ColumnPlan, list]:
+def plan_column(
+    table: Table, column: Column, observed: dict[str, int], rule: ColumnRule = DEFAULT_RULE
+) -> tuple[ColumnPlan, list]:
     declared = declared_pg_type(column.declared_type) if column.declared_type else None
-    if declared is not None:
+    if rule.target_type is not None:
+        pg_type = declared_pg_type(rule.target_type)
+        assert pg_type is not None  # validated when the rule was parsed
+        reason = f"{rule.source}: {rule.target_type}"
+    elif declared is not None:
         pg_type, reason = declared, f"declared {column.declared_type}"
     else:
         pg_type, why = observed_pg_type(observed)
@@ -216,17 +226,24 @@ def plan_column(table: Table, column: Column, observed: dict[str, int]) -> tuple
         identity=identity,
         default=default,
         reason=reason,
+        rule=rule,
     )
     if plan.name != column.name:
         warnings.append(f"column {column.name!r} renamed to {plan.name!r} (63-byte limit)")
     return plan, warnings
 
 
-def plan_table(table: Table, profile: dict[str, dict[str, int]], source_rows: int) -> TablePlan:
-    """The target plan for ``table`` given its measured storage-class profile."""
+def plan_table(
+    table: Table,
+    profile: dict[str, dict[str, int]],
+    source_rows: int,
+    rules: tuple[CastingRule, ...] = (),
+) -> TablePlan:
+    """The target plan for ``table`` given its measured storage-class profile and rules."""
     columns, warnings = [], []
     for column in table.columns:
-        plan, column_warnings = plan_column(table, column, profile.get(column.name, {}))
+        rule = rule_for(rules, table.name, column.name, column.declared_type)
+        plan, column_warnings = plan_column(table, column, profile.get(column.name, {}), rule)
         columns.append(plan)
         warnings += column_warnings
     name = pg_identifier(table.name)

@@ -11,9 +11,9 @@ import psycopg
 from psycopg import sql
 
 from consoleai_etl.core.catalog import ForeignKey, Table
+from consoleai_etl.core.constraints import add_foreign_keys
 from consoleai_etl.core.ddl import qualified
 from consoleai_etl.core.errors import TargetError
-from consoleai_etl.core.load import add_foreign_keys
 from consoleai_etl.core.names import pg_identifier
 
 
@@ -37,7 +37,9 @@ def promote(
     """
     warnings: list[str] = []
     for table, fk in deferred:
-        warnings += add_foreign_keys(pg, table, (fk,), staging, target)
+        # Orphans of a cycle-closing FK are kept (NOT VALID): the tables' counts are final.
+        fk_warnings, _ = add_foreign_keys(pg, table, (fk,), staging, target, orphans="keep")
+        warnings += fk_warnings
     names = [pg_identifier(t.name) for t in tables]
     pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target)))
     existing = sorted(staged_tables(pg, target) & set(names))

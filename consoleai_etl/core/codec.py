@@ -1,0 +1,108 @@
+"""Column codecs: a column's rule applied to each source value on its way into COPY.
+
+A codec repairs text when the rule asks (strip NUL, read invalid UTF-8 as Latin-1),
+converts the value, and on a refusal either nulls it (``on_error: null``) or raises
+``ConversionError`` for the loader to quarantine the row or fail the table. It counts what
+it changed so the report can say so.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, replace
+
+from consoleai_etl.core.catalog import sqlite_quote
+from consoleai_etl.core.convert import Converter
+from consoleai_etl.core.errors import ConversionError
+from consoleai_etl.core.plan import ColumnPlan, PgType, TablePlan
+from consoleai_etl.core.source import InvalidText
+
+
+@dataclass
+class ColumnCodec:
+    plan: ColumnPlan
+    convert: Converter | None
+    repaired: int = 0
+    nulled: int = 0
+
+    def __call__(self, value: object) -> object:
+        if value is None:
+            if self.plan.not_null:
+                raise ConversionError("NULL in a NOT NULL column")
+            return None
+        repairs = self.plan.rule.text_repair
+        if repairs:
+            if "latin1" in repairs and isinstance(value, InvalidText):
+                value = bytes(value).decode("latin-1")
+                self.repaired += 1
+            if "strip_nul" in repairs and type(value) is str and "\x00" in value:
+                value = value.replace("\x00", "")
+                self.repaired += 1
+        if self.convert is None:
+            return value
+        try:
+            return self.convert(value)
+        except ConversionError:
+            if self.plan.rule.on_error == "null" and not self.plan.not_null:
+                self.nulled += 1
+                return None
+            raise
+
+    def warnings(self) -> list[str]:
+        name = self.plan.source
+        notes = []
+        if self.repaired:
+            notes.append(
+                f"column {name}: {self.repaired} values repaired "
+                f"({', '.join(self.plan.rule.text_repair)})"
+            )
+        if self.nulled:
+            notes.append(
+                f"column {name}: {self.nulled} unconvertible values set to NULL (on_error: null)"
+            )
+        return notes
+
+
+def codec_for(column: ColumnPlan) -> ColumnCodec | None:
+    """The column's codec, or None when its values can be sent untouched (the fast path)."""
+    rejects_null = column.not_null and column.observed.get("null", 0) > 0
+    if not column.needs_conversion() and not rejects_null:
+        return None
+    return ColumnCodec(column, column.converter() if column.needs_conversion() else None)
+
+
+def widen_columns(src: sqlite3.Connection, plan: TablePlan) -> TablePlan:
+    """Columns ruled ``on_error: widen`` become text when any stored value would be refused.
+
+    Decided by a scan of just those columns before the table is created, because a column's
+    type cannot change in the middle of a COPY.
+    """
+    columns = []
+    for column in plan.columns:
+        if column.rule.on_error == "widen" and column.pg_type.kind != "text":
+            refused = _count_refused(src, plan.table.name, column)
+            if refused:
+                column = replace(
+                    column,
+                    pg_type=PgType("text", "text"),
+                    reason=f"{column.reason}; widened to text: {refused} values could not "
+                    f"become {column.pg_type.sql}",
+                )
+        columns.append(column)
+    return replace(plan, columns=tuple(columns))
+
+
+def _count_refused(src: sqlite3.Connection, table: str, column: ColumnPlan) -> int:
+    convert = column.converter()
+    cursor = src.execute(
+        f"SELECT {sqlite_quote(column.source)} FROM {sqlite_quote(table)} "
+        f"WHERE {sqlite_quote(column.source)} IS NOT NULL"
+    )
+    refused = 0
+    while batch := cursor.fetchmany(5_000):
+        for (value,) in batch:
+            try:
+                convert(value)
+            except ConversionError:
+                refused += 1
+    return refused

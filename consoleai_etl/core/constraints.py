@@ -1,0 +1,150 @@
+"""Keys, indexes and foreign keys of a staged table, created after its data.
+
+Before a constraint is created, the rows that would break it are dealt with explicitly:
+duplicate primary keys (possible after conversion, e.g. '1' and 1 in an untyped key) go to
+quarantine keeping the first occurrence, and FK orphans follow the orphan policy:
+``quarantine`` (rows to quarantine, FK created VALID), ``keep`` (FK created NOT VALID, orphans
+listed) or ``fail`` (the table fails). Any other constraint that cannot be created becomes a
+warning instead of aborting the table.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from consoleai_etl.core import ddl
+from consoleai_etl.core.catalog import ForeignKey, Table
+from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.names import pg_identifier
+from consoleai_etl.core.plan import TablePlan
+from consoleai_etl.core.verify import orphan_condition, pg_orphans, table_schema
+
+
+def _attempt(pg: psycopg.Connection, statement: sql.Composable, what: str) -> list[str]:
+    """Run one statement in a savepoint; a failure becomes a warning, not an abort."""
+    try:
+        with pg.transaction():
+            pg.execute(statement)
+    except psycopg.Error as exc:
+        return [f"{what} not created: {' '.join(str(exc).split())}"]
+    return []
+
+
+def _key_json(table: Table, alias: str) -> sql.Composable:
+    if not table.primary_key:
+        return sql.SQL("NULL::jsonb")
+    return sql.SQL("jsonb_build_object({})").format(
+        sql.SQL(", ").join(
+            sql.SQL("{}, {}.{}").format(
+                sql.Literal(c), sql.Identifier(alias), sql.Identifier(pg_identifier(c))
+            )
+            for c in table.primary_key
+        )
+    )
+
+
+def _move_to_quarantine(
+    pg: psycopg.Connection,
+    table: Table,
+    schema: str,
+    run_id: str,
+    condition: sql.Composable,
+    column: str,
+    reason: str,
+) -> int:
+    """Delete the staged rows matching ``condition`` (alias ``c``) into the quarantine."""
+    statement = sql.SQL(
+        "WITH gone AS (DELETE FROM {table} c WHERE {condition} RETURNING c.*) "
+        "INSERT INTO consoleai_etl.quarantine "
+        "(run_id, source_table, source_key, column_name, reason, row_data) "
+        "SELECT {run}, {name}, {key}, {column}, {reason}, to_jsonb(gone) FROM gone"
+    ).format(
+        table=ddl.qualified(schema, pg_identifier(table.name)),
+        condition=condition,
+        run=sql.Literal(run_id),
+        name=sql.Literal(table.name),
+        key=_key_json(table, "gone"),
+        column=sql.Literal(column),
+        reason=sql.Literal(reason),
+    )
+    return pg.execute(statement).rowcount
+
+
+def quarantine_duplicate_keys(
+    pg: psycopg.Connection, table: Table, schema: str, run_id: str
+) -> int:
+    """Quarantine all but the first (in source order) of rows sharing a primary key."""
+    if not table.primary_key:
+        return 0
+    keys = sql.SQL(", ").join(sql.Identifier(pg_identifier(c)) for c in table.primary_key)
+    condition = sql.SQL(
+        "c.ctid IN (SELECT ctid FROM (SELECT ctid, row_number() OVER "
+        "(PARTITION BY {keys} ORDER BY ctid) AS n FROM {table}) d WHERE n > 1)"
+    ).format(keys=keys, table=ddl.qualified(schema, pg_identifier(table.name)))
+    return _move_to_quarantine(
+        pg, table, schema, run_id, condition, ", ".join(table.primary_key),
+        "duplicate primary key (the first occurrence was kept)",
+    )  # fmt: skip
+
+
+def add_keys_and_indexes(pg: psycopg.Connection, plan: TablePlan, schema: str) -> list[str]:
+    warnings = []
+    if plan.table.primary_key:
+        warnings += _attempt(pg, ddl.primary_key(plan, schema), "primary key")
+    for index in plan.table.indexes:
+        if index.origin != "pk" and not index.unsupported:
+            warnings += _attempt(pg, ddl.index(plan, index, schema), f"index {index.name}")
+    identity = ddl.set_identity(plan, schema)
+    if identity is not None:
+        pg.execute(identity)
+    return warnings
+
+
+def add_foreign_keys(
+    pg: psycopg.Connection,
+    table: Table,
+    fks: tuple[ForeignKey, ...],
+    schema: str,
+    target_schema: str,
+    *,
+    orphans: str = "keep",
+    run_id: str = "",
+) -> tuple[list[str], int]:
+    """Create ``fks`` (parents staged in this run, else in the target); returns
+    (warnings, rows quarantined as orphans)."""
+    warnings, quarantined = [], 0
+    for fk in fks:
+        label = f"foreign key {table.name}({', '.join(fk.columns)}) -> {fk.ref_table}"
+        parent_schema = table_schema(pg, (schema, target_schema), pg_identifier(fk.ref_table))
+        if parent_schema is None or not fk.ref_columns:
+            warnings.append(f"{label} not created: parent table {fk.ref_table} does not exist")
+            continue
+        parent_columns = tuple(pg_identifier(c) for c in fk.ref_columns)
+        try:
+            with pg.transaction():
+                count, sample = pg_orphans(pg, table, fk, schema, parent_schema, 5)
+                if count and orphans == "quarantine":
+                    quarantined += _move_to_quarantine(
+                        pg, table, schema, run_id,
+                        orphan_condition(fk, parent_schema),
+                        ", ".join(fk.columns),
+                        f"orphan: no {fk.ref_table} row with "
+                        f"({', '.join(fk.ref_columns)}) = this row's ({', '.join(fk.columns)})",
+                    )  # fmt: skip
+                    count = 0
+        except psycopg.Error as exc:
+            warnings.append(f"{label} not created: {' '.join(str(exc).split())}")
+            continue
+        if count and orphans == "fail":
+            raise MigrationError(
+                f"{label}: {count} orphan rows, e.g. {sample} (orphans: fail); fix the source "
+                "or choose orphans: quarantine / keep"
+            )
+        if count:
+            warnings.append(f"{label} created NOT VALID: {count} orphan rows kept, e.g. {sample}")
+        statement = ddl.foreign_key(
+            table, fk, schema, parent_schema, parent_columns, valid=not count
+        )
+        warnings += _attempt(pg, statement, label)
+    return warnings, quarantined
