@@ -34,7 +34,7 @@ def consistency_report(
     config = settings.to_config()
     report = new_report(context, config)
     report.tables = sorted(tables, key=lambda t: t.table)
-    finalize(config, report, [], promote_tables=False)
+    finalize(config, report)
     result = publish(context, config, report)
     yield dg.Output(None, metadata=result.metadata)
 

@@ -14,6 +14,7 @@ from consoleai_etl.checks import asset_key
 from consoleai_etl.core.catalog import Catalog, ForeignKey, Table
 from consoleai_etl.core.pipeline import MigrationConfig, finalize, now
 from consoleai_etl.core.postgres import redact
+from consoleai_etl.core.promote import Promotion
 from consoleai_etl.core.report import FAILURE, CheckReport, MigrationReport, TableReport
 from consoleai_etl.settings import MigrationSettings
 from consoleai_etl.table_assets import TABLE_REPORT_KEY
@@ -122,15 +123,16 @@ def make_report_asset(
         config = settings.to_config()
         report = new_report(context.op_execution_context, config)
         report.tables = _run_tables(context.op_execution_context, catalog)
-        report.schema_objects_skipped = [{"kind": o.kind, "name": o.name} for o in catalog.others]
+        report.schema_objects_skipped = [
+            {"kind": o.kind, "name": o.name} for o in catalog.others if o.kind != "view"
+        ]
         loaded = {t.table for t in report.tables}
-        finalize(
-            config,
-            report,
-            [t for t in catalog.tables if t.name in loaded],
+        promotion = Promotion(
+            catalog,
+            tuple(t for t in catalog.tables if t.name in loaded),
             tuple((t, fk) for t, fk in deferred if t.name in loaded),
-            promote_tables=True,
         )
+        finalize(config, report, promotion)
         return publish(context.op_execution_context, config, report)
 
     return migration_report

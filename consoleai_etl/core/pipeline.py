@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.load import LoadOptions, load_table
 from consoleai_etl.core.names import pg_identifier
 from consoleai_etl.core.postgres import connect, redact
-from consoleai_etl.core.promote import promote
+from consoleai_etl.core.promote import Promotion, promote
 from consoleai_etl.core.report import FAILURE, CheckReport, MigrationReport, TableReport, decide
 from consoleai_etl.core.rules import ORPHAN_POLICIES, CastingRule
 from consoleai_etl.core.source import open_source
@@ -199,29 +199,26 @@ def verify_table(config: MigrationConfig, table: Table) -> TableReport:
 
 
 def finalize(
-    config: MigrationConfig,
-    report: MigrationReport,
-    tables: list[Table],
-    deferred: tuple[tuple[Table, ForeignKey], ...] = (),
-    *,
-    promote_tables: bool,
+    config: MigrationConfig, report: MigrationReport, promotion: Promotion | None = None
 ) -> MigrationReport:
-    """Decide the verdict, promote staged tables when allowed, record the run, write files."""
+    """Decide the verdict, promote (when a promotion is given and allowed), record the run,
+    write the files. The consistency job passes no promotion: it only verifies."""
     decide(report)
     staging = bookkeeping.staging_schema(report.run_id)
     try:
         with connect(config.pg_dsn) as pg:
             bookkeeping.ensure_bookkeeping(pg)
-            if promote_tables and report.status != FAILURE and not config.dry_run:
+            if promotion and report.status != FAILURE and not config.dry_run:
                 try:
                     with pg.transaction():
                         report.promoted = True
-                        report.warnings += promote(
-                            pg, staging, config.target_schema, tables, deferred
-                        )
+                        warnings, views = promote(pg, staging, config.target_schema, promotion)
+                        report.warnings += warnings
+                        report.views = [asdict(v) for v in views]
                         _record(pg, report)
                 except (MigrationError, psycopg.Error) as exc:
                     report.promoted = False
+                    report.views = []
                     report.status = FAILURE
                     report.reasons.append(f"promotion failed, target unchanged: {_one_line(exc)}")
             if not report.promoted:

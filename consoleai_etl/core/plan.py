@@ -131,10 +131,28 @@ def observed_pg_type(observed: dict[str, int]) -> tuple[PgType, str]:
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-_CURRENT = {
-    ("CURRENT_TIMESTAMP", "timestamp"): "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')",
-    ("CURRENT_TIMESTAMP", "timestamptz"): "CURRENT_TIMESTAMP",
-    ("CURRENT_DATE", "date"): "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')::date",
+# SQLite's "now" expressions (always UTC) and their PostgreSQL equivalents per target kind.
+_UTC_NOW = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
+_NOW_DATETIME = {
+    "timestamp": _UTC_NOW,
+    "timestamptz": "CURRENT_TIMESTAMP",
+    "date": f"{_UTC_NOW}::date",
+    "text": f"to_char({_UTC_NOW}, 'YYYY-MM-DD HH24:MI:SS')",
+}
+_NOW_DATE = {"date": f"{_UTC_NOW}::date", "text": f"to_char({_UTC_NOW}, 'YYYY-MM-DD')"}
+_NOW_EPOCH = {
+    "bigint": "extract(epoch FROM CURRENT_TIMESTAMP)::bigint",
+    "double": "extract(epoch FROM CURRENT_TIMESTAMP)::double precision",
+}
+_EXPRESSIONS = {
+    "current_timestamp": _NOW_DATETIME,
+    "datetime('now')": _NOW_DATETIME,
+    "strftime('%Y-%m-%d %H:%M:%S','now')": _NOW_DATETIME,
+    "current_date": _NOW_DATE,
+    "date('now')": _NOW_DATE,
+    "strftime('%s','now')": _NOW_EPOCH,
+    "cast(strftime('%s','now')as integer)": _NOW_EPOCH,
+    "julianday('now')": {"double": "(extract(epoch FROM CURRENT_TIMESTAMP) / 86400 + 2440587.5)"},
 }
 _CONVERTERS = {
     "bigint": convert.to_bigint,
@@ -155,6 +173,18 @@ def converter_for(pg_type: PgType, date_encoding: str = "auto") -> convert.Conve
     return _CONVERTERS[pg_type.kind]
 
 
+_QUOTED = re.compile(r"('(?:[^']|'')*')")
+
+
+def _normalize(expression: str) -> str:
+    """Lower case and single spaces outside string literals; no space around , ( )."""
+    parts = _QUOTED.split(expression)
+    for i in range(0, len(parts), 2):  # even parts are outside quotes
+        text = " ".join(parts[i].lower().split())
+        parts[i] = re.sub(r"\s*([(),])\s*", r"\1", text)
+    return "".join(parts)
+
+
 def translate_default(default_sql: str | None, pg_type: PgType) -> tuple[object, str | None]:
     """(the default as a Python value or SQL text marker, warning). None means no default.
 
@@ -169,8 +199,9 @@ def translate_default(default_sql: str | None, pg_type: PgType) -> tuple[object,
     upper = text.upper()
     if upper == "NULL":
         return None, None
-    if (upper, pg_type.kind) in _CURRENT:
-        return SqlDefault(_CURRENT[(upper, pg_type.kind)]), None
+    expression = _EXPRESSIONS.get(_normalize(text), {}).get(pg_type.kind)
+    if expression:
+        return SqlDefault(expression), None
     value: object
     if _NUMBER.match(text):
         value = int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)

@@ -7,14 +7,17 @@ and new tables: either the transaction commits or the old tables stay as they we
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psycopg
 from psycopg import sql
 
-from consoleai_etl.core.catalog import ForeignKey, Table
+from consoleai_etl.core.catalog import Catalog, ForeignKey, SchemaObject, Table
 from consoleai_etl.core.constraints import add_foreign_keys
 from consoleai_etl.core.ddl import qualified
 from consoleai_etl.core.errors import TargetError
 from consoleai_etl.core.names import pg_identifier
+from consoleai_etl.core.views import ViewResult, create_views, drop_views
 
 
 def staged_tables(pg: psycopg.Connection, staging: str) -> set[str]:
@@ -24,24 +27,35 @@ def staged_tables(pg: psycopg.Connection, staging: str) -> set[str]:
     return {name for (name,) in rows}
 
 
+@dataclass(frozen=True)
+class Promotion:
+    """What a migration run promotes: its staged tables, cycle FKs and the source's views."""
+
+    catalog: Catalog
+    tables: tuple[Table, ...]
+    deferred: tuple[tuple[Table, ForeignKey], ...] = ()
+
+    @property
+    def views(self) -> list[SchemaObject]:
+        return [o for o in self.catalog.others if o.kind == "view"]
+
+
 def promote(
-    pg: psycopg.Connection,
-    staging: str,
-    target: str,
-    tables: list[Table],
-    deferred: tuple[tuple[Table, ForeignKey], ...] = (),
-) -> list[str]:
-    """Replace the target's copies of ``tables`` by the staged ones; returns warnings.
+    pg: psycopg.Connection, staging: str, target: str, promotion: Promotion
+) -> tuple[list[str], list[ViewResult]]:
+    """Replace the target's copies of the tables by the staged ones, then (re)create views.
 
     Must run inside the caller's transaction, so the run's history row commits with it.
+    Returns (warnings, view results).
     """
     warnings: list[str] = []
-    for table, fk in deferred:
+    for table, fk in promotion.deferred:
         # Orphans of a cycle-closing FK are kept (NOT VALID): the tables' counts are final.
         fk_warnings, _ = add_foreign_keys(pg, table, (fk,), staging, target, orphans="keep")
         warnings += fk_warnings
-    names = [pg_identifier(t.name) for t in tables]
+    names = [pg_identifier(t.name) for t in promotion.tables]
     pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target)))
+    drop_views(pg, target, promotion.views)
     existing = sorted(staged_tables(pg, target) & set(names))
     if existing:
         try:
@@ -63,4 +77,4 @@ def promote(
                 qualified(staging, name), sql.Identifier(target)
             )
         )
-    return warnings
+    return warnings, create_views(pg, target, promotion.views, promotion.catalog)

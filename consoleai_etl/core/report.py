@@ -57,6 +57,7 @@ class MigrationReport:
     reasons: list[str] = field(default_factory=list)
     promoted: bool = False
     warnings: list[str] = field(default_factory=list)
+    views: list[dict[str, object]] = field(default_factory=list)
     schema_objects_skipped: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -119,6 +120,12 @@ class MigrationReport:
         warnings += [f"- **{_md(t.table)}**: {_md(w)}" for t in self.tables for w in t.warnings]
         warnings += [
             f"- {o['kind']} `{_md(o['name'])}` not migrated" for o in self.schema_objects_skipped
+        ]
+        warnings += [
+            f"- view `{_md(v['name'])}` not created: {_md(v['error'])}; source SQL: "
+            f"`{_md(v['source_sql'])}`; translated: `{_md(v['target_sql'])}`"
+            for v in self.views
+            if not v["created"]
         ]
         if warnings:
             lines += ["", "## Warnings", "", *warnings]
