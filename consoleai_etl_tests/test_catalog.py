@@ -303,3 +303,31 @@ def test_two_table_cycle_is_broken_deterministically() -> None:
     # The same schema created in another order gives the same answer.
     reordered = "\n".join(reversed(CYCLE.strip().splitlines()))
     assert load_order(catalog_of(reordered)) == order
+
+
+def test_a_table_named_like_a_shadow_table_is_still_data() -> None:
+    catalog = catalog_of(
+        "CREATE VIRTUAL TABLE docs USING fts5(body);"
+        "CREATE TABLE docs_archive (id INTEGER PRIMARY KEY, body TEXT);"
+    )
+    assert [t.name for t in catalog.tables] == ["docs_archive"]
+    assert "docs_archive" not in {o.name for o in catalog.others}
+
+
+def test_integer_primary_key_desc_is_not_a_rowid_alias() -> None:
+    # SQLite's documented quirk: DESC makes it an ordinary indexed column, not the rowid.
+    [table] = catalog_of("CREATE TABLE d (x INTEGER PRIMARY KEY DESC, y)").tables
+    assert table.primary_key == ("x",)
+    assert table.rowid_alias is None
+
+
+def test_a_table_that_only_depends_on_a_cycle_still_waits_for_its_parent() -> None:
+    catalog = catalog_of(
+        "CREATE TABLE x (id INTEGER PRIMARY KEY, y_id INTEGER REFERENCES y(id));"
+        "CREATE TABLE y (id INTEGER PRIMARY KEY, x_id INTEGER REFERENCES x(id));"
+        "CREATE TABLE a (id INTEGER PRIMARY KEY, x_id INTEGER REFERENCES x(id));"
+    )
+    order = load_order(catalog)
+    assert order.upstream["a"] == ("x",)
+    assert order.tables.index("x") < order.tables.index("a")
+    assert [(child, fk.ref_table) for child, fk in order.deferred] == [("x", "y")]

@@ -537,3 +537,16 @@ def test_redact_leaves_dsns_without_password_alone(dsn: str) -> None:
 
 def test_redact_hides_password_query_parameter() -> None:
     assert "s3cret" not in redact("postgresql://alice@db/app?password=s3cret&sslmode=require")
+
+
+def test_json_with_a_lone_surrogate_escape_is_refused() -> None:
+    with pytest.raises(ConversionError, match="lone UTF-16 surrogate"):
+        to_json_text('"\\ud800"')
+    assert to_json_text('"\\ud83d\\ude00"') == '"\\ud83d\\ude00"'  # a valid pair
+
+
+def test_an_escaped_backslash_before_u0000_is_valid_json() -> None:
+    text = '["\\\\u0000"]'  # JSON for the 6-character string \u0000, which jsonb accepts
+    assert to_json_text(text) == text
+    with pytest.raises(ConversionError, match="u0000"):
+        to_json_text('{"k\\u0000": 1}')

@@ -345,3 +345,9 @@ def test_dagster_name_keeps_safe_names_and_separates_the_rest() -> None:
     assert dagster_name("a b").startswith("a_b_")
     results = [dagster_name(n) for n in DAGSTER_INPUTS]
     assert len(set(results)) == len(DAGSTER_INPUTS)
+
+
+def test_an_expression_between_quotes_is_not_a_string_literal() -> None:
+    value, warning = translate_default("'a' || 'b'", PgType("text", "text"))
+    assert value is None and warning and "not translated" in warning
+    assert translate_default("'it''s'", PgType("text", "text")) == ("it's", None)

@@ -54,6 +54,10 @@ class Table:
         if self.without_rowid or len(self.primary_key) != 1:
             return None
         column = self.column(self.primary_key[0])
+        # "INTEGER PRIMARY KEY DESC" is SQLite's documented exception: it gets a real
+        # index (origin "pk") instead of aliasing the rowid.
+        if any(index.origin == "pk" for index in self.indexes):
+            return None
         return column.name if column.declared_type.strip().upper() == "INTEGER" else None
 
     def column(self, name: str) -> Column:
@@ -152,42 +156,37 @@ def _indexes(conn: sqlite3.Connection, table: str) -> tuple[Index, ...]:
     return tuple(indexes)
 
 
-def _is_without_rowid(conn: sqlite3.Connection, table: str) -> bool:
-    try:
-        conn.execute(f"SELECT rowid FROM {sqlite_quote(table)} LIMIT 0")
-    except sqlite3.OperationalError:
-        return True
-    return False
-
-
 def introspect(conn: sqlite3.Connection) -> Catalog:
     """Read the schema of every user table of ``conn`` (no row data is read)."""
-    entries = conn.execute(
-        "SELECT type, name, sql FROM sqlite_master "
-        "WHERE type IN ('table', 'view', 'trigger') AND name NOT LIKE 'sqlite_%' ORDER BY name"
-    ).fetchall()
-    virtual = {name for kind, name, sql in entries if kind == "table" and _is_virtual(sql)}
-    # FTS and other virtual tables keep their data in shadow tables named "<vtable>_<suffix>".
-    shadow = {
-        name
-        for kind, name, _ in entries
-        if kind == "table" and any(name.startswith(v + "_") for v in virtual)
-    }
+    sql_by_name = dict(
+        conn.execute("SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
+    )
+    # table_list knows what each object is: table, view, virtual, or shadow (the storage of
+    # an FTS/R*Tree virtual table), and whether a table is WITHOUT ROWID.
+    listed = sorted(
+        (name, kind, bool(without_rowid))
+        for schema, name, kind, _ncol, without_rowid, _strict in conn.execute("PRAGMA table_list")
+        if schema == "main" and not name.startswith("sqlite_")
+    )
+    kinds = {"virtual": "virtual table", "shadow": "shadow table"}
     others = [
-        SchemaObject(kind if name not in virtual else "virtual table", name, sql or "")
-        for kind, name, sql in entries
-        if kind != "table" or name in virtual
+        SchemaObject(kinds.get(kind, kind), name, sql_by_name.get(name) or "")
+        for name, kind, _ in listed
+        if kind != "table"
     ]
-    others += [SchemaObject("shadow table", name, "") for name in sorted(shadow)]
-    table_names = [
-        name for kind, name, _ in entries if kind == "table" and name not in virtual | shadow
+    others += [
+        SchemaObject("trigger", name, sql or "")
+        for name, sql in sorted(
+            conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        )
     ]
+    without_rowid = {name: wr for name, kind, wr in listed if kind == "table"}
+    table_names = list(without_rowid)
     columns = {name: _columns(conn, name) for name in table_names}
     primary_keys = {
         name: tuple(c.name for c in sorted(cols, key=lambda c: c.pk_position) if c.pk_position)
         for name, cols in columns.items()
     }
-    sql_by_name = {name: sql or "" for _, name, sql in entries}
     tables = tuple(
         Table(
             name=name,
@@ -195,13 +194,9 @@ def introspect(conn: sqlite3.Connection) -> Catalog:
             primary_key=primary_keys[name],
             foreign_keys=_foreign_keys(conn, name, primary_keys),
             indexes=_indexes(conn, name),
-            without_rowid=_is_without_rowid(conn, name),
-            sql=sql_by_name[name],
+            without_rowid=without_rowid[name],
+            sql=sql_by_name.get(name) or "",
         )
         for name in table_names
     )
     return Catalog(tables=tables, others=tuple(others))
-
-
-def _is_virtual(sql: str | None) -> bool:
-    return bool(sql) and sql.lstrip().upper().startswith("CREATE VIRTUAL TABLE")

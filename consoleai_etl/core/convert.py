@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -209,15 +210,35 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _jsonb_refusal(node: object) -> str | None:
+    """Why PostgreSQL jsonb would reject a parsed JSON value: a NUL or a lone surrogate."""
+    if isinstance(node, dict):
+        return next(filter(None, map(_jsonb_refusal, [*node.keys(), *node.values()])), None)
+    if isinstance(node, list):
+        return next(filter(None, map(_jsonb_refusal, node)), None)
+    if isinstance(node, str):
+        if "\x00" in node:
+            return "\\u0000 is not allowed in PostgreSQL jsonb"
+        try:
+            node.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone UTF-16 surrogate escape is not allowed in PostgreSQL jsonb"
+    return None
+
+
+_RISKY_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
+
+
 def to_json_text(value: object) -> str:
     """Valid JSON text for jsonb; the text itself is sent, so numbers keep every digit."""
     if type(value) is str:
-        if "\\u0000" in value:
-            raise _refuse(value, "jsonb", "\\u0000 is not allowed in PostgreSQL jsonb")
         try:
-            json.loads(value, parse_constant=_reject_constant)
+            parsed = json.loads(value, parse_constant=_reject_constant)
         except ValueError as exc:
             raise _refuse(value, "jsonb", f"invalid JSON ({exc})") from None
+        # Only text with a \u0000 or surrogate escape needs the walk over the parsed value.
+        if _RISKY_ESCAPE.search(value) and (why := _jsonb_refusal(parsed)):
+            raise _refuse(value, "jsonb", why)
         return value
     if type(value) is int or (type(value) is float and math.isfinite(value)):
         return repr(value)

@@ -19,6 +19,19 @@ class LoadOrder:
     deferred: tuple[tuple[str, ForeignKey], ...]  # (child table, FK) created at promotion
 
 
+def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
+    """Whether ``goal`` is reachable from ``start`` following parent edges."""
+    seen, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        if node == goal:
+            return True
+        if node not in seen:
+            seen.add(node)
+            todo += graph.get(node, ())
+    return False
+
+
 def load_order(catalog: Catalog) -> LoadOrder:
     names = {t.name for t in catalog.tables}
     parents = {
@@ -26,18 +39,24 @@ def load_order(catalog: Catalog) -> LoadOrder:
         for t in catalog.tables
     }
     ordered: list[str] = []
-    remaining = dict(sorted(parents.items()))
+    waiting = {name: set(ps) for name, ps in sorted(parents.items())}  # unmet, uncut parents
     cut: set[tuple[str, str]] = set()
-    while remaining:
-        ready = [n for n, ps in remaining.items() if not ps - set(ordered)]
+    while waiting:
+        ready = [n for n, ps in waiting.items() if not ps]
         if not ready:
-            # A cycle: release the table with the fewest unmet parents (then by name).
-            pick = min(remaining, key=lambda n: (len(remaining[n] - set(ordered)), n))
-            cut |= {(pick, p) for p in remaining[pick] - set(ordered)}
-            ready = [pick]
+            # Stuck: every waiting table waits on a cycle. Cut, in the table of a cycle with
+            # the fewest parents (then the first name), only the edges inside its cycle.
+            in_cycle = [n for n in waiting if any(_reaches(waiting, p, n) for p in waiting[n])]
+            pick = min(in_cycle, key=lambda n: (len(waiting[n]), n))
+            cycle_parents = {p for p in waiting[pick] if _reaches(waiting, p, pick)}
+            cut |= {(pick, p) for p in cycle_parents}
+            waiting[pick] -= cycle_parents
+            continue
         for name in ready:
             ordered.append(name)
-            del remaining[name]
+            del waiting[name]
+        for ps in waiting.values():
+            ps.difference_update(ready)
     upstream = {n: tuple(sorted(p for p in parents[n] if (n, p) not in cut)) for n in ordered}
     deferred = tuple(
         (t.name, fk)

@@ -174,6 +174,7 @@ def converter_for(pg_type: PgType, date_encoding: str = "auto") -> convert.Conve
 
 
 _QUOTED = re.compile(r"('(?:[^']|'')*')")
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
 
 
 def _normalize(expression: str) -> str:
@@ -205,7 +206,7 @@ def translate_default(default_sql: str | None, pg_type: PgType) -> tuple[object,
     value: object
     if _NUMBER.match(text):
         value = int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
-    elif len(text) >= 2 and text[0] == text[-1] == "'":
+    elif _STRING_LITERAL.fullmatch(text):
         value = text[1:-1].replace("''", "'")
     elif upper in ("TRUE", "FALSE"):
         value = int(upper == "TRUE")
