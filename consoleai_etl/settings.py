@@ -90,6 +90,11 @@ class MigrationSettings(dg.ConfigurableResource):
         "CONSOLEAI_CASTING_RULES.",
     )
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Reject bad options (unknown mode or policy, malformed casting rules) before any
+        step runs, so a typo never produces a half-finished run."""
+        self.to_config()
+
     def to_config(self) -> MigrationConfig:
         """The resolved, framework-free config; starts the embedded PostgreSQL if no DSN."""
         env = os.environ

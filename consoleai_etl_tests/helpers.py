@@ -14,12 +14,12 @@ from consoleai_etl.definitions import build_definitions
 
 def fetch(dsn: str, query: str | sql.Composable, params: tuple = ()) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
-        return conn.execute(query, params).fetchall()
+        return conn.execute(query, params or None).fetchall()
 
 
 def execute(dsn: str, query: str | sql.Composable, params: tuple = ()) -> None:
     with psycopg.connect(dsn) as conn:
-        conn.execute(query, params)
+        conn.execute(query, params or None)
 
 
 def run_job(

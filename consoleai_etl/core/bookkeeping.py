@@ -108,6 +108,18 @@ def quarantined_count(conn: psycopg.Connection, run_id: str, table: str) -> int:
     return int(row[0]) if row else 0
 
 
+def quarantine_sample(
+    conn: psycopg.Connection, run_id: str, table: str, limit: int = 20
+) -> list[dict[str, object]]:
+    """The first quarantined rows of a table in a run: key, column and reason."""
+    rows = conn.execute(
+        "SELECT source_key, column_name, reason FROM consoleai_etl.quarantine "
+        "WHERE run_id = %s AND source_table = %s ORDER BY id LIMIT %s",
+        (run_id, table, limit),
+    ).fetchall()
+    return [{"key": key, "column": column, "reason": reason} for key, column, reason in rows]
+
+
 def last_promoted_run(conn: psycopg.Connection, target_schema: str) -> str | None:
     row = conn.execute(
         "SELECT run_id FROM consoleai_etl.runs WHERE promoted AND target_schema = %s "

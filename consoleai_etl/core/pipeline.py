@@ -143,6 +143,7 @@ def stage_table(
             report.seconds = round(result.seconds, 3)
             report.rows_per_second = round(result.rows_per_second, 1)
             report.warnings = result.warnings
+            report.quarantine_sample = bookkeeping.quarantine_sample(pg, run_id, table.name)
             report.columns = [
                 {
                     "name": c.source,

@@ -33,6 +33,7 @@ class TableReport:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     columns: list[dict[str, object]] = field(default_factory=list)  # the type plan
+    quarantine_sample: list[dict[str, object]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict) -> TableReport:
@@ -116,6 +117,24 @@ class MigrationReport:
         ] + [f"- **{_md(t.table)}** load failed: {_md(t.error)}" for t in self.tables if t.error]
         if problems:
             lines += ["", "## Failures", "", *problems]
+        quarantined = [
+            f"| {_md(t.table)} | `{_md(json.dumps(q['key']))}` | {_md(q['column'])} | "
+            f"{_md(q['reason'])} |"
+            for t in self.tables
+            for q in t.quarantine_sample
+        ]
+        if quarantined:
+            lines += [
+                "",
+                "## Quarantined rows",
+                "",
+                "First rows per table; all of them are in `consoleai_etl.quarantine` "
+                f"(run_id `{self.run_id}`).",
+                "",
+                "| table | key | column | reason |",
+                "| --- | --- | --- | --- |",
+                *quarantined,
+            ]
         warnings = [f"- {_md(w)}" for w in self.warnings]
         warnings += [f"- **{_md(t.table)}**: {_md(w)}" for t in self.tables for w in t.warnings]
         warnings += [
