@@ -351,3 +351,17 @@ def test_an_expression_between_quotes_is_not_a_string_literal() -> None:
     value, warning = translate_default("'a' || 'b'", PgType("text", "text"))
     assert value is None and warning and "not translated" in warning
     assert translate_default("'it''s'", PgType("text", "text")) == ("it's", None)
+
+
+def test_check_constraints_are_reported_not_silently_dropped() -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(
+        "CREATE TABLE c (n INTEGER CHECK (n > 0), note TEXT DEFAULT 'check (x)');"
+        "CREATE TABLE plain (note TEXT DEFAULT 'CHECK (x)');"
+    )
+    tables = {t.name: t for t in introspect(conn).tables}
+    assert (
+        "CHECK constraints not recreated (see the source DDL)"
+        in plan_table(tables["c"], {}, 0).warnings
+    )
+    assert not plan_table(tables["plain"], {}, 0).warnings

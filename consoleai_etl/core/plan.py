@@ -174,6 +174,7 @@ def converter_for(pg_type: PgType, date_encoding: str = "auto") -> convert.Conve
 
 
 _QUOTED = re.compile(r"('(?:[^']|'')*')")
+_CHECK = re.compile(r"\bCHECK\s*\(", re.IGNORECASE)
 _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
 
 
@@ -281,6 +282,8 @@ def plan_table(
     name = pg_identifier(table.name)
     if name != table.name:
         warnings.append(f"table {table.name!r} renamed to {name!r} (63-byte limit)")
+    if _CHECK.search(_QUOTED.sub("''", table.sql)):
+        warnings.append("CHECK constraints not recreated (see the source DDL)")
     for index in table.indexes:
         if index.unsupported:
             warnings.append(f"index {index.name} not recreated: {index.unsupported}")
