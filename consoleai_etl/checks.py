@@ -14,6 +14,7 @@ from consoleai_etl.core.verify import check_names
 
 CHECK_DESCRIPTIONS = {
     "row_count": "source rows = target rows + quarantined rows",
+    "checksum": "content checksum of the converted source rows = checksum computed in SQL",
     "not_null": "every NOT NULL column of the source is NOT NULL in the target",
     "primary_key": "primary key columns are non-NULL and unique in the target",
     "foreign_keys": "no orphan rows per foreign key (source orphans listed separately)",

@@ -104,19 +104,20 @@ def test_double_refuses_non_numbers(value: object) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (5, "5"),
-        (-12, "-12"),
-        (0.1, "0.1"),
-        (1234.5, "1234.5"),
+        (5, "5.00"),
+        (-12, "-12.00"),
+        (0.1, "0.10"),
+        (1234.5, "1234.50"),
         ("1234.50", "1234.50"),
         (" 7.25 ", "7.25"),
-        ("1.2300", "1.2300"),  # trailing zeros are not significant decimal places
+        ("1.2300", "1.23"),  # trailing zeros are not significant decimal places
         ("9999999999.99", "9999999999.99"),
         ("-9999999999.99", "-9999999999.99"),
-        ("1E+2", "1E+2"),
+        ("1E+2", "100.00"),
     ],
 )
-def test_numeric_keeps_values_that_fit(value: object, expected: str) -> None:
+def test_numeric_keeps_values_that_fit_at_the_column_scale(value: object, expected: str) -> None:
+    # Sent at the column's scale, exactly as PostgreSQL stores numeric(12,2).
     result = make_numeric(12, 2)(value)
     assert isinstance(result, Decimal) and str(result) == expected
 
@@ -325,20 +326,28 @@ def test_date_refuses_with_a_reason(value: object, why: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
-    [
-        '{"a": 1}',
-        '{"steps": [{"op": "login", "retries": 2}], "schedule": "@daily"}',
-        "[1.000000000000000000000001, 1e400, -0]",
-        '  {"b" : [true, null] }  ',
-        '"caf\\u00e9"',
-        '"café"',
-        "null",
-        '{"a": 1, "a": 2}',
+    ("text", "jsonb_output"),
+    [  # right-hand sides are what PostgreSQL 15 prints for `'<text>'::jsonb::text`
+        ('{"a": 1}', '{"a": 1}'),
+        (
+            '{"steps": [{"op": "login", "retries": 2}], "schedule": "@daily"}',
+            '{"steps": [{"op": "login", "retries": 2}], "schedule": "@daily"}',
+        ),
+        ('{"bb": 1, "a": 2, "ab": 3}', '{"a": 2, "ab": 3, "bb": 1}'),
+        (
+            "[1.000000000000000000000001, 1e3, -0, 1.50, 2E-3]",
+            "[1.000000000000000000000001, 1000, 0, 1.50, 0.002]",
+        ),
+        ('  {"b" : [true, null] }  ', '{"b": [true, null]}'),
+        ('"caf\\u00e9"', '"café"'),
+        ('"café"', '"café"'),
+        ("null", "null"),
+        ('{"a": 1, "a": 2}', '{"a": 2}'),
+        ('"tab\\tnew\\u0001"', '"tab\\tnew\\u0001"'),
     ],
 )
-def test_json_text_is_kept_byte_identical(text: str) -> None:
-    assert to_json_text(text) == text
+def test_json_text_is_sent_in_jsonb_output_form(text: str, jsonb_output: str) -> None:
+    assert to_json_text(text) == jsonb_output
 
 
 def test_json_numbers_become_json_text() -> None:
@@ -542,7 +551,7 @@ def test_redact_hides_password_query_parameter() -> None:
 def test_json_with_a_lone_surrogate_escape_is_refused() -> None:
     with pytest.raises(ConversionError, match="lone UTF-16 surrogate"):
         to_json_text('"\\ud800"')
-    assert to_json_text('"\\ud83d\\ude00"') == '"\\ud83d\\ude00"'  # a valid pair
+    assert to_json_text('"\\ud83d\\ude00"') == '"😀"'  # a valid pair
 
 
 def test_an_escaped_backslash_before_u0000_is_valid_json() -> None:

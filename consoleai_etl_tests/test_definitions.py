@@ -48,13 +48,16 @@ def test_any_sqlite_file_becomes_assets_with_fk_deps_and_safe_names(tmp_path: Pa
     check_keys = defs.resolve_asset_graph().asset_check_keys
     assert {(k.asset_key.to_user_string(), k.name) for k in check_keys} == {
         (lines_key, "row_count"),
+        (lines_key, "checksum"),
         (lines_key, "not_null"),
         (lines_key, "primary_key"),
         (lines_key, "foreign_keys"),
         ("orders", "row_count"),
+        ("orders", "checksum"),
         ("orders", "not_null"),
         ("orders", "primary_key"),
         ("notes", "row_count"),
+        ("notes", "checksum"),
         ("notes", "not_null"),
     }
 

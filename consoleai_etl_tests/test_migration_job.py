@@ -48,8 +48,10 @@ def test_happy_path_loads_everything_and_every_check_passes(
         assert fetch(pg_dsn, f'SELECT count(*) FROM public."{table}"')[0][0] == expected
     checks = checks_by_table(report)
     assert all(c["passed"] for per_table in checks.values() for c in per_table.values())
-    assert set(checks["user_roles"]) == {"row_count", "not_null", "primary_key", "foreign_keys"}
-    assert set(checks["roles"]) == {"row_count", "not_null", "primary_key"}
+    assert set(checks["user_roles"]) == {
+        "row_count", "checksum", "not_null", "primary_key", "foreign_keys",
+    }  # fmt: skip
+    assert set(checks["roles"]) == {"row_count", "checksum", "not_null", "primary_key"}
     # Dagster saw the same check results the report shows.
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == sum(len(c) for c in checks.values())
@@ -167,7 +169,8 @@ def test_divergence_in_target_fails_consistency_check_naming_the_table(
     assert failing == {"audit_events"}
     failed_evaluations = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert [(e.asset_key.path[-1], e.check_name) for e in failed_evaluations] == [
-        ("audit_events", "row_count")
+        ("audit_events", "row_count"),
+        ("audit_events", "checksum"),
     ]
     assert not result.get_asset_materialization_events()
 

@@ -91,7 +91,9 @@ def test_run_launched_from_the_ui_executes_and_records_checks(
         node["assetKey"]["path"][-1]: {c["name"] for c in node["assetChecksOrError"]["checks"]}
         for node in nodes
     }
-    assert checks["user_roles"] == {"row_count", "not_null", "primary_key", "foreign_keys"}
+    assert checks["user_roles"] == {
+        "row_count", "checksum", "not_null", "primary_key", "foreign_keys",
+    }  # fmt: skip
     assert "migration_report" in checks
 
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)

@@ -10,10 +10,13 @@ warning instead of aborting the table.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psycopg
 from psycopg import sql
 
 from consoleai_etl.core import ddl
+from consoleai_etl.core.canonical import row_hash_sql
 from consoleai_etl.core.catalog import ForeignKey, Table
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.names import pg_identifier
@@ -44,21 +47,37 @@ def _key_json(table: Table, alias: str) -> sql.Composable:
     )
 
 
+@dataclass
+class Removed:
+    """Staged rows moved to quarantine after the COPY, with the sum of their row hashes
+    (the load subtracts it from the streamed source checksum)."""
+
+    rows: int = 0
+    hash_sum: int = 0
+
+    def __iadd__(self, other: Removed) -> Removed:
+        self.rows += other.rows
+        self.hash_sum += other.hash_sum
+        return self
+
+
 def _move_to_quarantine(
     pg: psycopg.Connection,
-    table: Table,
+    plan: TablePlan,
     schema: str,
     run_id: str,
     condition: sql.Composable,
     column: str,
     reason: str,
-) -> int:
+) -> Removed:
     """Delete the staged rows matching ``condition`` (alias ``c``) into the quarantine."""
+    table = plan.table
     statement = sql.SQL(
-        "WITH gone AS (DELETE FROM {table} c WHERE {condition} RETURNING c.*) "
-        "INSERT INTO consoleai_etl.quarantine "
+        "WITH gone AS (DELETE FROM {table} c WHERE {condition} RETURNING c.*), "
+        "kept AS (INSERT INTO consoleai_etl.quarantine "
         "(run_id, source_table, source_key, column_name, reason, row_data) "
-        "SELECT {run}, {name}, {key}, {column}, {reason}, to_jsonb(gone) FROM gone"
+        "SELECT {run}, {name}, {key}, {column}, {reason}, to_jsonb(gone) FROM gone) "
+        "SELECT count(*), coalesce(sum({hash}), 0) FROM gone"
     ).format(
         table=ddl.qualified(schema, pg_identifier(table.name)),
         condition=condition,
@@ -67,23 +86,26 @@ def _move_to_quarantine(
         key=_key_json(table, "gone"),
         column=sql.Literal(column),
         reason=sql.Literal(reason),
+        hash=row_hash_sql(plan.hash_columns, "gone"),
     )
-    return pg.execute(statement).rowcount
+    rows, hash_sum = pg.execute(statement).fetchone()
+    return Removed(int(rows), int(hash_sum))
 
 
 def quarantine_duplicate_keys(
-    pg: psycopg.Connection, table: Table, schema: str, run_id: str
-) -> int:
+    pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str
+) -> Removed:
     """Quarantine all but the first (in source order) of rows sharing a primary key."""
+    table = plan.table
     if not table.primary_key:
-        return 0
+        return Removed()
     keys = sql.SQL(", ").join(sql.Identifier(pg_identifier(c)) for c in table.primary_key)
     condition = sql.SQL(
         "c.ctid IN (SELECT ctid FROM (SELECT ctid, row_number() OVER "
         "(PARTITION BY {keys} ORDER BY ctid) AS n FROM {table}) d WHERE n > 1)"
     ).format(keys=keys, table=ddl.qualified(schema, pg_identifier(table.name)))
     return _move_to_quarantine(
-        pg, table, schema, run_id, condition, ", ".join(table.primary_key),
+        pg, plan, schema, run_id, condition, ", ".join(table.primary_key),
         "duplicate primary key (the first occurrence was kept)",
     )  # fmt: skip
 
@@ -110,10 +132,11 @@ def add_foreign_keys(
     *,
     orphans: str = "keep",
     run_id: str = "",
-) -> tuple[list[str], int]:
+    plan: TablePlan | None = None,
+) -> tuple[list[str], Removed]:
     """Create ``fks`` (parents staged in this run, else in the target); returns
-    (warnings, rows quarantined as orphans)."""
-    warnings, quarantined = [], 0
+    (warnings, rows quarantined as orphans). ``orphans: quarantine`` needs the ``plan``."""
+    warnings, quarantined = [], Removed()
     for fk in fks:
         label = f"foreign key {table.name}({', '.join(fk.columns)}) -> {fk.ref_table}"
         parent_schema = table_schema(pg, (schema, target_schema), pg_identifier(fk.ref_table))
@@ -124,9 +147,9 @@ def add_foreign_keys(
         try:
             with pg.transaction():
                 count, sample = pg_orphans(pg, table, fk, schema, parent_schema, 5)
-                if count and orphans == "quarantine":
+                if count and orphans == "quarantine" and plan is not None:
                     quarantined += _move_to_quarantine(
-                        pg, table, schema, run_id,
+                        pg, plan, schema, run_id,
                         orphan_condition(fk, parent_schema),
                         ", ".join(fk.columns),
                         f"orphan: no {fk.ref_table} row with "

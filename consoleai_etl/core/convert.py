@@ -12,8 +12,9 @@ import math
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
+from consoleai_etl.core.canonical import jsonb_text, numeric_text
 from consoleai_etl.core.errors import ConversionError
 from consoleai_etl.core.source import InvalidText
 
@@ -72,8 +73,12 @@ def _shape(number: Decimal) -> tuple[int, int]:
     return places, max(0, len(digits) + exponent)
 
 
+_WIDE = Context(prec=2000)
+
+
 def make_numeric(precision: int | None, scale: int | None) -> Converter:
     target = f"numeric({precision},{scale})" if precision is not None else "numeric"
+    quantum = Decimal(1).scaleb(-(scale or 0))
 
     def to_numeric(value: object) -> Decimal:
         if type(value) is int:
@@ -98,6 +103,8 @@ def make_numeric(precision: int | None, scale: int | None) -> Converter:
                 raise _refuse(value, target, "more decimal places than the column keeps")
             if integer_digits > precision - (scale or 0):
                 raise _refuse(value, target, "too many digits before the decimal point")
+            # Exact (no digit is lost): sent at the column's scale, as PostgreSQL stores it.
+            return number.quantize(quantum, context=_WIDE)
         return number
 
     return to_numeric
@@ -230,16 +237,21 @@ _RISKY_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
 
 
 def to_json_text(value: object) -> str:
-    """Valid JSON text for jsonb; the text itself is sent, so numbers keep every digit."""
+    """JSON text for jsonb, in the form PostgreSQL prints it back (keys ordered, numbers
+    parsed as Decimal so every digit is kept): what is sent is what the checksum sees."""
     if type(value) is str:
         try:
-            parsed = json.loads(value, parse_constant=_reject_constant)
+            parsed = json.loads(
+                value, parse_constant=_reject_constant, parse_float=Decimal, parse_int=Decimal
+            )
         except ValueError as exc:
             raise _refuse(value, "jsonb", f"invalid JSON ({exc})") from None
         # Only text with a \u0000 or surrogate escape needs the walk over the parsed value.
         if _RISKY_ESCAPE.search(value) and (why := _jsonb_refusal(parsed)):
             raise _refuse(value, "jsonb", why)
-        return value
-    if type(value) is int or (type(value) is float and math.isfinite(value)):
-        return repr(value)
+        return jsonb_text(parsed)
+    if type(value) is int:
+        return str(value)
+    if type(value) is float and math.isfinite(value):
+        return numeric_text(Decimal(repr(value)))
     raise _refuse(value, "jsonb")

@@ -18,6 +18,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from consoleai_etl.core import bookkeeping, constraints, ddl
+from consoleai_etl.core.canonical import MOD, RowHasher
 from consoleai_etl.core.catalog import ForeignKey, Table, sqlite_quote
 from consoleai_etl.core.codec import ColumnCodec, codec_for, widen_columns
 from consoleai_etl.core.errors import ConversionError, MigrationError
@@ -58,6 +59,7 @@ class LoadResult:
     quarantined_rows: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    checksum: int = 0  # of the loaded rows, computed from the stream (see ``canonical``)
 
     @property
     def rows_per_second(self) -> float:
@@ -85,6 +87,7 @@ def _copy_rows(
     rows: Iterator[tuple],
     key_offset: int,
     quarantine: list[tuple],
+    hasher: RowHasher,
     progress: Callable[[int], None] | None,
 ) -> tuple[int, list[ColumnCodec]]:
     """COPY the rows; refused rows go to ``quarantine``. Returns (rows copied, codecs)."""
@@ -96,6 +99,7 @@ def _copy_rows(
     )
     active = [(i, codec) for i, c in enumerate(plan.columns) if (codec := codec_for(c))]
     loaded = 0
+    add_hash = hasher.add
     cursor = pg.cursor()
     cursor.adapters.register_dumper(None, _jsonb_dumper())
     with cursor.copy(copy_sql) as copy:
@@ -115,6 +119,7 @@ def _copy_rows(
                 quarantine.append((key, names[i], str(exc), row))
                 continue
             copy.write_row(values)
+            add_hash(values)
             loaded += 1
             if progress and loaded % 100_000 == 0:
                 progress(loaded)
@@ -163,23 +168,25 @@ def load_table(
         )
         pg.execute(ddl.create_table(plan, schema))
         query, key_offset = _select(table)
+        hasher = RowHasher([c.pg_type.kind for c in plan.columns])
         copied, codecs = _copy_rows(
-            pg, plan, schema, _rows(src, query), key_offset, quarantine, progress
+            pg, plan, schema, _rows(src, query), key_offset, quarantine, hasher, progress
         )
         for codec in codecs:
             warnings += codec.warnings()
         quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, quarantine)
-        duplicates = constraints.quarantine_duplicate_keys(pg, table, schema, run_id)
+        removed = constraints.quarantine_duplicate_keys(pg, plan, schema, run_id)
         warnings += constraints.add_keys_and_indexes(pg, plan, schema)
         immediate = tuple(fk for fk in table.foreign_keys if fk not in options.deferred)
         fk_warnings, orphans = constraints.add_foreign_keys(
-            pg, table, immediate, schema, target_schema, orphans=options.orphans, run_id=run_id
-        )
+            pg, table, immediate, schema, target_schema,
+            orphans=options.orphans, run_id=run_id, plan=plan,
+        )  # fmt: skip
         warnings += fk_warnings
-    quarantined += duplicates + orphans
+        removed += orphans
     seconds = time.perf_counter() - started
     result = LoadResult(
-        table.name, plan.name, source_rows, copied - duplicates - orphans, quarantined, seconds,
-        warnings,
+        table.name, plan.name, source_rows, copied - removed.rows, quarantined + removed.rows,
+        seconds, warnings, checksum=(hasher.total - removed.hash_sum) % MOD,
     )  # fmt: skip
     return plan, result

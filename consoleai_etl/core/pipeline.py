@@ -18,11 +18,15 @@ import psycopg
 from psycopg import sql
 
 from consoleai_etl.core import bookkeeping, verify
-from consoleai_etl.core.catalog import ForeignKey, Table, sqlite_quote
+from consoleai_etl.core.catalog import ForeignKey, Table
+from consoleai_etl.core.checksum import Checksum, Key, check_checksum, quarantined_keys
+from consoleai_etl.core.codec import widen_columns
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.load import LoadOptions, load_table
 from consoleai_etl.core.names import pg_identifier
+from consoleai_etl.core.plan import TablePlan, plan_table
 from consoleai_etl.core.postgres import connect, redact
+from consoleai_etl.core.profile import profile_table
 from consoleai_etl.core.promote import Promotion, promote
 from consoleai_etl.core.report import FAILURE, CheckReport, MigrationReport, TableReport, decide
 from consoleai_etl.core.rules import ORPHAN_POLICIES, CastingRule
@@ -80,24 +84,35 @@ def _source_table(src: sqlite3.Connection, table: Table) -> None:
         )
 
 
+@dataclass
+class CheckInputs:
+    """What the checks of one table compare against, besides the two databases."""
+
+    schema: str  # where the table is checked: the run's staging, or the target
+    parent_schemas: tuple[str, ...]  # where FK parents are looked up, in order
+    source_rows: int
+    quarantined: int
+    expected: Checksum | None  # the load's streamed checksum; None = recompute from source
+    exclude: set[Key]  # keys quarantined after conversion (duplicates, orphans)
+
+
 def _checks(
     src: sqlite3.Connection,
     pg: psycopg.Connection,
-    table: Table,
-    schema: str,
-    parent_schemas: tuple[str, ...],
+    plan: TablePlan,
     orphans: str,
-    source_rows: Callable[[], int],
-    quarantined: int,
+    given: CheckInputs,
 ) -> list[CheckReport]:
+    table, schema = plan.table, given.schema
     runs = {
         "row_count": lambda: verify.check_row_count(
-            source_rows(), verify.target_row_count(pg, schema, table), quarantined
+            given.source_rows, verify.target_row_count(pg, schema, table), given.quarantined
         ),
+        "checksum": lambda: check_checksum(src, pg, plan, schema, given.expected, given.exclude),
         "not_null": lambda: verify.check_not_null(pg, schema, table),
         "primary_key": lambda: verify.check_primary_key(pg, schema, table),
         "foreign_keys": lambda: verify.check_foreign_keys(
-            src, pg, table, schema, parent_schemas, orphans
+            src, pg, table, schema, given.parent_schemas, orphans
         ),
     }
 
@@ -156,16 +171,16 @@ def stage_table(
                 }
                 for c in plan.columns
             ]
-            report.checks = _checks(
-                src,
-                pg,
-                table,
-                staging,
-                (staging, config.target_schema),
-                config.orphans,
-                lambda: result.source_rows,
-                result.quarantined_rows,
+            given = CheckInputs(
+                schema=staging,
+                parent_schemas=(staging, config.target_schema),
+                source_rows=result.source_rows,
+                quarantined=result.quarantined_rows,
+                expected=Checksum(result.loaded_rows, result.checksum),
+                exclude=quarantined_keys(pg, plan, run_id),
             )
+            report.checks = _checks(src, pg, plan, config.orphans, given)
+            report.checksum = f"{result.checksum:016x}"
     except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
         report.error = _one_line(exc)
     return report
@@ -181,19 +196,18 @@ def verify_table(config: MigrationConfig, table: Table) -> TableReport:
             report.quarantined_rows = (
                 bookkeeping.quarantined_count(pg, last_run, table.name) if last_run else 0
             )
-            report.source_rows = int(
-                src.execute(f"SELECT count(*) FROM {sqlite_quote(table.name)}").fetchone()[0]
+            source_rows, profile = profile_table(src, table)
+            plan = widen_columns(src, plan_table(table, profile, source_rows, config.casting_rules))
+            report.source_rows = source_rows
+            given = CheckInputs(
+                schema=config.target_schema,
+                parent_schemas=(config.target_schema,),
+                source_rows=source_rows,
+                quarantined=report.quarantined_rows,
+                expected=None,
+                exclude=quarantined_keys(pg, plan, last_run),
             )
-            report.checks = _checks(
-                src,
-                pg,
-                table,
-                config.target_schema,
-                (config.target_schema,),
-                config.orphans,
-                lambda: report.source_rows or 0,
-                report.quarantined_rows,
-            )
+            report.checks = _checks(src, pg, plan, config.orphans, given)
     except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
         report.error = _one_line(exc)
     return report

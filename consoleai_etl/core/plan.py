@@ -72,6 +72,11 @@ class TablePlan:
     def column(self, source_name: str) -> ColumnPlan:
         return next(c for c in self.columns if c.source == source_name)
 
+    @property
+    def hash_columns(self) -> list[tuple[str, str]]:
+        """(kind, PostgreSQL name) of every column, as the checksum reads them."""
+        return [(c.pg_type.kind, c.name) for c in self.columns]
+
     def pg_names(self, source_names: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(self.column(n).name for n in source_names)
 

@@ -34,6 +34,7 @@ class TableReport:
     error: str | None = None
     columns: list[dict[str, object]] = field(default_factory=list)  # the type plan
     quarantine_sample: list[dict[str, object]] = field(default_factory=list)
+    checksum: str | None = None  # content checksum of the loaded rows (hex)
 
     @classmethod
     def from_dict(cls, data: dict) -> TableReport:

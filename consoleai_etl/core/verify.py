@@ -24,7 +24,7 @@ SAMPLE_KEYS = 5
 
 def check_names(table: Table) -> list[str]:
     """The checks that apply to ``table``, in the order they run."""
-    names = ["row_count", "not_null"]
+    names = ["row_count", "checksum", "not_null"]
     if table.primary_key:
         names.append("primary_key")
     if table.foreign_keys:
