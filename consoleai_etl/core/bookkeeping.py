@@ -120,6 +120,18 @@ def quarantine_sample(
     return [{"key": key, "column": column, "reason": reason} for key, column, reason in rows]
 
 
+def previous_report(
+    conn: psycopg.Connection, target_schema: str, run_id: str
+) -> dict[str, object] | None:
+    """The report of the latest promoted run into ``target_schema`` other than ``run_id``."""
+    row = conn.execute(
+        "SELECT report FROM consoleai_etl.runs WHERE promoted AND target_schema = %s "
+        "AND run_id <> %s ORDER BY finished_at DESC LIMIT 1",
+        (target_schema, run_id),
+    ).fetchone()
+    return row[0] if row else None
+
+
 def last_promoted_run(conn: psycopg.Connection, target_schema: str) -> str | None:
     row = conn.execute(
         "SELECT run_id FROM consoleai_etl.runs WHERE promoted AND target_schema = %s "

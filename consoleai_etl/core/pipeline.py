@@ -223,6 +223,10 @@ def finalize(
     try:
         with connect(config.pg_dsn) as pg:
             bookkeeping.ensure_bookkeeping(pg)
+            if promotion:
+                report.compare_with(
+                    bookkeeping.previous_report(pg, config.target_schema, report.run_id)
+                )
             if promotion and report.status != FAILURE and not config.dry_run:
                 try:
                     with pg.transaction():

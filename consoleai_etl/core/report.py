@@ -60,6 +60,7 @@ class MigrationReport:
     promoted: bool = False
     warnings: list[str] = field(default_factory=list)
     views: list[dict[str, object]] = field(default_factory=list)
+    idempotency: dict[str, object] | None = None
     schema_objects_skipped: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -99,6 +100,7 @@ class MigrationReport:
             f"- {totals['tables']} tables, {totals['source_rows']:,} source rows, "
             f"{totals['loaded_rows']:,} loaded, {totals['quarantined_rows']:,} quarantined, "
             f"{totals['failed_checks']} of {totals['checks']} checks failed",
+            *self._idempotency_lines(),
             "",
             "| table | source rows | loaded | quarantined | seconds | rows/s | checks |",
             "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -150,6 +152,44 @@ class MigrationReport:
         if warnings:
             lines += ["", "## Warnings", "", *warnings]
         return "\n".join(lines) + "\n"
+
+    def compare_with(self, previous: dict | None) -> None:
+        """Record whether every table has the same rows and checksum as a previous run."""
+        if previous is None:
+            return
+        before = {t["table"]: t for t in previous.get("tables", [])}
+        differences = []
+        for table in self.tables:
+            old = before.get(table.table)
+            if old is None:
+                differences.append(f"{table.table}: not in the previous run")
+            elif (old.get("loaded_rows"), old.get("checksum")) != (
+                table.loaded_rows,
+                table.checksum,
+            ):
+                differences.append(
+                    f"{table.table}: checksum {old.get('checksum')} -> {table.checksum}, "
+                    f"rows {old.get('loaded_rows')} -> {table.loaded_rows}"
+                )
+        self.idempotency = {
+            "previous_run": previous.get("run_id"),
+            "identical": not differences,
+            "differences": differences,
+        }
+
+    def _idempotency_lines(self) -> list[str]:
+        if self.idempotency is None:
+            return []
+        previous = self.idempotency["previous_run"]
+        if self.idempotency["identical"]:
+            return [
+                f"- identical to the previous run `{previous}`: same rows and checksum in "
+                "every table"
+            ]
+        return [f"- differs from the previous run `{previous}`:"] + [
+            f"  - {_md(d)}"
+            for d in self.idempotency["differences"]  # type: ignore[union-attr]
+        ]
 
     def write(self, directory: Path) -> tuple[Path, Path]:
         """Write ``migration-report-<run_id>.json/.md`` and refresh ``latest.json/.md``."""
