@@ -46,10 +46,20 @@ def numeric_text(value: Decimal) -> str:
     return text[1:] if value == 0 and text.startswith("-") else text
 
 
+def _jsonb_key(item: tuple[str, object]) -> tuple[int, bytes]:
+    key = item[0].encode()
+    return len(key), key
+
+
+def jsonb_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """``object_pairs_hook`` giving jsonb's key order (length, then bytes; last duplicate wins)."""
+    return dict(sorted(dict(pairs).items(), key=_jsonb_key))
+
+
 def _json_node(node: object) -> str:
     if isinstance(node, dict):
         # jsonb orders keys by length, then bytewise.
-        items = sorted(node.items(), key=lambda kv: (len(kv[0].encode()), kv[0].encode()))
+        items = sorted(node.items(), key=_jsonb_key)
         return "{" + ", ".join(f"{_json_node(k)}: {_json_node(v)}" for k, v in items) + "}"
     if isinstance(node, list):
         return "[" + ", ".join(map(_json_node, node)) + "]"
@@ -135,14 +145,12 @@ def hash_text(text: str) -> int:
 
 
 def row_text(canonicals: Sequence[Canonical], values: Sequence[object]) -> str:
-    parts = []
-    for canonical, value in zip(canonicals, values, strict=True):
-        if value is None:
-            parts.append("~")
-        else:
-            text = canonical(value)
-            parts.append(f"{len(text)}:{text}")
-    return "".join(parts)
+    return "".join(
+        [
+            "~" if value is None else f"{len(text := canonical(value))}:{text}"
+            for canonical, value in zip(canonicals, values, strict=True)
+        ]
+    )
 
 
 class RowHasher:

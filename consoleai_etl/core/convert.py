@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Context, Decimal, InvalidOperation
 
-from consoleai_etl.core.canonical import jsonb_text, numeric_text
+from consoleai_etl.core.canonical import jsonb_object, jsonb_text, numeric_text
 from consoleai_etl.core.errors import ConversionError
 from consoleai_etl.core.source import InvalidText
 
@@ -233,6 +233,8 @@ def _jsonb_refusal(node: object) -> str | None:
     return None
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_FRACTION = re.compile(r"[.eE]")
 _RISKY_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
 
 
@@ -240,16 +242,23 @@ def to_json_text(value: object) -> str:
     """JSON text for jsonb, in the form PostgreSQL prints it back (keys ordered, numbers
     parsed as Decimal so every digit is kept): what is sent is what the checksum sees."""
     if type(value) is str:
+        # Without fractions or exponents every number is an int, and the C encoder can print
+        # the jsonb form; otherwise numbers are parsed as Decimal and printed by hand.
+        exact = _FRACTION.search(_JSON_STRING.sub("", value)) is None
         try:
             parsed = json.loads(
-                value, parse_constant=_reject_constant, parse_float=Decimal, parse_int=Decimal
+                value,
+                parse_constant=_reject_constant,
+                object_pairs_hook=jsonb_object if exact else None,
+                parse_float=None if exact else Decimal,
+                parse_int=None if exact else Decimal,
             )
         except ValueError as exc:
             raise _refuse(value, "jsonb", f"invalid JSON ({exc})") from None
         # Only text with a \u0000 or surrogate escape needs the walk over the parsed value.
         if _RISKY_ESCAPE.search(value) and (why := _jsonb_refusal(parsed)):
             raise _refuse(value, "jsonb", why)
-        return jsonb_text(parsed)
+        return json.dumps(parsed, ensure_ascii=False) if exact else jsonb_text(parsed)
     if type(value) is int:
         return str(value)
     if type(value) is float and math.isfinite(value):

@@ -8,6 +8,7 @@ exception, so the final report is always written.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
@@ -179,7 +180,9 @@ def stage_table(
                 expected=Checksum(result.loaded_rows, result.checksum),
                 exclude=quarantined_keys(pg, plan, run_id),
             )
+            started = time.perf_counter()
             report.checks = _checks(src, pg, plan, config.orphans, given)
+            report.check_seconds = round(time.perf_counter() - started, 3)
             report.checksum = f"{result.checksum:016x}"
     except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
         report.error = _one_line(exc)

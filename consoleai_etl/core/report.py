@@ -27,8 +27,9 @@ class TableReport:
     source_rows: int | None = None
     loaded_rows: int | None = None
     quarantined_rows: int = 0
-    seconds: float | None = None
+    seconds: float | None = None  # profile + load + keys/indexes/FKs
     rows_per_second: float | None = None
+    check_seconds: float | None = None  # all checks of the table, checksums included
     checks: list[CheckReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
@@ -102,15 +103,16 @@ class MigrationReport:
             f"{totals['failed_checks']} of {totals['checks']} checks failed",
             *self._idempotency_lines(),
             "",
-            "| table | source rows | loaded | quarantined | seconds | rows/s | checks |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| table | source rows | loaded | quarantined | load s | rows/s | check s | checks |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for t in self.tables:
             checks = ", ".join(f"{c.name} {'✅' if c.passed else '❌'}" for c in t.checks)
             lines.append(
                 f"| {_md(t.table)} | {_num(t.source_rows)} | {_num(t.loaded_rows)} | "
                 f"{t.quarantined_rows:,} | {_num(t.seconds, '.2f')} | "
-                f"{_num(t.rows_per_second, ',.0f')} | {checks or '—'} |"
+                f"{_num(t.rows_per_second, ',.0f')} | {_num(t.check_seconds, '.2f')} | "
+                f"{checks or '—'} |"
             )
         problems = [
             f"- **{_md(t.table)}** {c.name}: {_md(c.description)}"
