@@ -34,12 +34,15 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check consoleai_etl consoleai_etl_tests
-	$(BIN)/ruff format --check consoleai_etl consoleai_etl_tests
+	$(BIN)/ruff check consoleai_etl consoleai_etl_tests benchmarks
+	$(BIN)/ruff format --check consoleai_etl consoleai_etl_tests benchmarks
 
 format: setup
-	$(BIN)/ruff check --fix consoleai_etl consoleai_etl_tests
-	$(BIN)/ruff format consoleai_etl consoleai_etl_tests
+	$(BIN)/ruff check --fix consoleai_etl consoleai_etl_tests benchmarks
+	$(BIN)/ruff format consoleai_etl consoleai_etl_tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster-webserver -h 127.0.0.1 -p 3000 -w workspace.yaml

@@ -92,12 +92,18 @@ def make_table_asset(
         metadata={"source_table": table.name},
     )
     def _table(context: dg.AssetExecutionContext, settings: MigrationSettings):
-        last = [time.monotonic()]
+        started = last = time.monotonic()
 
-        def progress(rows: int) -> None:
-            if time.monotonic() - last[0] >= PROGRESS_EVERY_SECONDS:
-                last[0] = time.monotonic()
-                context.log.info(f"{table.name}: {rows:,} rows copied")
+        def progress(done: int, total: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_SECONDS:
+                last = now
+                rate = done / (now - started)
+                eta = (total - done) / rate if rate else 0
+                context.log.info(
+                    f"{table.name}: {done:,} / {total:,} rows, {rate:,.0f} rows/s, ETA {eta:,.0f} s"
+                )
 
         report = guarded_step(
             context.op_execution_context,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -160,10 +161,18 @@ class RowHasher:
         self.canonicals = [PYTHON[k] for k in kinds]
         self.rows = 0
         self.total = 0
+        self.seconds = 0.0  # time spent in add_many
 
     def add(self, values: Sequence[object]) -> None:
         self.rows += 1
         self.total += hash_text(row_text(self.canonicals, values))
+
+    def add_many(self, rows: Sequence[Sequence[object]]) -> None:
+        started = time.perf_counter()
+        canonicals = self.canonicals
+        self.total += sum(hash_text(row_text(canonicals, values)) for values in rows)
+        self.rows += len(rows)
+        self.seconds += time.perf_counter() - started
 
     @property
     def checksum(self) -> int:

@@ -133,7 +133,7 @@ def stage_table(
     run_id: str,
     *,
     deferred: tuple[ForeignKey, ...] = (),
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TableReport:
     """Load ``table`` into the run's staging schema and check it there."""
     staging = bookkeeping.staging_schema(run_id)
@@ -184,6 +184,7 @@ def stage_table(
             report.checks = _checks(src, pg, plan, config.orphans, given)
             report.check_seconds = round(time.perf_counter() - started, 3)
             report.checksum = f"{result.checksum:016x}"
+            report.checksum_seconds = round(result.checksum_seconds, 3)
     except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
         report.error = _one_line(exc)
     return report

@@ -29,7 +29,8 @@ class TableReport:
     quarantined_rows: int = 0
     seconds: float | None = None  # profile + load + keys/indexes/FKs
     rows_per_second: float | None = None
-    check_seconds: float | None = None  # all checks of the table, checksums included
+    check_seconds: float | None = None  # all checks of the table
+    checksum_seconds: float | None = None  # hashing the load stream (inside ``seconds``)
     checks: list[CheckReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None

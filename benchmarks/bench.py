@@ -1,0 +1,180 @@
+"""`make bench`: this product against a raw COPY ceiling and pgloader, on the same SQLite file.
+
+    python benchmarks/bench.py [--scale 20] [--scales 1,4] [--pg-dsn DSN]
+
+Each measurement runs in its own process against a fresh database, and its peak RSS is that
+process's own (``os.wait4``). Results are printed and written to
+``benchmarks/results/latest.json``. This is run by hand, never by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+WORK = HERE / "work"
+RESULTS = HERE / "results"
+BIN = Path(sys.executable).parent
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def run_measured(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run ``command``; return its wall seconds, peak RSS (MB) and exit code."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        print(f"  ! {command[0]} exited {code}: {stderr[-800:]}", file=sys.stderr)
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "exit_code": code}  # fmt: skip
+
+
+class Databases:
+    """Fresh databases on one server, dropped at the end."""
+
+    def __init__(self, server: str) -> None:
+        self.server, self.names = server, []
+
+    def new(self) -> str:
+        name = f"consoleai_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.names.append(name)
+        return make_conninfo(self.server, dbname=name)
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            for name in self.names:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+def sample(scale: float) -> Path:
+    path = WORK / f"bench-scale{scale:g}.sqlite"
+    if not path.exists():
+        subprocess.run(
+            [sys.executable, "-m", "consoleai_etl.sample", "--out", str(path), "--scale",
+             f"{scale:g}"],
+            check=True, cwd=REPO,
+        )  # fmt: skip
+    return path
+
+
+def source_rows(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        return sum(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
+
+
+def product(path: Path, dsn: str, reports: Path) -> dict[str, object]:
+    env = {**os.environ, "CONSOLEAI_SQLITE_PATH": str(path), "CONSOLEAI_PG_DSN": dsn,
+           "CONSOLEAI_REPORT_DIR": str(reports), "DAGSTER_HOME": str(reports)}  # fmt: skip
+    shutil.copy(REPO / "dagster.yaml", reports / "dagster.yaml")
+    measured = run_measured(
+        [str(BIN / "dagster"), "job", "execute", "-m", "consoleai_etl", "-j",
+         "legacy_migration_job"],
+        env,
+    )  # fmt: skip
+    report = json.loads((reports / "latest.json").read_text())
+    # Hashing the load stream is verification work, even though it runs inside the load.
+    hashing = sum(t["checksum_seconds"] or 0 for t in report["tables"])
+    load = sum(t["seconds"] or 0 for t in report["tables"]) - hashing
+    verify = sum(t["check_seconds"] or 0 for t in report["tables"]) + hashing
+    return {**measured, "status": report["status"], "load_seconds": round(load, 2),
+            "verify_seconds": round(verify, 2)}  # fmt: skip
+
+
+def ceiling(path: Path, dsn: str) -> dict[str, object]:
+    """Plain sqlite3 -> COPY write_row (text format), no conversion, no checks."""
+    return run_measured([sys.executable, str(HERE / "raw_copy.py"), str(path), dsn])
+
+
+def pgloader(path: Path, dsn: str) -> dict[str, object] | None:
+    binary = shutil.which("pgloader")
+    if binary is None:
+        return None
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    url = (
+        f"pgsql://{info.get('user', 'postgres')}@{info.get('host', '127.0.0.1')}:"
+        f"{info.get('port', 5432)}/{info['dbname']}"
+    )
+    return run_measured([binary, "--quiet", f"sqlite://{path}", url])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=float, default=20.0, help="20 = about 2M rows")
+    parser.add_argument("--memory-scales", default="1,4", help="scales for the RSS comparison")
+    parser.add_argument("--pg-dsn", default=os.environ.get("CONSOLEAI_BENCH_PG_DSN", DEFAULT_DSN))
+    args = parser.parse_args(argv)
+    WORK.mkdir(exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
+    databases = Databases(args.pg_dsn)
+    try:
+        path = sample(args.scale)
+        rows = source_rows(path)
+        print(f"benchmark DB {path.name}: {rows:,} rows")
+        with tempfile.TemporaryDirectory() as tmp:
+            ours = product(path, databases.new(), Path(tmp))
+        raw = ceiling(path, databases.new())
+        loader = pgloader(path, databases.new())
+        memory = {}
+        for scale in (float(s) for s in args.memory_scales.split(",")):
+            with tempfile.TemporaryDirectory() as tmp:
+                memory[f"{scale:g}"] = product(sample(scale), databases.new(), Path(tmp))[
+                    "peak_rss_mb"
+                ]
+    finally:
+        databases.drop_all()
+    load_rate = rows / ours["load_seconds"] if ours["load_seconds"] else 0
+    results = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "scale": args.scale,
+        "rows": rows,
+        "product": {**ours, "rows_per_second": round(rows / ours["seconds"])},
+        "product_load_rows_per_second": round(load_rate),
+        "verify_share_of_wall": round(ours["verify_seconds"] / ours["seconds"], 3),
+        "ceiling": {**raw, "rows_per_second": round(rows / raw["seconds"])},
+        "load_vs_ceiling": round(load_rate / (rows / raw["seconds"]), 3),
+        "pgloader": loader and {**loader, "rows_per_second": round(rows / loader["seconds"])},
+        "product_vs_pgloader_wall": loader and round(ours["seconds"] / loader["seconds"], 3),
+        "peak_rss_mb_by_scale": memory,
+    }
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
