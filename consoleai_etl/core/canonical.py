@@ -1,8 +1,7 @@
-"""Canonical text of converted values, produced identically in Python and in PostgreSQL SQL.
+"""Canonical text of converted values, the same from Python and from PostgreSQL SQL.
 
-Checksums hash this text on both sides, so each rule below has a Python half (applied to
-the values sent by COPY) and an SQL half (applied to the stored column, cast to the planned
-type so a target loaded by another tool is read the same way):
+The checksum itself hashes binary COPY tuples (``tuples``); this readable form is what the
+divergence locator compares and shows for each differing column:
 
 | kind | canonical text | SQL |
 | --- | --- | --- |
@@ -16,24 +15,19 @@ type so a target loaded by another tool is read the same way):
 | timestamp(tz) | ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC for tz) | ``to_char`` |
 | jsonb | jsonb's own output (the converter sends that form) | ``x::jsonb::text`` |
 
-A row's canonical text is each value as ``<length>:<text>`` (``~`` for NULL), concatenated;
-its hash is the first 64 bits of its MD5, and a table's checksum is the sum of its row
-hashes modulo 2**64, so it does not depend on row order.
+It also holds jsonb's text form (``jsonb_text``), which the JSON converter sends.
 """
 
 from __future__ import annotations
 
 import json
 import struct
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from hashlib import md5
 
 from psycopg import sql
 
-MOD = 2**64
 Canonical = Callable[[object], str]
 
 
@@ -113,67 +107,3 @@ _SQL = {
 
 def value_sql(kind: str, column: sql.Composable) -> sql.Composable:
     return sql.SQL(_SQL[kind]).format(column)
-
-
-def row_text_sql(columns: Sequence[tuple[str, sql.Composable]]) -> sql.Composable:
-    """SQL for a row's canonical text from (kind, column expression) pairs."""
-    parts = []
-    for kind, column in columns:
-        text = value_sql(kind, column)
-        parts.append(sql.SQL("coalesce(length({t})::text || ':' || {t}, '~')").format(t=text))
-    return sql.SQL(" || ").join(parts) if parts else sql.SQL("''")
-
-
-def hash_sql(text: sql.Composable) -> sql.Composable:
-    """The signed 64-bit hash of a canonical text, in SQL."""
-    return sql.SQL("('x' || substr(md5({}), 1, 16))::bit(64)::bigint").format(text)
-
-
-def row_hash_sql(columns: Sequence[tuple[str, str]], alias: str = "") -> sql.Composable:
-    """SQL for the hash of a row given (kind, PostgreSQL column name) pairs."""
-
-    def ref(name: str) -> sql.Composable:
-        column = sql.Identifier(name)
-        return sql.SQL("{}.{}").format(sql.Identifier(alias), column) if alias else column
-
-    return hash_sql(row_text_sql([(kind, ref(name)) for kind, name in columns]))
-
-
-def hash_text(text: str) -> int:
-    """The same hash in Python."""
-    value = int.from_bytes(md5(text.encode("utf-8")).digest()[:8], "big")
-    return value - MOD if value >= 2**63 else value
-
-
-def row_text(canonicals: Sequence[Canonical], values: Sequence[object]) -> str:
-    return "".join(
-        [
-            "~" if value is None else f"{len(text := canonical(value))}:{text}"
-            for canonical, value in zip(canonicals, values, strict=True)
-        ]
-    )
-
-
-class RowHasher:
-    """Accumulates the order-independent checksum of a stream of converted rows."""
-
-    def __init__(self, kinds: Sequence[str]) -> None:
-        self.canonicals = [PYTHON[k] for k in kinds]
-        self.rows = 0
-        self.total = 0
-        self.seconds = 0.0  # time spent in add_many
-
-    def add(self, values: Sequence[object]) -> None:
-        self.rows += 1
-        self.total += hash_text(row_text(self.canonicals, values))
-
-    def add_many(self, rows: Sequence[Sequence[object]]) -> None:
-        started = time.perf_counter()
-        canonicals = self.canonicals
-        self.total += sum(hash_text(row_text(canonicals, values)) for values in rows)
-        self.rows += len(rows)
-        self.seconds += time.perf_counter() - started
-
-    @property
-    def checksum(self) -> int:
-        return self.total % MOD

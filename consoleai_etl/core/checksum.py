@@ -24,6 +24,7 @@ from consoleai_etl.core.ddl import qualified
 from consoleai_etl.core.errors import ConversionError
 from consoleai_etl.core.plan import TablePlan
 from consoleai_etl.core.report import CheckReport
+from consoleai_etl.core.tuples import MOD, TupleEncoder, row_hash_sql
 
 LEAF_KEYS = 64  # ranges this narrow are compared key by key
 BATCH_ROWS = 5_000
@@ -38,7 +39,7 @@ class Checksum:
 
     @classmethod
     def of(cls, rows: int, total: int) -> Checksum:
-        return cls(int(rows), int(total) % canonical.MOD)
+        return cls(int(rows), int(total) % MOD)
 
     def __str__(self) -> str:
         return f"{self.rows} rows, {self.value:016x}"
@@ -91,14 +92,21 @@ def source_rows(
 
 def source_checksum(
     src: sqlite3.Connection,
+    pg: psycopg.Connection,
     plan: TablePlan,
     exclude: set[Key],
     key_range: tuple[int, int] | None = None,
 ) -> Checksum:
-    hasher = canonical.RowHasher([c.pg_type.kind for c in plan.columns])
+    """The checksum the load would have streamed, recomputed from the source."""
+    encoder = TupleEncoder(pg, [c.pg_type.kind for c in plan.columns])
+    batch: list[list[object]] = []
     for _key, values in source_rows(src, plan, exclude, key_range):
-        hasher.add(values)
-    return Checksum.of(hasher.rows, hasher.total)
+        batch.append(values)
+        if len(batch) == BATCH_ROWS:
+            encoder.encode(batch)
+            batch = []
+    encoder.encode(batch)
+    return Checksum.of(encoder.rows, encoder.total)
 
 
 def _range_condition(plan: TablePlan, key_range: tuple[int, int] | None) -> sql.Composable:
@@ -118,7 +126,7 @@ def target_checksum(
 ) -> Checksum:
     rows, total = pg.execute(
         sql.SQL("SELECT count(*), coalesce(sum({h}), 0) FROM {t} WHERE {w}").format(
-            h=canonical.row_hash_sql(plan.hash_columns),
+            h=row_hash_sql(plan.hash_columns),
             t=qualified(schema, plan.name),
             w=_range_condition(plan, key_range),
         )
@@ -130,25 +138,23 @@ def column_checksums(
     src: sqlite3.Connection, pg: psycopg.Connection, plan: TablePlan, schema: str,
     exclude: set[Key],
 ) -> dict[str, tuple[int, int]]:  # fmt: skip
-    """Per column (source, target) checksum: the sum of the hashes of its canonical values."""
-    python = [canonical.PYTHON[c.pg_type.kind] for c in plan.columns]
+    """Per column (source, target) checksum: the sum of its values' one-field tuple hashes."""
+    encoders = [TupleEncoder(pg, [c.pg_type.kind]) for c in plan.columns]
     sums = [0] * len(plan.columns)
     for _key, values in source_rows(src, plan, exclude):
         for i, value in enumerate(values):
-            sums[i] += canonical.hash_text(canonical.row_text([python[i]], [value]))
+            sums[i] += encoders[i].hashes([[value]])[0]
     target = pg.execute(
         sql.SQL("SELECT {} FROM {}").format(
             sql.SQL(", ").join(
-                sql.SQL("coalesce(sum({}), 0)").format(
-                    canonical.row_hash_sql([(c.pg_type.kind, c.name)])
-                )
+                sql.SQL("coalesce(sum({}), 0)").format(row_hash_sql([(c.pg_type.kind, c.name)]))
                 for c in plan.columns
             ),
             qualified(schema, plan.name),
         )
     ).fetchone()
     return {
-        c.source: (s % canonical.MOD, int(t) % canonical.MOD)
+        c.source: (s % MOD, int(t) % MOD)
         for c, s, t in zip(plan.columns, sums, target, strict=True)
     }
 
@@ -252,7 +258,7 @@ def locate(
         if high <= low:
             continue
         probes += 1
-        if source_checksum(src, plan, exclude, (low, high)) == target_checksum(
+        if source_checksum(src, pg, plan, exclude, (low, high)) == target_checksum(
             pg, plan, schema, (low, high)
         ):
             continue
@@ -269,26 +275,22 @@ def _locate_by_scan(
     exclude: set[Key], limit: int,
 ) -> tuple[list[dict[str, object]], str]:  # fmt: skip
     """Tables without a key: compare row hashes as multisets (a hash-only scan)."""
-    kinds = [c.pg_type.kind for c in plan.columns]
-    python = [canonical.PYTHON[k] for k in kinds]
-    source = Counter(
-        canonical.hash_text(canonical.row_text(python, values))
-        for _key, values in source_rows(src, plan, exclude)
-    )
+    encoder = TupleEncoder(pg, [c.pg_type.kind for c in plan.columns])
+    source = Counter(encoder.hashes([values for _key, values in source_rows(src, plan, exclude)]))
     target = Counter(
         h
         for (h,) in pg.execute(
             sql.SQL("SELECT {} FROM {}").format(
-                canonical.row_hash_sql(plan.hash_columns), qualified(schema, plan.name)
+                row_hash_sql(plan.hash_columns), qualified(schema, plan.name)
             )
         )
     )
     missing, extra = source - target, target - source
     found: list[dict[str, object]] = [
-        {"row_hash": f"{h % canonical.MOD:016x}", "divergence": "missing in target", "count": n}
+        {"row_hash": f"{h % MOD:016x}", "divergence": "missing in target", "count": n}
         for h, n in missing.items()
     ] + [
-        {"row_hash": f"{h % canonical.MOD:016x}", "divergence": "extra in target", "count": n}
+        {"row_hash": f"{h % MOD:016x}", "divergence": "extra in target", "count": n}
         for h, n in extra.items()
     ]
     return found[:limit], "row-hash comparison (the table has no key)"
@@ -303,7 +305,7 @@ def check_checksum(
     exclude: set[Key],
 ) -> CheckReport:
     """Source content (streamed by the load, or recomputed) against the target, in SQL."""
-    source = expected or source_checksum(src, plan, exclude)
+    source = expected or source_checksum(src, pg, plan, exclude)
     target = target_checksum(pg, plan, schema)
     metadata: dict[str, object] = {
         "source_rows": source.rows,

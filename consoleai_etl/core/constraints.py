@@ -16,11 +16,11 @@ import psycopg
 from psycopg import sql
 
 from consoleai_etl.core import ddl
-from consoleai_etl.core.canonical import row_hash_sql
 from consoleai_etl.core.catalog import ForeignKey, Table
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.names import pg_identifier
 from consoleai_etl.core.plan import TablePlan
+from consoleai_etl.core.tuples import row_hash_sql
 from consoleai_etl.core.verify import orphan_condition, pg_orphans, table_schema
 
 

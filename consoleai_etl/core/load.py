@@ -14,40 +14,17 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
 
 from consoleai_etl.core import bookkeeping, constraints, ddl
-from consoleai_etl.core.canonical import MOD, RowHasher
 from consoleai_etl.core.catalog import ForeignKey, Table, sqlite_quote
 from consoleai_etl.core.codec import ColumnCodec, codec_for, widen_columns
 from consoleai_etl.core.errors import ConversionError, MigrationError
 from consoleai_etl.core.plan import TablePlan, plan_table
 from consoleai_etl.core.profile import profile_table
 from consoleai_etl.core.rules import CastingRule
+from consoleai_etl.core.tuples import MOD, SIGNATURE, TRAILER, TupleEncoder
 
 BATCH_ROWS = 5_000
-COPY_TYPES = {
-    "bigint": "int8",
-    "double": "float8",
-    "numeric": "numeric",
-    "text": "text",  # varchar(n) has the same binary format as text
-    "bytea": "bytea",
-    "boolean": "bool",
-    "date": "date",
-    "timestamp": "timestamp",
-    "timestamptz": "timestamptz",
-    "jsonb": "jsonb",
-}
-
-
-class JsonTextBinaryDumper(Dumper):
-    """Send JSON *text* as jsonb (version byte + text): no Python re-serialisation, no loss."""
-
-    format = Format.BINARY
-
-    def dump(self, obj: str) -> bytes:
-        return b"\x01" + obj.encode("utf-8")
 
 
 @dataclass
@@ -88,7 +65,7 @@ def _copy_rows(
     batches: Iterator[list[tuple]],
     key_offset: int,
     quarantine: list[tuple],
-    hasher: RowHasher,
+    encoder: TupleEncoder,
     progress: Callable[[int], None] | None,
 ) -> tuple[int, list[ColumnCodec]]:
     """COPY the rows; refused rows go to ``quarantine``. Returns (rows copied, codecs)."""
@@ -100,11 +77,8 @@ def _copy_rows(
     )
     active = [(i, codec) for i, c in enumerate(plan.columns) if (codec := codec_for(c))]
     loaded = 0
-    cursor = pg.cursor()
-    cursor.adapters.register_dumper(None, _jsonb_dumper())
-    with cursor.copy(copy_sql) as copy:
-        copy.set_types([COPY_TYPES[c.pg_type.kind] for c in plan.columns])
-        write_row = copy.write_row
+    with pg.cursor().copy(copy_sql) as copy:
+        copy.write(SIGNATURE)
         for batch in batches:
             sent = []
             for raw in batch:
@@ -125,20 +99,13 @@ def _copy_rows(
                     row = dict(zip(names, raw[key_offset:], strict=True))
                     quarantine.append((key, names[i], str(exc), row))
                     continue
-                write_row(values)
                 sent.append(values)
-            hasher.add_many(sent)  # hashed per batch, so its cost is measured on its own
+            copy.write(encoder.encode(sent))  # also hashes each row for the checksum
             loaded += len(sent)
             if progress:
                 progress(loaded)
+        copy.write(TRAILER)
     return loaded, [codec for _, codec in active]
-
-
-def _jsonb_dumper() -> type[Dumper]:
-    """JsonTextBinaryDumper bound to jsonb's oid (registered by oid only, for set_types)."""
-    from psycopg.postgres import types
-
-    return type("JsonbTextDumper", (JsonTextBinaryDumper,), {"oid": types["jsonb"].oid})
 
 
 @dataclass(frozen=True)
@@ -176,7 +143,7 @@ def load_table(
         )
         pg.execute(ddl.create_table(plan, schema))
         query, key_offset = _select(table)
-        hasher = RowHasher([c.pg_type.kind for c in plan.columns])
+        encoder = TupleEncoder(pg, [c.pg_type.kind for c in plan.columns])
         copied, codecs = _copy_rows(
             pg,
             plan,
@@ -184,7 +151,7 @@ def load_table(
             _batches(src, query),
             key_offset,
             quarantine,
-            hasher,
+            encoder,
             progress and (lambda done: progress(done, source_rows)),
         )
         for codec in codecs:
@@ -202,7 +169,7 @@ def load_table(
     seconds = time.perf_counter() - started
     result = LoadResult(
         table.name, plan.name, source_rows, copied - removed.rows, quarantined + removed.rows,
-        seconds, warnings, checksum=(hasher.total - removed.hash_sum) % MOD,
-        checksum_seconds=hasher.seconds,
+        seconds, warnings, checksum=(encoder.total - removed.hash_sum) % MOD,
+        checksum_seconds=encoder.seconds,
     )  # fmt: skip
     return plan, result
