@@ -238,6 +238,14 @@ _FRACTION = re.compile(r"[.eE]")
 _RISKY_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
 
 
+# Built once: json.loads/dumps with options build a new decoder/encoder on every call.
+_INTEGER_JSON = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=jsonb_object)
+_DECIMAL_JSON = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=Decimal, parse_int=Decimal
+)
+_C_JSONB_TEXT = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def to_json_text(value: object) -> str:
     """JSON text for jsonb, in the form PostgreSQL prints it back (keys ordered, numbers
     parsed as Decimal so every digit is kept): what is sent is what the checksum sees."""
@@ -246,19 +254,13 @@ def to_json_text(value: object) -> str:
         # the jsonb form; otherwise numbers are parsed as Decimal and printed by hand.
         exact = _FRACTION.search(_JSON_STRING.sub("", value)) is None
         try:
-            parsed = json.loads(
-                value,
-                parse_constant=_reject_constant,
-                object_pairs_hook=jsonb_object if exact else None,
-                parse_float=None if exact else Decimal,
-                parse_int=None if exact else Decimal,
-            )
+            parsed = (_INTEGER_JSON if exact else _DECIMAL_JSON).decode(value)
         except ValueError as exc:
             raise _refuse(value, "jsonb", f"invalid JSON ({exc})") from None
         # Only text with a \u0000 or surrogate escape needs the walk over the parsed value.
         if _RISKY_ESCAPE.search(value) and (why := _jsonb_refusal(parsed)):
             raise _refuse(value, "jsonb", why)
-        return json.dumps(parsed, ensure_ascii=False) if exact else jsonb_text(parsed)
+        return _C_JSONB_TEXT(parsed) if exact else jsonb_text(parsed)
     if type(value) is int:
         return str(value)
     if type(value) is float and math.isfinite(value):
