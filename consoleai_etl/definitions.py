@@ -16,19 +16,25 @@ import dagster as dg
 
 from consoleai_etl.consistency_job import make_consistency_job
 from consoleai_etl.core.catalog import Catalog, introspect
+from consoleai_etl.core.errors import SourceError
 from consoleai_etl.core.order import load_order
 from consoleai_etl.core.source import open_source
 from consoleai_etl.domain import SCHEMA
 from consoleai_etl.report_asset import make_report_asset
-from consoleai_etl.settings import DEFAULT_SQLITE_PATH, MigrationSettings
+from consoleai_etl.settings import DEFAULT_SQLITE_PATH, MIGRATION_JOB, MigrationSettings
 from consoleai_etl.table_assets import make_table_asset
 
 
 def load_catalog(sqlite_path: str | Path) -> Catalog:
-    """The source's catalog, or the ConsoleAI domain catalog while the file does not exist."""
+    """The source's catalog, or the ConsoleAI domain catalog when the file does not exist or
+    cannot be read: the code location must still load, and the run's preflight then stops
+    with the real problem in one line."""
     if Path(sqlite_path).exists():
-        with closing(open_source(sqlite_path)) as conn:
-            return introspect(conn)
+        try:
+            with closing(open_source(sqlite_path)) as conn:
+                return introspect(conn)
+        except (SourceError, sqlite3.DatabaseError):
+            pass
     with closing(sqlite3.connect(":memory:")) as conn:
         conn.executescript(SCHEMA)
         return introspect(conn)
@@ -49,7 +55,7 @@ def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
         for name in order.tables
     ]
     migration_job = dg.define_asset_job(
-        "legacy_migration_job",
+        MIGRATION_JOB,
         selection=dg.AssetSelection.all(),
         executor_def=dg.in_process_executor,
         description="Load every legacy table, check it, write the report, promote if clean.",

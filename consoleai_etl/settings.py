@@ -10,14 +10,16 @@ from pathlib import Path
 
 import dagster as dg
 import yaml
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.pipeline import MODES, MigrationConfig
 from consoleai_etl.core.postgres import embedded_dsn
+from consoleai_etl.core.preflight import RunLock, check_source, check_target
 from consoleai_etl.core.rules import parse_rules
 
 DEFAULT_SQLITE_PATH = "data/consoleai_legacy.sqlite"
+MIGRATION_JOB = "legacy_migration_job"
 EMBEDDED_DATA_DIR = ".data/postgres"
 
 
@@ -90,10 +92,22 @@ class MigrationSettings(dg.ConfigurableResource):
         "CONSOLEAI_CASTING_RULES.",
     )
 
+    _lock: RunLock | None = PrivateAttr(default=None)
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Reject bad options (unknown mode or policy, malformed casting rules) before any
-        step runs, so a typo never produces a half-finished run."""
-        self.to_config()
+        """Before any step: reject bad options, check source and target, and take the
+        per-schema lock of a migration, so bad input or a concurrent run writes nothing."""
+        config = self.to_config()
+        check_source(config.sqlite_path)
+        check_target(config.pg_dsn, config.target_schema)
+        job = getattr(context.run, "job_name", None)
+        if job == MIGRATION_JOB:
+            self._lock = RunLock(config.pg_dsn, config.target_schema)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def to_config(self) -> MigrationConfig:
         """The resolved, framework-free config; starts the embedded PostgreSQL if no DSN."""

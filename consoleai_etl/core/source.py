@@ -23,6 +23,9 @@ def _decode_text(raw: bytes) -> str | InvalidText:
         return InvalidText(raw)
 
 
+LOCK_WAIT = 5.0  # seconds to wait for a writer's lock on the source
+
+
 def open_source(path: str | Path) -> sqlite3.Connection:
     """Open ``path`` read-only (``mode=ro`` URI plus ``query_only``) or raise ``SourceError``."""
     file = Path(path)
@@ -32,10 +35,17 @@ def open_source(path: str | Path) -> sqlite3.Connection:
             "database, or run `make demo` to build the sample one"
         )
     try:
-        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=LOCK_WAIT)
         conn.execute("PRAGMA query_only = 1")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            raise SourceError(
+                f"source {file} is locked by another process (waited {LOCK_WAIT:g} s): let the "
+                "legacy application finish writing, or migrate a copy of the file"
+            ) from None
+        raise SourceError(f"source {file} cannot be read ({exc})") from None
     except sqlite3.DatabaseError as exc:
-        raise SourceError(f"source {file} is not a readable SQLite database ({exc})") from exc
+        raise SourceError(f"source {file} is not a readable SQLite database ({exc})") from None
     conn.text_factory = _decode_text
     return conn
