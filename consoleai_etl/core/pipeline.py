@@ -127,6 +127,9 @@ def _checks(
     ]
 
 
+RETRY_BACKOFF = (1.0, 3.0)  # seconds before the 2nd and 3rd attempt of a table
+
+
 def stage_table(
     config: MigrationConfig,
     table: Table,
@@ -135,59 +138,88 @@ def stage_table(
     deferred: tuple[ForeignKey, ...] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> TableReport:
-    """Load ``table`` into the run's staging schema and check it there."""
+    """Load ``table`` into the run's staging schema and check it there.
+
+    A lost connection rolls the table's transaction back on the server, so the table is
+    simply loaded again, after a pause, at most ``len(RETRY_BACKOFF)`` more times.
+    """
+    retries: list[str] = []
+    for pause in (*RETRY_BACKOFF, None):
+        report = TableReport(table=table.name, target_table=pg_identifier(table.name))
+        try:
+            _stage_once(config, table, run_id, deferred, progress, report)
+        except psycopg.OperationalError as exc:
+            if pause is None:
+                report.error = (
+                    f"lost the connection to PostgreSQL {len(retries) + 1} times, last: "
+                    f"{_one_line(exc)}"
+                )
+            else:
+                retries.append(f"attempt {len(retries) + 1} lost its connection ({_one_line(exc)})")
+                time.sleep(pause)
+                continue
+        except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
+            report.error = _one_line(exc)
+        report.warnings = [f"loaded again: {r}" for r in retries] + report.warnings
+        return report
+    raise AssertionError("unreachable: the last attempt always returns")
+
+
+def _stage_once(
+    config: MigrationConfig,
+    table: Table,
+    run_id: str,
+    deferred: tuple[ForeignKey, ...],
+    progress: Callable[[int, int], None] | None,
+    report: TableReport,
+) -> None:
     staging = bookkeeping.staging_schema(run_id)
-    report = TableReport(table=table.name, target_table=pg_identifier(table.name))
-    try:
-        with _connections(config) as (src, pg):
-            _source_table(src, table)
-            with pg.transaction():
-                bookkeeping.drop_stale_staging(pg, keep=staging)
-            plan, result = load_table(
-                src,
-                pg,
-                table,
-                schema=staging,
-                target_schema=config.target_schema,
-                run_id=run_id,
-                options=LoadOptions(config.casting_rules, config.orphans, deferred),
-                progress=progress,
-            )
-            report.source_rows = result.source_rows
-            report.loaded_rows = result.loaded_rows
-            report.quarantined_rows = result.quarantined_rows
-            report.seconds = round(result.seconds, 3)
-            report.rows_per_second = round(result.rows_per_second, 1)
-            report.warnings = result.warnings
-            report.quarantine_sample = bookkeeping.quarantine_sample(pg, run_id, table.name)
-            report.columns = [
-                {
-                    "name": c.source,
-                    "target_name": c.name,
-                    "declared_type": c.declared_type,
-                    "observed": c.observed,
-                    "pg_type": c.pg_type.sql,
-                    "not_null": c.not_null,
-                    "reason": c.reason,
-                }
-                for c in plan.columns
-            ]
-            given = CheckInputs(
-                schema=staging,
-                parent_schemas=(staging, config.target_schema),
-                source_rows=result.source_rows,
-                quarantined=result.quarantined_rows,
-                expected=Checksum(result.loaded_rows, result.checksum),
-                exclude=quarantined_keys(pg, plan, run_id),
-            )
-            started = time.perf_counter()
-            report.checks = _checks(src, pg, plan, config.orphans, given)
-            report.check_seconds = round(time.perf_counter() - started, 3)
-            report.checksum = f"{result.checksum:016x}"
-            report.checksum_seconds = round(result.checksum_seconds, 3)
-    except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
-        report.error = _one_line(exc)
-    return report
+    with _connections(config) as (src, pg):
+        _source_table(src, table)
+        with pg.transaction():
+            bookkeeping.drop_stale_staging(pg, keep=staging)
+        plan, result = load_table(
+            src,
+            pg,
+            table,
+            schema=staging,
+            target_schema=config.target_schema,
+            run_id=run_id,
+            options=LoadOptions(config.casting_rules, config.orphans, deferred),
+            progress=progress,
+        )
+        report.source_rows = result.source_rows
+        report.loaded_rows = result.loaded_rows
+        report.quarantined_rows = result.quarantined_rows
+        report.seconds = round(result.seconds, 3)
+        report.rows_per_second = round(result.rows_per_second, 1)
+        report.warnings = result.warnings
+        report.quarantine_sample = bookkeeping.quarantine_sample(pg, run_id, table.name)
+        report.columns = [
+            {
+                "name": c.source,
+                "target_name": c.name,
+                "declared_type": c.declared_type,
+                "observed": c.observed,
+                "pg_type": c.pg_type.sql,
+                "not_null": c.not_null,
+                "reason": c.reason,
+            }
+            for c in plan.columns
+        ]
+        given = CheckInputs(
+            schema=staging,
+            parent_schemas=(staging, config.target_schema),
+            source_rows=result.source_rows,
+            quarantined=result.quarantined_rows,
+            expected=Checksum(result.loaded_rows, result.checksum),
+            exclude=quarantined_keys(pg, plan, run_id),
+        )
+        started = time.perf_counter()
+        report.checks = _checks(src, pg, plan, config.orphans, given)
+        report.check_seconds = round(time.perf_counter() - started, 3)
+        report.checksum = f"{result.checksum:016x}"
+        report.checksum_seconds = round(result.checksum_seconds, 3)
 
 
 def verify_table(config: MigrationConfig, table: Table) -> TableReport:

@@ -1,0 +1,115 @@
+"""Crashes and lost connections: the target is either as before or fully migrated, and a
+rerun converges."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from consoleai_etl.core.bookkeeping import STAGING_PREFIX
+from consoleai_etl_tests.helpers import checks_by_table, fetch, run_job, table_digest
+
+REPO = Path(__file__).resolve().parents[1]
+BIG_ROWS = 300_000
+
+
+def big_source(path: Path, rows: int) -> Path:
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("DROP TABLE IF EXISTS big")
+        conn.execute("CREATE TABLE big (id INTEGER PRIMARY KEY, label TEXT, at DATETIME)")
+        conn.executemany(
+            "INSERT INTO big VALUES (?, ?, ?)",
+            ((i, f"label {i}", "2024-01-01 00:00:00") for i in range(rows)),
+        )
+    return path
+
+
+def wait_for_copy(dsn: str, timeout: float = 60) -> int:
+    """The server pid of the first active COPY into this test's database."""
+    database = conninfo_to_dict(dsn)["dbname"]
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND state = 'active' "
+                "AND query LIKE 'COPY %%FROM STDIN%%' AND pid <> pg_backend_pid()",
+                (database,),
+            ).fetchone()
+            if row:
+                return row[0]
+            time.sleep(0.01)
+    raise AssertionError("no COPY started")
+
+
+def test_lost_connection_mid_table_is_retried_without_duplicates(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    source = big_source(tmp_path / "big.sqlite", BIG_ROWS)
+    killed: list[int] = []
+
+    def terminate_first_copy() -> None:
+        pid = wait_for_copy(pg_dsn)
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        killed.append(pid)
+
+    watcher = threading.Thread(target=terminate_first_copy)
+    watcher.start()
+    result, report = run_job(source, pg_dsn, tmp_path / "reports")
+    watcher.join()
+
+    assert killed and result.success and report["status"] == "success"
+    [big] = report["tables"]
+    assert big["warnings"][0].startswith("loaded again: attempt 1 lost its connection")
+    assert fetch(pg_dsn, "SELECT count(*), count(DISTINCT id) FROM big") == [(BIG_ROWS, BIG_ROWS)]
+    assert checks_by_table(report)["big"]["checksum"]["passed"]
+
+
+def test_killed_run_leaves_the_target_as_before_and_a_rerun_converges(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    source = big_source(tmp_path / "big.sqlite", 1_000)
+    run_job(source, pg_dsn, tmp_path / "first")
+    before = table_digest(pg_dsn, "public", "big", "id")
+    big_source(source, BIG_ROWS)
+
+    env = {
+        **os.environ,
+        "CONSOLEAI_SQLITE_PATH": str(source),
+        "CONSOLEAI_PG_DSN": pg_dsn,
+        "CONSOLEAI_REPORT_DIR": str(tmp_path / "killed"),
+        "DAGSTER_HOME": str(tmp_path),
+    }
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m", "consoleai_etl",
+         "-j", "legacy_migration_job"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for_copy(pg_dsn)
+        time.sleep(0.3)  # well inside the COPY of 300k rows
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    assert table_digest(pg_dsn, "public", "big", "id") == before  # untouched by the dead run
+    result, report = run_job(source, pg_dsn, tmp_path / "rerun")
+    assert result.success and report["promoted"]
+    assert fetch(pg_dsn, "SELECT count(*) FROM big") == [(BIG_ROWS,)]
+    assert fetch(
+        pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE %s", (STAGING_PREFIX + "%",)
+    ) == [(0,)]  # the dead run's staging schema was cleaned up
+    _, verified = run_job(source, pg_dsn, tmp_path / "verify", job="consistency_check_job")
+    assert verified["status"] == "success"
