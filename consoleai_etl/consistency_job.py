@@ -8,17 +8,28 @@ the assets' check pages) and hands its TableReport to a report op that runs last
 import dagster as dg
 
 from consoleai_etl.checks import check_events
+from consoleai_etl.console_log import CONCISE_CONSOLE
 from consoleai_etl.core.catalog import Catalog, Table
 from consoleai_etl.core.names import dagster_name
 from consoleai_etl.core.pipeline import finalize, verify_table
 from consoleai_etl.core.report import TableReport
 from consoleai_etl.report_asset import new_report, publish
 from consoleai_etl.settings import MigrationSettings
-from consoleai_etl.table_assets import guarded_step
+from consoleai_etl.table_assets import checked_config, guarded_step
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def consistency_preflight(context: dg.OpExecutionContext, settings: MigrationSettings) -> None:
+    """Source and target checks before any table is read (no lock: nothing is loaded)."""
+    checked_config(context, settings)
 
 
 def make_verify_op(table: Table) -> dg.OpDefinition:
-    @dg.op(name=f"verify_{dagster_name(table.name)}", out=dg.Out(TableReport))
+    @dg.op(
+        name=f"verify_{dagster_name(table.name)}",
+        ins={"after": dg.In(dg.Nothing)},
+        out=dg.Out(TableReport),
+    )
     def _verify(context: dg.OpExecutionContext, settings: MigrationSettings):
         report = guarded_step(context, table, lambda: verify_table(settings.to_config(), table))
         yield from check_events(table, report, dg.AssetCheckEvaluation)
@@ -45,9 +56,11 @@ def make_consistency_job(catalog: Catalog) -> dg.JobDefinition:
     @dg.job(
         name="consistency_check_job",
         executor_def=dg.in_process_executor,
+        config=CONCISE_CONSOLE,
         description="Re-run every table's checks against the target schema; loads nothing.",
     )
     def consistency_check_job():
-        consistency_report([verify() for verify in verify_ops])
+        ready = consistency_preflight()
+        consistency_report([verify(ready) for verify in verify_ops])
 
     return consistency_check_job

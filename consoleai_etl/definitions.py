@@ -15,14 +15,15 @@ from pathlib import Path
 import dagster as dg
 
 from consoleai_etl.consistency_job import make_consistency_job
+from consoleai_etl.console_log import CONCISE_CONSOLE, concise_console_logger
 from consoleai_etl.core.catalog import Catalog, introspect
 from consoleai_etl.core.errors import SourceError
 from consoleai_etl.core.order import load_order
 from consoleai_etl.core.source import open_source
 from consoleai_etl.domain import SCHEMA
 from consoleai_etl.report_asset import make_report_asset
-from consoleai_etl.settings import DEFAULT_SQLITE_PATH, MIGRATION_JOB, MigrationSettings
-from consoleai_etl.table_assets import make_table_asset
+from consoleai_etl.settings import DEFAULT_SQLITE_PATH, MigrationSettings
+from consoleai_etl.table_assets import MIGRATION_JOB, make_table_asset, preflight
 
 
 def load_catalog(sqlite_path: str | Path) -> Catalog:
@@ -58,12 +59,14 @@ def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
         MIGRATION_JOB,
         selection=dg.AssetSelection.all(),
         executor_def=dg.in_process_executor,
+        config=CONCISE_CONSOLE,
         description="Load every legacy table, check it, write the report, promote if clean.",
     )
     return dg.Definitions(
-        assets=[*table_assets, make_report_asset(catalog, deferred)],
+        assets=[preflight, *table_assets, make_report_asset(catalog, deferred)],
         jobs=[migration_job, make_consistency_job(catalog)],
         resources={"settings": MigrationSettings()},
+        loggers={"console": concise_console_logger},
     )
 
 

@@ -17,7 +17,7 @@ from consoleai_etl.core.postgres import redact
 from consoleai_etl.core.promote import Promotion
 from consoleai_etl.core.report import FAILURE, CheckReport, MigrationReport, TableReport
 from consoleai_etl.settings import MigrationSettings
-from consoleai_etl.table_assets import TABLE_REPORT_KEY
+from consoleai_etl.table_assets import PREFLIGHT_KEY, TABLE_REPORT_KEY
 
 REPORT_KEY = dg.AssetKey("migration_report")
 
@@ -114,7 +114,7 @@ def make_report_asset(
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=REPORT_KEY,
-        deps=[asset_key(t) for t in catalog.tables],
+        deps=[PREFLIGHT_KEY, *(asset_key(t) for t in catalog.tables)],
         group_name="migration",
         kinds={"postgres"},
         description="Verdict of the run; promotes the staged tables when every check passed.",

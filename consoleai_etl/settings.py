@@ -19,7 +19,6 @@ from consoleai_etl.core.preflight import RunLock, check_source, check_target
 from consoleai_etl.core.rules import parse_rules
 
 DEFAULT_SQLITE_PATH = "data/consoleai_legacy.sqlite"
-MIGRATION_JOB = "legacy_migration_job"
 EMBEDDED_DATA_DIR = ".data/postgres"
 
 
@@ -93,16 +92,25 @@ class MigrationSettings(dg.ConfigurableResource):
     )
 
     _lock: RunLock | None = PrivateAttr(default=None)
+    _checked: bool = PrivateAttr(default=False)
 
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Before any step: reject bad options, check source and target, and take the
-        per-schema lock of a migration, so bad input or a concurrent run writes nothing."""
+    def preflight(self, *, lock: bool) -> MigrationConfig:
+        """Check options, source and target once per run, before anything is written; with
+        ``lock``, also take the per-schema lock that keeps a second migration out.
+
+        Called by the first step of a run (the ``preflight`` asset or op, or the first table
+        step of a partial selection). It raises ``MigrationError`` with a one-line message
+        inside a step, because Dagster's CLI turns resource-setup errors into tracebacks.
+        The lock lives on this resource until teardown: in-process execution shares it.
+        """
         config = self.to_config()
-        check_source(config.sqlite_path)
-        check_target(config.pg_dsn, config.target_schema)
-        job = getattr(context.run, "job_name", None)
-        if job == MIGRATION_JOB:
+        if not self._checked:
+            check_source(config.sqlite_path)
+            check_target(config.pg_dsn, config.target_schema)
+            self._checked = True
+        if lock and self._lock is None:
             self._lock = RunLock(config.pg_dsn, config.target_schema)
+        return config
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._lock is not None:

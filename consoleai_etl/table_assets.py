@@ -14,8 +14,9 @@ import dagster as dg
 
 from consoleai_etl.checks import asset_key, check_events, check_specs, dagster_metadata
 from consoleai_etl.core.catalog import ForeignKey, Table
+from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.names import pg_identifier
-from consoleai_etl.core.pipeline import stage_table
+from consoleai_etl.core.pipeline import MigrationConfig, stage_table
 from consoleai_etl.core.postgres import redact
 from consoleai_etl.core.report import TableReport
 from consoleai_etl.settings import MigrationSettings
@@ -23,6 +24,7 @@ from consoleai_etl.settings import MigrationSettings
 TABLE_GROUP = "legacy_tables"
 TABLE_REPORT_KEY = "table_report"
 PROGRESS_EVERY_SECONDS = 5.0
+MIGRATION_JOB = "legacy_migration_job"
 
 
 def _column_schema(report: TableReport) -> dg.TableSchema:
@@ -77,6 +79,34 @@ def guarded_step(
         )
 
 
+PREFLIGHT_KEY = dg.AssetKey("preflight")
+
+
+@dg.asset(
+    key=PREFLIGHT_KEY,
+    group_name="migration",
+    description="Source sanity (SQLite header, quick_check, lock, tables), target access, and "
+    "the per-schema lock that keeps a second migration out; nothing is written before it.",
+)
+def preflight(
+    context: dg.AssetExecutionContext, settings: MigrationSettings
+) -> dg.MaterializeResult:
+    config = checked_config(context, settings)
+    return dg.MaterializeResult(
+        metadata={"source": config.sqlite_path, "target_schema": config.target_schema}
+    )
+
+
+def checked_config(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext, settings: MigrationSettings
+) -> MigrationConfig:
+    """``settings.preflight`` with its one-line error as the step's failure."""
+    try:
+        return settings.preflight(lock=context.run.job_name == MIGRATION_JOB)
+    except MigrationError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
 def make_table_asset(
     table: Table, upstream: tuple[Table, ...], deferred: tuple[ForeignKey, ...]
 ) -> dg.AssetsDefinition:
@@ -84,7 +114,7 @@ def make_table_asset(
 
     @dg.asset(
         key=asset_key(table),
-        deps=[asset_key(parent) for parent in upstream],
+        deps=[PREFLIGHT_KEY, *(asset_key(parent) for parent in upstream)],
         check_specs=check_specs(table),
         group_name=TABLE_GROUP,
         kinds={"sqlite", "postgres"},
@@ -105,11 +135,12 @@ def make_table_asset(
                     f"{table.name}: {done:,} / {total:,} rows, {rate:,.0f} rows/s, ETA {eta:,.0f} s"
                 )
 
+        config = checked_config(context, settings)  # no-op after the preflight asset ran
         report = guarded_step(
             context.op_execution_context,
             table,
             lambda: stage_table(
-                settings.to_config(),
+                config,
                 table,
                 context.run.run_id,
                 deferred=deferred,

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from psycopg.conninfo import make_conninfo
+
 from consoleai_etl_tests.helpers import execute, fetch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,3 +82,22 @@ def test_cli_dry_run_from_run_config_yaml(sample_db: Path, pg_dsn: str, tmp_path
     assert report["dry_run"] and not report["promoted"] and report["status"] == "success"
     assert fetch(pg_dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
     assert "DRY RUN" in (tmp_path / "reports" / "latest.md").read_text()
+
+
+def test_cli_bad_input_is_one_line_without_traceback(tmp_path: Path, pg_dsn: str) -> None:
+    missing = tmp_path / "missing.sqlite"
+    done = dagster_cli(tmp_path, missing, pg_dsn, "-j", "legacy_migration_job")
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if " - ERROR - " in line]
+    assert f"source SQLite file {missing} does not exist" in errors[0]
+    assert "Traceback" not in done.stderr and "Stack Trace" not in done.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_cli_output_never_shows_the_password(sample_db: Path, pg_dsn: str, tmp_path: Path) -> None:
+    secret = "Cli-S3cret-pw"
+    done = dagster_cli(tmp_path, sample_db, make_conninfo(pg_dsn, password=secret), "-j",
+                       "legacy_migration_job")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert secret not in done.stdout + done.stderr
+    assert all(secret not in p.read_text() for p in (tmp_path / "reports").iterdir())

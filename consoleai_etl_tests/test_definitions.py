@@ -24,9 +24,9 @@ def asset_graph(defs: dg.Definitions) -> dict[str, set[str]]:
 def test_missing_source_still_shows_the_consoleai_domain_tables(tmp_path: Path) -> None:
     defs = build_definitions(tmp_path / "does-not-exist.sqlite")
     graph = asset_graph(defs)
-    assert set(graph) == {*TABLE_ORDER, "migration_report"}
-    assert graph["user_roles"] == {"users", "roles"}
-    assert graph["migration_report"] == set(TABLE_ORDER)
+    assert set(graph) == {"preflight", *TABLE_ORDER, "migration_report"}
+    assert graph["user_roles"] == {"preflight", "users", "roles"}
+    assert graph["migration_report"] == {"preflight", *TABLE_ORDER}
     assert defs.resolve_job_def("legacy_migration_job")
     assert defs.resolve_job_def("consistency_check_job")
 
@@ -43,7 +43,7 @@ def test_any_sqlite_file_becomes_assets_with_fk_deps_and_safe_names(tmp_path: Pa
     defs = build_definitions(db)
     graph = asset_graph(defs)
     [lines_key] = [k for k in graph if k.startswith("Order_Lines_")]
-    assert graph[lines_key] == {"orders"}
+    assert graph[lines_key] == {"preflight", "orders"}
     assert {"orders", "notes", "migration_report"} <= set(graph)
     check_keys = defs.resolve_asset_graph().asset_check_keys
     assert {(k.asset_key.to_user_string(), k.name) for k in check_keys} == {

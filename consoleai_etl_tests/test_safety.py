@@ -36,12 +36,11 @@ def run_raw(sqlite_path: Path, dsn: str, report_dir: Path, **options: object):
     )
 
 
-def init_error(result) -> str:
-    [failure] = [
-        e for e in result.all_events if e.event_type == DagsterEventType.RESOURCE_INIT_FAILURE
-    ]
-    error = failure.event_specific_data.error
-    return error.message.removeprefix(f"consoleai_etl.core.errors.{error.cls_name}: ").strip()
+def preflight_error(result) -> str:
+    """The one-line reason of the preflight step's failure (every other step was skipped)."""
+    failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert [e.step_key for e in failures] == ["preflight"]
+    return failures[0].event_specific_data.user_failure_data.description
 
 
 def assert_nothing_written(dsn: str, report_dir: Path) -> None:
@@ -71,7 +70,7 @@ def test_bad_source_stops_with_one_line_and_writes_nothing(
     source = make_source(tmp_path, sample_db)
     result = run_raw(source, pg_dsn, tmp_path / "reports")
     assert not result.success
-    error = init_error(result)
+    error = preflight_error(result)
     assert message in error and str(source) in error and "\n" not in error
     assert_nothing_written(pg_dsn, tmp_path / "reports")
 
@@ -99,17 +98,17 @@ def test_locked_source_is_named_and_waited_for(
         result = run_raw(source, pg_dsn, tmp_path / "reports")
     finally:
         holder.close()
-    assert "is locked by another process" in init_error(result)
+    assert "is locked by another process" in preflight_error(result)
     assert_nothing_written(pg_dsn, tmp_path / "reports")
 
 
 def test_unreachable_server_and_unknown_role(tmp_path: Path, sample_db: Path, pg_dsn: str) -> None:
     refused = "postgresql://postgres@127.0.0.1:1/postgres"
-    error = init_error(run_raw(sample_db, refused, tmp_path / "r1"))
+    error = preflight_error(run_raw(sample_db, refused, tmp_path / "r1"))
     assert error.startswith("cannot connect to PostgreSQL at postgresql://postgres@127.0.0.1:1")
     assert "check CONSOLEAI_PG_DSN" in error and "\n" not in error
     ghost = make_conninfo(pg_dsn, user="no_such_role_" + uuid.uuid4().hex[:6], password="s3cret")
-    error = init_error(run_raw(sample_db, ghost, tmp_path / "r2"))
+    error = preflight_error(run_raw(sample_db, ghost, tmp_path / "r2"))
     assert "does not exist" in error and "s3cret" not in error
 
 
@@ -132,7 +131,7 @@ def limited_role(pg_dsn: str) -> Iterator[str]:
 def test_schema_the_user_cannot_create(
     tmp_path: Path, sample_db: Path, pg_dsn: str, limited_role: str
 ) -> None:
-    error = init_error(
+    error = preflight_error(
         run_raw(sample_db, limited_role, tmp_path / "reports", target_schema="legacy")
     )
     assert error.startswith("cannot create schema legacy or consoleai_etl on ")
@@ -154,7 +153,7 @@ def test_a_second_migration_into_the_same_schema_refuses_to_start(
     lock = RunLock(pg_dsn, "public")  # what a running migration holds
     try:
         result = run_raw(sample_db, pg_dsn, tmp_path / "reports")
-        error = init_error(result)
+        error = preflight_error(result)
     finally:
         lock.release()
     assert error.startswith("another migration into schema public is running (server pid ")
