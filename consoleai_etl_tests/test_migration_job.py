@@ -332,3 +332,19 @@ def test_target_schema_setting(sample_db: Path, pg_dsn: str, tmp_path: Path, sch
     assert result.success
     assert target_tables(pg_dsn, schema) == set(TABLE_ORDER)
     assert target_tables(pg_dsn) == set()
+
+
+def test_promotion_blocked_by_a_foreign_object_fails_clearly_and_keeps_the_target(
+    sample_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    run_job(sample_db, pg_dsn, tmp_path / "first")
+    execute(pg_dsn, "CREATE VIEW public.someone_elses AS SELECT id FROM public.roles")
+    before = table_digest(pg_dsn, "public", "roles", "id")
+
+    result, report = run_job(sample_db, pg_dsn, tmp_path / "second")
+
+    assert not result.success and report["status"] == "failure" and not report["promoted"]
+    [reason] = report["reasons"]
+    assert reason.startswith("promotion failed, target unchanged: cannot replace tables")
+    assert "someone_elses" in reason
+    assert table_digest(pg_dsn, "public", "roles", "id") == before

@@ -274,8 +274,7 @@ def finalize(
                 except (MigrationError, psycopg.Error) as exc:
                     report.promoted = False
                     report.views = []
-                    report.status = FAILURE
-                    report.reasons.append(f"promotion failed, target unchanged: {_one_line(exc)}")
+                    report.fail(f"promotion failed, target unchanged: {_one_line(exc)}")
             if not report.promoted:
                 with pg.transaction():
                     _record(pg, report)
@@ -285,8 +284,7 @@ def finalize(
                         sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(staging))
                     )
     except (MigrationError, psycopg.Error) as exc:
-        report.status = FAILURE
-        report.reasons.append(f"could not record the run: {_one_line(exc)}")
+        report.fail(f"could not record the run: {_one_line(exc)}")
     report.write(Path(config.report_dir))
     return report
 

@@ -10,6 +10,7 @@ SUCCESS = "success"
 SUCCESS_WITH_QUARANTINE = "success_with_quarantine"
 SUCCESS_WITH_DIVERGENCE = "success_with_divergence"
 FAILURE = "failure"
+ALL_CLEAR = "all checks passed, no row quarantined"
 
 
 @dataclass
@@ -75,6 +76,11 @@ class MigrationReport:
             "checks": sum(len(t.checks) for t in self.tables),
             "failed_checks": sum(not c.passed for t in self.tables for c in t.checks),
         }
+
+    def fail(self, reason: str) -> None:
+        """Turn the verdict into a failure for a reason found after ``decide``."""
+        self.status = FAILURE
+        self.reasons = [r for r in self.reasons if r != ALL_CLEAR] + [reason]
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "totals": self.totals}
@@ -237,4 +243,4 @@ def decide(report: MigrationReport) -> None:
     else:
         status = SUCCESS
     report.status = status
-    report.reasons = reasons + failed or ["all checks passed, no row quarantined"]
+    report.reasons = reasons + failed or [ALL_CLEAR]
