@@ -113,3 +113,26 @@ def test_killed_run_leaves_the_target_as_before_and_a_rerun_converges(
     ) == [(0,)]  # the dead run's staging schema was cleaned up
     _, verified = run_job(source, pg_dsn, tmp_path / "verify", job="consistency_check_job")
     assert verified["status"] == "success"
+
+
+def test_a_connection_lost_three_times_fails_the_table_clearly(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    source = big_source(tmp_path / "big.sqlite", BIG_ROWS)
+
+    def terminate_every_copy() -> None:
+        for _ in range(3):
+            pid = wait_for_copy(pg_dsn)
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    watcher = threading.Thread(target=terminate_every_copy)
+    watcher.start()
+    result, report = run_job(source, pg_dsn, tmp_path / "reports")
+    watcher.join()
+
+    assert not result.success and report["status"] == "failure" and not report["promoted"]
+    [big] = report["tables"]
+    assert big["error"].startswith("lost the connection to PostgreSQL 3 times, last: ")
+    assert len(big["warnings"]) == 2  # the two earlier attempts
+    assert fetch(pg_dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
