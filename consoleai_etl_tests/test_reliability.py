@@ -115,9 +115,7 @@ def test_killed_run_leaves_the_target_as_before_and_a_rerun_converges(
     assert verified["status"] == "success"
 
 
-def test_a_connection_lost_three_times_fails_the_table_clearly(
-    tmp_path: Path, pg_dsn: str
-) -> None:
+def test_a_connection_lost_three_times_fails_the_table_clearly(tmp_path: Path, pg_dsn: str) -> None:
     source = big_source(tmp_path / "big.sqlite", BIG_ROWS)
 
     def terminate_every_copy() -> None:
