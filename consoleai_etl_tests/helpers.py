@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import psycopg
@@ -10,6 +12,22 @@ from dagster import ExecuteInProcessResult
 from psycopg import sql
 
 from consoleai_etl.definitions import build_definitions
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def dagster_env(tmp_path: Path, sqlite_path: Path, dsn: str, reports: str = "reports") -> dict:
+    """Environment for a Dagster process (CLI or webserver) with its own DAGSTER_HOME."""
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CONSOLEAI_SQLITE_PATH": str(sqlite_path),
+        "CONSOLEAI_PG_DSN": dsn,
+        "CONSOLEAI_REPORT_DIR": str(tmp_path / reports),
+    }
 
 
 def fetch(dsn: str, query: str | sql.Composable, params: tuple = ()) -> list[tuple]:

@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from psycopg.conninfo import make_conninfo
 
-from consoleai_etl_tests.helpers import execute, fetch
+from consoleai_etl_tests.helpers import dagster_env, execute, fetch
 
-REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).with_name("dagster")
 
 
 def dagster_cli(
     tmp_path: Path, sqlite_path: Path, dsn: str, *args: str
 ) -> subprocess.CompletedProcess:
-    home = tmp_path / "dagster_home"
-    home.mkdir(exist_ok=True)
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "CONSOLEAI_SQLITE_PATH": str(sqlite_path),
-        "CONSOLEAI_PG_DSN": dsn,
-        "CONSOLEAI_REPORT_DIR": str(tmp_path / "reports"),
-    }
+    env = dagster_env(tmp_path, sqlite_path, dsn)
     return subprocess.run(
         [str(DAGSTER), "job", "execute", "-m", "consoleai_etl", *args],
         cwd=tmp_path,

@@ -17,9 +17,14 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from consoleai_etl.core.bookkeeping import STAGING_PREFIX
-from consoleai_etl_tests.helpers import checks_by_table, fetch, run_job, table_digest
+from consoleai_etl_tests.helpers import (
+    checks_by_table,
+    dagster_env,
+    fetch,
+    run_job,
+    table_digest,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 BIG_ROWS = 300_000
 
 
@@ -83,14 +88,7 @@ def test_killed_run_leaves_the_target_as_before_and_a_rerun_converges(
     before = table_digest(pg_dsn, "public", "big", "id")
     big_source(source, BIG_ROWS)
 
-    env = {
-        **os.environ,
-        "CONSOLEAI_SQLITE_PATH": str(source),
-        "CONSOLEAI_PG_DSN": pg_dsn,
-        "CONSOLEAI_REPORT_DIR": str(tmp_path / "killed"),
-        "DAGSTER_HOME": str(tmp_path),
-    }
-    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    env = dagster_env(tmp_path, source, pg_dsn, reports="killed")
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m", "consoleai_etl",
          "-j", "legacy_migration_job"],

@@ -5,8 +5,6 @@ daemon, and its asset checks are recorded for the UI's check pages."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +17,8 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 from dagster_graphql import DagsterGraphQLClient
 
-REPO = Path(__file__).resolve().parents[1]
+from consoleai_etl_tests.helpers import REPO, dagster_env
+
 ASSET_CHECKS_QUERY = """
 { assetNodes { assetKey { path }
     assetChecksOrError { ... on AssetChecks { checks { name } } } } }
@@ -56,16 +55,8 @@ def wait_until_up(port: int, server: subprocess.Popen, timeout: float = 90) -> N
 
 @pytest.fixture
 def webserver(sample_db: Path, pg_dsn: str, tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "CONSOLEAI_SQLITE_PATH": str(sample_db),
-        "CONSOLEAI_PG_DSN": pg_dsn,
-        "CONSOLEAI_REPORT_DIR": str(tmp_path / "reports"),
-    }
+    env = dagster_env(tmp_path, sample_db, pg_dsn)
+    home = Path(env["DAGSTER_HOME"])
     port = free_port()
     command = [
         str(Path(sys.executable).with_name("dagster-webserver")),
