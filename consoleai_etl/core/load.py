@@ -58,6 +58,57 @@ def _batches(src: sqlite3.Connection, query: str) -> Iterator[list[tuple]]:
         yield batch
 
 
+def _convert_columns(
+    batch: list[tuple], key_offset: int, active: list[tuple[int, ColumnCodec]]
+) -> list[tuple]:
+    """The fast path: convert a clean batch column by column (C-level transposes and ``map``,
+    one Python call per converted value). Raises ConversionError on the first refusal; the
+    codecs' counters are then restored so the row-by-row retry does not count twice."""
+    if not active:
+        return [raw[key_offset:] for raw in batch] if key_offset else batch
+    counters = [(codec, codec.repaired, codec.nulled) for _, codec in active]
+    columns = list(zip(*batch, strict=True))[key_offset:]
+    try:
+        for i, codec in active:
+            columns[i] = list(map(codec, columns[i]))
+    except ConversionError:
+        for codec, repaired, nulled in counters:
+            codec.repaired, codec.nulled = repaired, nulled
+        raise
+    return list(zip(*columns, strict=True))
+
+
+def _convert_rows(
+    plan: TablePlan,
+    batch: list[tuple],
+    key_offset: int,
+    active: list[tuple[int, ColumnCodec]],
+    key_positions: list[int],
+    quarantine: list[tuple],
+) -> list[list[object]]:
+    """The careful path for a batch holding a refused value: row by row, so exactly the
+    refused rows are quarantined (or the table fails under ``on_error: fail``)."""
+    names = [c.source for c in plan.columns]
+    sent = []
+    for raw in batch:
+        values = list(raw[key_offset:])
+        try:
+            for i, codec in active:
+                values[i] = codec(values[i])
+        except ConversionError as exc:
+            key = {"rowid": raw[0]} if key_offset else {names[k]: raw[k] for k in key_positions}
+            if plan.columns[i].rule.on_error == "fail":
+                raise MigrationError(
+                    f"{plan.table.name}.{names[i]} at {key}: {exc} (on_error: fail)"
+                ) from None
+            quarantine.append(
+                (key, names[i], str(exc), dict(zip(names, raw[key_offset:], strict=True)))
+            )
+            continue
+        sent.append(values)
+    return sent
+
+
 def _copy_rows(
     pg: psycopg.Connection,
     plan: TablePlan,
@@ -80,26 +131,10 @@ def _copy_rows(
     with pg.cursor().copy(copy_sql) as copy:
         copy.write(SIGNATURE)
         for batch in batches:
-            sent = []
-            for raw in batch:
-                values = list(raw[key_offset:]) if key_offset or active else raw
-                try:
-                    for i, codec in active:
-                        values[i] = codec(values[i])
-                except ConversionError as exc:
-                    key = (
-                        {"rowid": raw[0]}
-                        if key_offset
-                        else {names[k]: raw[k] for k in key_positions}
-                    )
-                    if plan.columns[i].rule.on_error == "fail":
-                        raise MigrationError(
-                            f"{plan.table.name}.{names[i]} at {key}: {exc} (on_error: fail)"
-                        ) from None
-                    row = dict(zip(names, raw[key_offset:], strict=True))
-                    quarantine.append((key, names[i], str(exc), row))
-                    continue
-                sent.append(values)
+            try:
+                sent = _convert_columns(batch, key_offset, active)
+            except ConversionError:
+                sent = _convert_rows(plan, batch, key_offset, active, key_positions, quarantine)
             copy.write(encoder.encode(sent))  # also hashes each row for the checksum
             loaded += len(sent)
             if progress:
