@@ -41,14 +41,17 @@ def numeric_text(value: Decimal) -> str:
     return text[1:] if value == 0 and text.startswith("-") else text
 
 
-def _jsonb_key(item: tuple[str, object]) -> tuple[int, bytes]:
-    key = item[0].encode()
-    return len(key), key
+def _jsonb_key(item: tuple[str, object]) -> tuple[int, str]:
+    # UTF-8 keeps code point order, so comparing str equals comparing bytes; only the
+    # length must be counted in bytes.
+    key = item[0]
+    return (len(key) if key.isascii() else len(key.encode())), key
 
 
 def jsonb_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
     """``object_pairs_hook`` giving jsonb's key order (length, then bytes; last duplicate wins)."""
-    return dict(sorted(dict(pairs).items(), key=_jsonb_key))
+    unique = dict(pairs)
+    return dict(sorted(unique.items(), key=_jsonb_key)) if len(unique) > 1 else unique
 
 
 def _json_node(node: object) -> str:

@@ -233,13 +233,21 @@ def _jsonb_refusal(node: object) -> str | None:
     return None
 
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_FRACTION = re.compile(r"[.eE]")
 _RISKY_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
 
 
+class _Fractional(Exception):
+    """Raised by the integer-only JSON decoder at the first number with a fraction."""
+
+
+def _no_fraction(text: str) -> object:
+    raise _Fractional
+
+
 # Built once: json.loads/dumps with options build a new decoder/encoder on every call.
-_INTEGER_JSON = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=jsonb_object)
+_INTEGER_JSON = json.JSONDecoder(
+    parse_constant=_reject_constant, object_pairs_hook=jsonb_object, parse_float=_no_fraction
+)
 _DECIMAL_JSON = json.JSONDecoder(
     parse_constant=_reject_constant, parse_float=Decimal, parse_int=Decimal
 )
@@ -252,9 +260,11 @@ def to_json_text(value: object) -> str:
     if type(value) is str:
         # Without fractions or exponents every number is an int, and the C encoder can print
         # the jsonb form; otherwise numbers are parsed as Decimal and printed by hand.
-        exact = _FRACTION.search(_JSON_STRING.sub("", value)) is None
         try:
-            parsed = (_INTEGER_JSON if exact else _DECIMAL_JSON).decode(value)
+            try:
+                parsed, exact = _INTEGER_JSON.decode(value), True
+            except _Fractional:
+                parsed, exact = _DECIMAL_JSON.decode(value), False
         except ValueError as exc:
             raise _refuse(value, "jsonb", f"invalid JSON ({exc})") from None
         # Only text with a \u0000 or surrogate escape needs the walk over the parsed value.
