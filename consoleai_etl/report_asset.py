@@ -6,6 +6,7 @@ a check or table that never ran counts as a failure, then lets the core decide, 
 record and write. It raises ``dagster.Failure`` only after the files are written.
 """
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -81,8 +82,6 @@ def new_report(context: dg.OpExecutionContext, config: MigrationConfig) -> Migra
 
 
 def _iso(timestamp: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 

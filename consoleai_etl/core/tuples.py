@@ -117,10 +117,6 @@ class TupleEncoder:
         self.seconds += time.perf_counter() - started
         return out
 
-    @property
-    def checksum(self) -> int:
-        return self.total % MOD
-
 
 def row_hash_sql(columns: Sequence[tuple[str, str]], alias: str = "") -> sql.Composable:
     """SQL for the hash of a stored row, given (kind, PostgreSQL column name) pairs."""
