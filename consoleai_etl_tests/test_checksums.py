@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from consoleai_etl_tests.helpers import checks_by_table, execute, fetch, run_job
 
@@ -179,3 +180,15 @@ def test_idempotency_report_names_what_changed(tmp_path: Path, pg_dsn: str) -> N
     [difference] = second["idempotency"]["differences"]
     assert difference.startswith("t: checksum ")
     assert fetch(pg_dsn, "SELECT body FROM t WHERE id = 5") == [("edited",)]
+
+
+def test_a_timestamptz_target_reads_the_same_on_a_server_in_another_time_zone(
+    loaded: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    database = conninfo_to_dict(pg_dsn)["dbname"]
+    execute(pg_dsn, f"ALTER DATABASE \"{database}\" SET TimeZone = 'Asia/Tokyo'")
+    execute(pg_dsn, "ALTER TABLE t ALTER COLUMN at TYPE timestamptz USING at AT TIME ZONE 'UTC'")
+
+    _, report = run_job(loaded, pg_dsn, tmp_path / "verify", job="consistency_check_job")
+
+    assert checks_by_table(report)["t"]["checksum"]["passed"], report["reasons"]

@@ -6,11 +6,15 @@ import re
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from consoleai_etl.core.errors import TargetError
 
 _PASSWORD_IN_URI = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
 _PASSWORD_IN_KEYWORDS = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+UTC_SESSION = "-c TimeZone=UTC"
 
 
 def redact(text: str) -> str:
@@ -33,9 +37,14 @@ def embedded_dsn(data_dir: str | Path = ".data/postgres") -> str:
 
 
 def connect(dsn: str, **kwargs: object) -> psycopg.Connection:
-    """Connect or raise ``TargetError`` naming the (redacted) DSN and the server's reason."""
+    """Connect or raise ``TargetError`` naming the (redacted) DSN and the server's reason.
+
+    Sessions run in UTC, so casts between timestamp and timestamptz (a target loaded by
+    another tool) read the same on every server whatever its TimeZone setting.
+    """
     try:
-        return psycopg.connect(dsn, **kwargs)
+        options = " ".join(filter(None, [conninfo_to_dict(dsn).get("options"), UTC_SESSION]))
+        return psycopg.connect(dsn, options=options, **kwargs)
     except psycopg.Error as exc:
         reason = " ".join(str(exc).split())
         raise TargetError(
