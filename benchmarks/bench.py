@@ -121,6 +121,7 @@ def ceiling(path: Path, dsn: str) -> dict[str, object]:
 def pgloader(path: Path, dsn: str) -> dict[str, object] | None:
     binary = shutil.which("pgloader")
     if binary is None:
+        print("pgloader is not installed (apt-get install pgloader): its column is skipped")
         return None
     info = psycopg.conninfo.conninfo_to_dict(dsn)
     url = (

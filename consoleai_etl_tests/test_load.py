@@ -38,3 +38,30 @@ def test_progress_is_reported_per_batch_and_checksum_matches_sql(
     assert calls == [(BATCH_ROWS, rows), (2 * BATCH_ROWS, rows), (rows, rows)]
     assert result.loaded_rows == rows and result.checksum_seconds > 0
     assert (stored.rows, stored.value) == (rows, result.checksum)
+
+
+def test_table_progress_reaches_the_dagster_run_log(
+    tmp_path: Path, pg_dsn: str, monkeypatch
+) -> None:
+    import dagster as dg
+
+    from consoleai_etl import table_assets
+    from consoleai_etl.definitions import build_definitions
+
+    monkeypatch.setattr(table_assets, "PROGRESS_EVERY_SECONDS", 0.0)
+    db = tmp_path / "big.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE big (id INTEGER PRIMARY KEY)")
+        conn.executemany("INSERT INTO big VALUES (?)", ((i,) for i in range(BATCH_ROWS * 2)))
+    config = {"sqlite_path": str(db), "pg_dsn": pg_dsn, "report_dir": str(tmp_path / "r")}
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = (
+            build_definitions(db)
+            .resolve_job_def("legacy_migration_job")
+            .execute_in_process(
+                run_config={"resources": {"settings": {"config": config}}}, instance=instance
+            )
+        )
+        messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    progress = [m for m in messages if "rows/s, ETA" in m]
+    assert progress[-1].startswith(f"big: {BATCH_ROWS * 2:,} / {BATCH_ROWS * 2:,} rows, ")
