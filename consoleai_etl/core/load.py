@@ -143,6 +143,13 @@ def _copy_rows(
     return loaded, [codec for _, codec in active]
 
 
+def plan_source(src: sqlite3.Connection, table: Table, rules: tuple[CastingRule, ...]) -> TablePlan:
+    """Profile, plan and widen ``table``: the one plan both loading and re-verifying use,
+    so a verify-only run converts the source exactly as the load did."""
+    source_rows, profile = profile_table(src, table)
+    return widen_columns(src, plan_table(table, profile, source_rows, rules))
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     rules: tuple[CastingRule, ...] = ()
@@ -163,8 +170,8 @@ def load_table(
 ) -> tuple[TablePlan, LoadResult]:
     """Stage ``table`` into ``schema`` (replacing a previous attempt of the same run)."""
     started = time.perf_counter()
-    source_rows, profile = profile_table(src, table)
-    plan = widen_columns(src, plan_table(table, profile, source_rows, options.rules))
+    plan = plan_source(src, table, options.rules)
+    source_rows = plan.source_rows
     warnings = list(plan.warnings)
     quarantine: list[tuple] = []
     with pg.transaction():

@@ -21,13 +21,11 @@ from psycopg import sql
 from consoleai_etl.core import bookkeeping, verify
 from consoleai_etl.core.catalog import ForeignKey, Table
 from consoleai_etl.core.checksum import Checksum, Key, check_checksum, quarantined_keys
-from consoleai_etl.core.codec import widen_columns
 from consoleai_etl.core.errors import MigrationError
-from consoleai_etl.core.load import LoadOptions, load_table
+from consoleai_etl.core.load import LoadOptions, load_table, plan_source
 from consoleai_etl.core.names import pg_identifier
-from consoleai_etl.core.plan import TablePlan, plan_table
+from consoleai_etl.core.plan import TablePlan
 from consoleai_etl.core.postgres import connect, redact
-from consoleai_etl.core.profile import profile_table
 from consoleai_etl.core.promote import Promotion, promote
 from consoleai_etl.core.report import FAILURE, CheckReport, MigrationReport, TableReport, decide
 from consoleai_etl.core.rules import ORPHAN_POLICIES, CastingRule
@@ -232,13 +230,12 @@ def verify_table(config: MigrationConfig, table: Table) -> TableReport:
             report.quarantined_rows = (
                 bookkeeping.quarantined_count(pg, last_run, table.name) if last_run else 0
             )
-            source_rows, profile = profile_table(src, table)
-            plan = widen_columns(src, plan_table(table, profile, source_rows, config.casting_rules))
-            report.source_rows = source_rows
+            plan = plan_source(src, table, config.casting_rules)
+            report.source_rows = plan.source_rows
             given = CheckInputs(
                 schema=config.target_schema,
                 parent_schemas=(config.target_schema,),
-                source_rows=source_rows,
+                source_rows=plan.source_rows,
                 quarantined=report.quarantined_rows,
                 expected=None,
                 exclude=quarantined_keys(pg, plan, last_run),
