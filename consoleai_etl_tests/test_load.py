@@ -65,3 +65,55 @@ def test_table_progress_reaches_the_dagster_run_log(
         messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
     progress = [m for m in messages if "rows/s, ETA" in m]
     assert progress[-1].startswith(f"big: {BATCH_ROWS * 2:,} / {BATCH_ROWS * 2:,} rows, ")
+
+
+def _load(db: Path, pg_dsn: str, table: str):
+    with closing(open_source(db)) as src, psycopg.connect(pg_dsn) as pg:
+        ensure_bookkeeping(pg)
+        plan, result = load_table(
+            src, pg, introspect(src).table(table), schema="stage", target_schema="public",
+            run_id="run-1",
+        )  # fmt: skip
+        stored = target_checksum(pg, plan, "stage")
+        texts = [row[0] for row in pg.execute("SELECT label FROM stage.t ORDER BY id")]
+    return result, stored, texts
+
+
+def _text_table(db: Path, declared: str, labels: list[object]) -> None:
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute(f"CREATE TABLE t (id INTEGER PRIMARY KEY, label {declared})")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", enumerate(labels))
+
+
+def test_clean_text_takes_the_fast_path(tmp_path: Path, pg_dsn: str) -> None:
+    db = tmp_path / "clean.sqlite"
+    _text_table(db, "VARCHAR(5)", ["abc", "ünï", None, "12345"])
+    result, stored, texts = _load(db, pg_dsn, "t")
+    assert not any("value by value" in w for w in result.warnings)
+    assert texts == ["abc", "ünï", None, "12345"]
+    assert (stored.rows, stored.value) == (4, result.checksum)
+
+
+def test_text_the_server_refuses_is_streamed_again_and_quarantined(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """A NUL, an over-long varchar and invalid UTF-8 each abandon the fast path: the table
+    is streamed again value by value and exactly the refused rows are quarantined."""
+    for declared, bad, reason in [
+        ("TEXT", "a\x00b", "0x00"),
+        ("VARCHAR(5)", "123456", "value too long"),
+        ("TEXT", None, "not valid UTF-8"),
+    ]:
+        db = tmp_path / f"{reason[:5]}.sqlite"
+        _text_table(db, declared, ["ok", "fine"])
+        with closing(sqlite3.connect(db)) as conn, conn:
+            if bad is None:  # raw bytes stored as TEXT
+                conn.execute("INSERT INTO t VALUES (9, CAST(x'ff41' AS TEXT))")
+            else:
+                conn.execute("INSERT INTO t VALUES (9, ?)", (bad,))
+        result, stored, texts = _load(db, pg_dsn, "t")
+        note = next(w for w in result.warnings if "value by value" in w)
+        assert reason in note
+        assert (result.loaded_rows, result.quarantined_rows) == (2, 1)
+        assert texts == ["ok", "fine"]
+        assert (stored.rows, stored.value) == (2, result.checksum)

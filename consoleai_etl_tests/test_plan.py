@@ -19,7 +19,7 @@ from consoleai_etl.core.plan import (
     plan_table,
     translate_default,
 )
-from consoleai_etl.core.profile import profile_table
+from consoleai_etl.core.profile import SAMPLE_ROWS, profile_table
 
 BIGINT = PgType("bigint", "bigint")
 DOUBLE = PgType("double", "double precision")
@@ -365,3 +365,26 @@ def test_check_constraints_are_reported_not_silently_dropped() -> None:
         in plan_table(tables["c"], {}, 0).warnings
     )
     assert not plan_table(tables["plain"], {}, 0).warnings
+
+
+def test_profile_counts_surprises_beyond_the_sample() -> None:
+    """The guess comes from the first rows; values past them of another class are counted."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n, s TEXT, e)")
+    rows = [(i, i, f"s{i}", None) for i in range(SAMPLE_ROWS * 3)]
+    rows[-1] = (rows[-1][0], "late text", b"late blob", 1.5)
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+    total, profile = profile_table(conn, introspect(conn).table("t"))
+    assert total == SAMPLE_ROWS * 3
+    assert profile == {
+        "id": {"integer": total},
+        "n": {"integer": total - 1, "text": 1},
+        "s": {"text": total - 1, "blob": 1},
+        "e": {"real": 1, "null": total - 1},
+    }
+
+
+def test_profile_of_an_empty_table() -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n)")
+    assert profile_table(conn, introspect(conn).table("t")) == (0, {"id": {}, "n": {}})

@@ -63,10 +63,27 @@ class ColumnCodec:
         return notes
 
 
-def codec_for(column: ColumnPlan) -> ColumnCodec | None:
-    """The column's codec, or None when its values can be sent untouched (the fast path)."""
+def _server_checked(column: ColumnPlan) -> bool:
+    """A text column holding only TEXT values and no repair rule: PostgreSQL itself refuses
+    the only two things its converter would (a NUL, more characters than varchar(n) takes),
+    so an optimistic load may send its values untouched and retry carefully on a refusal."""
+    return (
+        column.pg_type.kind == "text"
+        and not column.rule.text_repair
+        and set(column.observed) <= {"text", "null"}
+    )
+
+
+def codec_for(column: ColumnPlan, *, optimistic: bool = False) -> ColumnCodec | None:
+    """The column's codec, or None when its values can be sent untouched (the fast path).
+
+    ``optimistic`` also sends server-checked text untouched (see ``_server_checked``); the
+    loader then treats a PostgreSQL data error as "retry this table carefully".
+    """
     rejects_null = column.not_null and column.observed.get("null", 0) > 0
-    if not column.needs_conversion() and not rejects_null:
+    if rejects_null:
+        return ColumnCodec(column, column.converter() if column.needs_conversion() else None)
+    if not column.needs_conversion() or (optimistic and _server_checked(column)):
         return None
     return ColumnCodec(column, column.converter() if column.needs_conversion() else None)
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Context, Decimal, InvalidOperation
+from functools import lru_cache
 
 from consoleai_etl.core.canonical import jsonb_object, jsonb_text, numeric_text
 from consoleai_etl.core.errors import ConversionError
@@ -254,23 +255,36 @@ _DECIMAL_JSON = json.JSONDecoder(
 _C_JSONB_TEXT = json.JSONEncoder(ensure_ascii=False).encode
 
 
+def _jsonb_form(value: str) -> str:
+    # Without fractions or exponents every number is an int, and the C encoder can print
+    # the jsonb form; otherwise numbers are parsed as Decimal and printed by hand.
+    try:
+        try:
+            parsed, exact = _INTEGER_JSON.decode(value), True
+        except _Fractional:
+            parsed, exact = _DECIMAL_JSON.decode(value), False
+    except ValueError as exc:
+        raise _refuse(value, "jsonb", f"invalid JSON ({exc})") from None
+    # Only text with a \u0000 or surrogate escape needs the walk over the parsed value.
+    if _RISKY_ESCAPE.search(value) and (why := _jsonb_refusal(parsed)):
+        raise _refuse(value, "jsonb", why)
+    return _C_JSONB_TEXT(parsed) if exact else jsonb_text(parsed)
+
+
+# Legacy JSON columns repeat the same small documents (event payloads, settings, tags), so
+# short documents are converted once: a hit costs a C dict lookup instead of a parse and a
+# print. Refusals raise and are never cached. At most 8,192 x 1 KiB documents are held.
+JSON_CACHE_CHARS = 1024
+_cached_jsonb_form = lru_cache(maxsize=8192)(_jsonb_form)
+
+
 def to_json_text(value: object) -> str:
     """JSON text for jsonb, in the form PostgreSQL prints it back (keys ordered, numbers
     parsed as Decimal so every digit is kept): what is sent is what the checksum sees."""
     if type(value) is str:
-        # Without fractions or exponents every number is an int, and the C encoder can print
-        # the jsonb form; otherwise numbers are parsed as Decimal and printed by hand.
-        try:
-            try:
-                parsed, exact = _INTEGER_JSON.decode(value), True
-            except _Fractional:
-                parsed, exact = _DECIMAL_JSON.decode(value), False
-        except ValueError as exc:
-            raise _refuse(value, "jsonb", f"invalid JSON ({exc})") from None
-        # Only text with a \u0000 or surrogate escape needs the walk over the parsed value.
-        if _RISKY_ESCAPE.search(value) and (why := _jsonb_refusal(parsed)):
-            raise _refuse(value, "jsonb", why)
-        return _C_JSONB_TEXT(parsed) if exact else jsonb_text(parsed)
+        if len(value) <= JSON_CACHE_CHARS:
+            return _cached_jsonb_form(value)
+        return _jsonb_form(value)
     if type(value) is int:
         return str(value)
     if type(value) is float and math.isfinite(value):

@@ -22,6 +22,7 @@ from consoleai_etl.core.errors import ConversionError, MigrationError
 from consoleai_etl.core.plan import TablePlan, plan_table
 from consoleai_etl.core.profile import profile_table
 from consoleai_etl.core.rules import CastingRule
+from consoleai_etl.core.source import UndecodableText, strict_text
 from consoleai_etl.core.tuples import MOD, SIGNATURE, TRAILER, TupleEncoder
 
 BATCH_ROWS = 5_000
@@ -109,38 +110,77 @@ def _convert_rows(
     return sent
 
 
+@dataclass
+class _Stream:
+    """One pass of a table's rows into COPY: what it sent, hashed and set aside."""
+
+    encoder: TupleEncoder
+    quarantine: list[tuple] = field(default_factory=list)
+    codecs: list[ColumnCodec] = field(default_factory=list)
+    copied: int = 0
+    note: str | None = None  # why the optimistic pass was abandoned, if it was
+
+
 def _copy_rows(
+    src: sqlite3.Connection,
     pg: psycopg.Connection,
     plan: TablePlan,
     schema: str,
-    batches: Iterator[list[tuple]],
-    key_offset: int,
-    quarantine: list[tuple],
-    encoder: TupleEncoder,
     progress: Callable[[int], None] | None,
-) -> tuple[int, list[ColumnCodec]]:
-    """COPY the rows; refused rows go to ``quarantine``. Returns (rows copied, codecs)."""
+    *,
+    optimistic: bool,
+) -> _Stream:
+    """COPY the rows; refused rows go to the stream's quarantine list."""
+    query, key_offset = _select(plan.table)
     names = [c.source for c in plan.columns]
     key_positions = [names.index(k) for k in plan.table.primary_key]
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         ddl.qualified(schema, plan.name),
         sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.columns),
     )
-    active = [(i, codec) for i, c in enumerate(plan.columns) if (codec := codec_for(c))]
-    loaded = 0
+    active = [
+        (i, codec)
+        for i, c in enumerate(plan.columns)
+        if (codec := codec_for(c, optimistic=optimistic))
+    ]
+    stream = _Stream(TupleEncoder(pg, [c.pg_type.kind for c in plan.columns]))
+    quarantine, encoder = stream.quarantine, stream.encoder
     with pg.cursor().copy(copy_sql) as copy:
         copy.write(SIGNATURE)
-        for batch in batches:
+        for batch in _batches(src, query):
             try:
                 sent = _convert_columns(batch, key_offset, active)
             except ConversionError:
                 sent = _convert_rows(plan, batch, key_offset, active, key_positions, quarantine)
             copy.write(encoder.encode(sent))  # also hashes each row for the checksum
-            loaded += len(sent)
+            stream.copied += len(sent)
             if progress:
-                progress(loaded)
+                progress(stream.copied)
         copy.write(TRAILER)
-    return loaded, [codec for _, codec in active]
+    stream.codecs = [codec for _, codec in active]
+    return stream
+
+
+def _stream_table(
+    src: sqlite3.Connection,
+    pg: psycopg.Connection,
+    plan: TablePlan,
+    schema: str,
+    progress: Callable[[int], None] | None,
+) -> _Stream:
+    """COPY optimistically (strict UTF-8 decoding in C, server-checked text untouched); if
+    the source or PostgreSQL refuses a value, roll the COPY back and stream the table again
+    the careful way, value by value, so exactly the refused rows are quarantined."""
+    try:
+        with pg.transaction(), strict_text(src):  # a savepoint: the empty table survives
+            return _copy_rows(src, pg, plan, schema, progress, optimistic=True)
+    except UndecodableText:
+        why = "a TEXT value is not valid UTF-8"
+    except psycopg.errors.DataError as exc:
+        why = " ".join(filter(None, [exc.diag.message_primary, exc.diag.context]))
+    stream = _copy_rows(src, pg, plan, schema, progress, optimistic=False)
+    stream.note = f"streamed again value by value, as the fast path was refused: {why}"
+    return stream
 
 
 def plan_source(src: sqlite3.Connection, table: Table, rules: tuple[CastingRule, ...]) -> TablePlan:
@@ -173,7 +213,6 @@ def load_table(
     plan = plan_source(src, table, options.rules)
     source_rows = plan.source_rows
     warnings = list(plan.warnings)
-    quarantine: list[tuple] = []
     with pg.transaction():
         pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         pg.execute(
@@ -184,21 +223,13 @@ def load_table(
             (run_id, table.name),
         )
         pg.execute(ddl.create_table(plan, schema))
-        query, key_offset = _select(table)
-        encoder = TupleEncoder(pg, [c.pg_type.kind for c in plan.columns])
-        copied, codecs = _copy_rows(
-            pg,
-            plan,
-            schema,
-            _batches(src, query),
-            key_offset,
-            quarantine,
-            encoder,
-            progress and (lambda done: progress(done, source_rows)),
+        stream = _stream_table(
+            src, pg, plan, schema, progress and (lambda done: progress(done, source_rows))
         )
-        for codec in codecs:
+        warnings += [stream.note] if stream.note else []
+        for codec in stream.codecs:
             warnings += codec.warnings()
-        quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, quarantine)
+        quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, stream.quarantine)
         removed = constraints.quarantine_duplicate_keys(pg, plan, schema, run_id)
         warnings += constraints.add_keys_and_indexes(pg, plan, schema)
         immediate = tuple(fk for fk in table.foreign_keys if fk not in options.deferred)
@@ -210,8 +241,9 @@ def load_table(
         removed += orphans
     seconds = time.perf_counter() - started
     result = LoadResult(
-        table.name, plan.name, source_rows, copied - removed.rows, quarantined + removed.rows,
-        seconds, warnings, checksum=(encoder.total - removed.hash_sum) % MOD,
-        checksum_seconds=encoder.seconds,
+        table.name, plan.name, source_rows, stream.copied - removed.rows,
+        quarantined + removed.rows, seconds, warnings,
+        checksum=(stream.encoder.total - removed.hash_sum) % MOD,
+        checksum_seconds=stream.encoder.seconds,
     )  # fmt: skip
     return plan, result

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from consoleai_etl.core.errors import SourceError
@@ -21,6 +23,26 @@ def _decode_text(raw: bytes) -> str | InvalidText:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return InvalidText(raw)
+
+
+class UndecodableText(Exception):
+    """A TEXT value is not valid UTF-8 while reading with strict (fast) decoding."""
+
+
+@contextmanager
+def strict_text(conn: sqlite3.Connection) -> Iterator[None]:
+    """Decode TEXT in C while inside (no Python call per value); a value that is not valid
+    UTF-8 raises ``UndecodableText`` instead of becoming ``InvalidText``, so the caller can
+    read the table again the careful way."""
+    conn.text_factory = str
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if str(exc).startswith("Could not decode to UTF-8"):
+            raise UndecodableText(str(exc)) from None
+        raise
+    finally:
+        conn.text_factory = _decode_text
 
 
 LOCK_WAIT = 5.0  # seconds to wait for a writer's lock on the source
