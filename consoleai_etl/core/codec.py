@@ -9,8 +9,10 @@ it changed so the report can say so.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from consoleai_etl.core.bulk import REFUSALS, Bulk, bulk_for
 from consoleai_etl.core.catalog import sqlite_quote
 from consoleai_etl.core.convert import Converter
 from consoleai_etl.core.errors import ConversionError
@@ -24,6 +26,28 @@ class ColumnCodec:
     convert: Converter | None
     repaired: int = 0
     nulled: int = 0
+    bulk: Bulk | None = None
+
+    def column(self, values: Sequence[object]) -> list[object]:
+        """A batch column converted: in C-level bulk when the bulk form vouches for every
+        value, else value by value (raising ``ConversionError`` at the first refusal)."""
+        converted = self._bulk_column(values) if self.bulk else None
+        return converted if converted is not None else list(map(self, values))
+
+    def _bulk_column(self, values: Sequence[object]) -> list[object] | None:
+        assert self.bulk is not None
+        try:
+            if None not in values:
+                return self.bulk(values)
+            if self.plan.not_null:
+                return None  # the per-value path refuses the NULL and says why
+            present = self.bulk([v for v in values if v is not None])
+        except REFUSALS:
+            return None
+        if present is None:
+            return None
+        converted = iter(present)
+        return [None if v is None else next(converted) for v in values]
 
     def __call__(self, value: object) -> object:
         if value is None:
@@ -85,7 +109,8 @@ def codec_for(column: ColumnPlan, *, optimistic: bool = False) -> ColumnCodec | 
         return ColumnCodec(column, column.converter() if column.needs_conversion() else None)
     if not column.needs_conversion() or (optimistic and _server_checked(column)):
         return None
-    return ColumnCodec(column, column.converter() if column.needs_conversion() else None)
+    bulk = None if column.rule.text_repair else bulk_for(column.pg_type)
+    return ColumnCodec(column, column.converter(), bulk=bulk)
 
 
 def widen_columns(src: sqlite3.Connection, plan: TablePlan) -> TablePlan:

@@ -275,7 +275,7 @@ def _jsonb_form(value: str) -> str:
 # short documents are converted once: a hit costs a C dict lookup instead of a parse and a
 # print. Refusals raise and are never cached. At most 8,192 x 1 KiB documents are held.
 JSON_CACHE_CHARS = 1024
-_cached_jsonb_form = lru_cache(maxsize=8192)(_jsonb_form)
+cached_jsonb_form = lru_cache(maxsize=8192)(_jsonb_form)
 
 
 def to_json_text(value: object) -> str:
@@ -283,7 +283,7 @@ def to_json_text(value: object) -> str:
     parsed as Decimal so every digit is kept): what is sent is what the checksum sees."""
     if type(value) is str:
         if len(value) <= JSON_CACHE_CHARS:
-            return _cached_jsonb_form(value)
+            return cached_jsonb_form(value)
         return _jsonb_form(value)
     if type(value) is int:
         return str(value)

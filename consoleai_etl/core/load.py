@@ -62,8 +62,8 @@ def _batches(src: sqlite3.Connection, query: str) -> Iterator[list[tuple]]:
 def _convert_columns(
     batch: list[tuple], key_offset: int, active: list[tuple[int, ColumnCodec]]
 ) -> list[tuple]:
-    """The fast path: convert a clean batch column by column (C-level transposes and ``map``,
-    one Python call per converted value). Raises ConversionError on the first refusal; the
+    """The fast path: convert a clean batch column by column (C-level transposes, and bulk
+    conversion where the column's values allow it, see ``bulk``). Raises ConversionError on the first refusal; the
     codecs' counters are then restored so the row-by-row retry does not count twice."""
     if not active:
         return [raw[key_offset:] for raw in batch] if key_offset else batch
@@ -71,7 +71,7 @@ def _convert_columns(
     columns = list(zip(*batch, strict=True))[key_offset:]
     try:
         for i, codec in active:
-            columns[i] = list(map(codec, columns[i]))
+            columns[i] = codec.column(columns[i])
     except ConversionError:
         for codec, repaired, nulled in counters:
             codec.repaired, codec.nulled = repaired, nulled
