@@ -110,17 +110,25 @@ def quarantine_duplicate_keys(
     )  # fmt: skip
 
 
-def add_keys_and_indexes(pg: psycopg.Connection, plan: TablePlan, schema: str) -> list[str]:
-    warnings = []
-    if plan.table.primary_key:
-        warnings += _attempt(pg, ddl.primary_key(plan, schema), "primary key")
+def add_keys_and_indexes(
+    pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str
+) -> tuple[list[str], Removed]:
+    """Primary key, unique constraints, indexes and the identity sequence. The primary key
+    is tried first: when PostgreSQL accepts it the keys are unique and the duplicate search
+    (a sort of the whole table) is skipped; when it refuses, duplicates are quarantined and
+    the key is tried again. Returns (warnings, rows quarantined as duplicates)."""
+    warnings, removed = [], Removed()
+    primary_key = ddl.primary_key(plan, schema) if plan.table.primary_key else None
+    if primary_key is not None and _attempt(pg, primary_key, "primary key"):
+        removed = quarantine_duplicate_keys(pg, plan, schema, run_id)
+        warnings += _attempt(pg, primary_key, "primary key")
     for index in plan.table.indexes:
         if index.origin != "pk" and not index.unsupported:
             warnings += _attempt(pg, ddl.index(plan, index, schema), f"index {index.name}")
     identity = ddl.set_identity(plan, schema)
     if identity is not None:
         pg.execute(identity)
-    return warnings
+    return warnings, removed
 
 
 def add_foreign_keys(
@@ -135,7 +143,10 @@ def add_foreign_keys(
     plan: TablePlan | None = None,
 ) -> tuple[list[str], Removed]:
     """Create ``fks`` (parents staged in this run, else in the target); returns
-    (warnings, rows quarantined as orphans). ``orphans: quarantine`` needs the ``plan``."""
+    (warnings, rows quarantined as orphans). ``orphans: quarantine`` needs the ``plan``.
+
+    Each key is first added as is, which PostgreSQL validates in one anti-join; only when
+    it is refused are the orphans counted and handled by the policy."""
     warnings, quarantined = [], Removed()
     for fk in fks:
         label = f"foreign key {table.name}({', '.join(fk.columns)}) -> {fk.ref_table}"
@@ -144,6 +155,9 @@ def add_foreign_keys(
             warnings.append(f"{label} not created: parent table {fk.ref_table} does not exist")
             continue
         parent_columns = tuple(pg_identifier(c) for c in fk.ref_columns)
+        statement = ddl.foreign_key(table, fk, schema, parent_schema, parent_columns, valid=True)
+        if not _attempt(pg, statement, label):
+            continue  # PostgreSQL validated it: no orphans, nothing more to search
         try:
             with pg.transaction():
                 count, sample = pg_orphans(pg, table, fk, schema, parent_schema, 5)

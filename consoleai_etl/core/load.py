@@ -63,8 +63,9 @@ def _convert_columns(
     batch: list[tuple], key_offset: int, active: list[tuple[int, ColumnCodec]]
 ) -> list[tuple]:
     """The fast path: convert a clean batch column by column (C-level transposes, and bulk
-    conversion where the column's values allow it, see ``bulk``). Raises ConversionError on the first refusal; the
-    codecs' counters are then restored so the row-by-row retry does not count twice."""
+    conversion where the values allow it, see ``bulk``). Raises ConversionError on the first
+    refusal; the codecs' counters are then restored so the row-by-row retry does not count
+    twice."""
     if not active:
         return [raw[key_offset:] for raw in batch] if key_offset else batch
     counters = [(codec, codec.repaired, codec.nulled) for _, codec in active]
@@ -230,8 +231,8 @@ def load_table(
         for codec in stream.codecs:
             warnings += codec.warnings()
         quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, stream.quarantine)
-        removed = constraints.quarantine_duplicate_keys(pg, plan, schema, run_id)
-        warnings += constraints.add_keys_and_indexes(pg, plan, schema)
+        key_warnings, removed = constraints.add_keys_and_indexes(pg, plan, schema, run_id)
+        warnings += key_warnings
         immediate = tuple(fk for fk in table.foreign_keys if fk not in options.deferred)
         fk_warnings, orphans = constraints.add_foreign_keys(
             pg, table, immediate, schema, target_schema,

@@ -156,6 +156,8 @@ def pg_orphans(
     count = pg.execute(
         sql.SQL("SELECT count(*) FROM {} c WHERE {}").format(source, condition)
     ).fetchone()[0]
+    if not count:  # a sample query would scan the whole table again for nothing
+        return 0, []
     sample = pg.execute(
         sql.SQL("SELECT {} FROM {} c WHERE {} LIMIT {}").format(
             sql.SQL(", ").join(
@@ -182,6 +184,8 @@ def sqlite_orphans(
         condition += f" AND NOT EXISTS (SELECT 1 FROM {sqlite_quote(fk.ref_table)} p WHERE {match})"
     source = f"{sqlite_quote(table.name)} c"
     count = src.execute(f"SELECT count(*) FROM {source} WHERE {condition}").fetchone()[0]
+    if not count:
+        return 0, []
     sample = src.execute(
         f"SELECT {', '.join(child)} FROM {source} WHERE {condition} LIMIT {int(limit)}"
     ).fetchall()
