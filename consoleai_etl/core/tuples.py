@@ -118,18 +118,30 @@ class TupleEncoder:
         return out
 
 
+_FIXED_WIDTH = {"bigint": 8, "double": 8, "boolean": 1, "date": 4, "timestamp": 8,
+                "timestamptz": 8}  # fmt: skip
+
+
 def row_hash_sql(columns: Sequence[tuple[str, str]], alias: str = "") -> sql.Composable:
-    """SQL for the hash of a stored row, given (kind, PostgreSQL column name) pairs."""
+    """SQL for the hash of a stored row, given (kind, PostgreSQL column name) pairs.
+
+    A fixed-width type's length prefix is a constant, so only variable-width values are
+    sent twice (once to measure)."""
     fields = [sql.SQL("int2send({}::int2)").format(sql.Literal(len(columns)))]
     for kind, name in columns:
         column = sql.Identifier(name)
         ref = sql.SQL("{}.{}").format(sql.Identifier(alias), column) if alias else column
         sent = sql.SQL(_SEND[kind]).format(ref)
+        width = _FIXED_WIDTH.get(kind)
+        length = (
+            sql.SQL("int4send(octet_length({}))").format(sent)
+            if width is None
+            else sql.SQL("{}::bytea").format(sql.Literal(f"\\x{width:08x}"))
+        )
         fields.append(
             sql.SQL(
-                "CASE WHEN {ref} IS NULL THEN '\\xffffffff'::bytea "
-                "ELSE int4send(octet_length({sent})) || {sent} END"
-            ).format(ref=ref, sent=sent)
+                "CASE WHEN {ref} IS NULL THEN '\\xffffffff'::bytea ELSE {length} || {sent} END"
+            ).format(ref=ref, sent=sent, length=length)
         )
     return sql.SQL("('x' || substr(md5({}), 1, 16))::bit(64)::bigint").format(
         sql.SQL(" || ").join(fields)

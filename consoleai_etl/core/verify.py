@@ -63,8 +63,57 @@ def check_row_count(source_rows: int, target_rows: int, quarantined: int) -> Che
     )
 
 
+_KEY_COLUMNS = (
+    "ARRAY(SELECT a.attname::text FROM unnest({keys}) WITH ORDINALITY k(num, i) "
+    "JOIN pg_attribute a ON a.attrelid = {rel} AND a.attnum = k.num ORDER BY k.i)"
+)
+
+
+def enforced_by(
+    pg: psycopg.Connection,
+    table: sql.Composable,
+    kind: str,
+    columns: tuple[str, ...],
+    parent: tuple[sql.Composable, tuple[str, ...]] | None = None,
+) -> str | None:
+    """The name of a validated constraint of ``kind`` ('p' primary key, 'f' foreign key to
+    ``parent`` (table, columns)) on exactly these PostgreSQL ``columns``, or None. Such a
+    constraint means PostgreSQL itself guarantees what a scan would search for (no NULL or
+    duplicate key, no orphan), so the check can cite it instead of reading the table."""
+    parent_table, parent_columns = parent or (None, ())
+    rows = pg.execute(
+        sql.SQL(
+            "SELECT conname::text, {own}, confrelid = coalesce(to_regclass({parent}), 0), {ref} "
+            "FROM pg_constraint WHERE conrelid = to_regclass({table}) AND contype = {kind} "
+            "AND convalidated"
+        ).format(
+            own=sql.SQL(_KEY_COLUMNS.format(keys="conkey", rel="conrelid")),
+            ref=sql.SQL(_KEY_COLUMNS.format(keys="confkey", rel="confrelid")),
+            parent=sql.Literal(parent_table.as_string(pg) if parent_table else None),
+            table=sql.Literal(table.as_string(pg)),
+            kind=sql.Literal(kind),
+        )
+    ).fetchall()
+    for name, own, same_parent, ref in rows:
+        if own != list(columns):
+            continue
+        if parent is None or (same_parent and ref == list(parent_columns)):
+            return name
+    return None
+
+
 def check_primary_key(pg: psycopg.Connection, schema: str, table: Table) -> CheckReport:
     target = qualified(schema, pg_identifier(table.name))
+    key = ", ".join(table.primary_key)
+    constraint = enforced_by(pg, target, "p", tuple(map(pg_identifier, table.primary_key)))
+    if constraint is not None:
+        return CheckReport(
+            "primary_key",
+            True,
+            f"primary key ({key}) is non-NULL and unique: enforced by constraint {constraint}",
+            {"null_keys": 0, "duplicate_keys": 0, "sample_duplicates": [],
+             "enforced_by": constraint},
+        )  # fmt: skip
     any_null = sql.SQL(" OR ").join(
         sql.SQL("{} IS NULL").format(sql.Identifier(pg_identifier(c))) for c in table.primary_key
     )
@@ -77,7 +126,6 @@ def check_primary_key(pg: psycopg.Connection, schema: str, table: Table) -> Chec
         ).format(cols=_cols(table.primary_key), t=target)
     ).fetchall()
     passed = nulls == 0 and not duplicates
-    key = ", ".join(table.primary_key)
     description = (
         f"primary key ({key}) is non-NULL and unique"
         if passed
@@ -228,9 +276,19 @@ def check_foreign_keys(
             source_count, source_sample = sqlite_orphans(src, table, fk, SAMPLE_KEYS)
         except sqlite3.Error as exc:
             source_count, source_sample = -1, [[f"source check failed: {exc}"]]
+        child = qualified(schema, pg_identifier(table.name))
+        parent = qualified(parent_schema, pg_identifier(fk.ref_table))
+        constraint = enforced_by(
+            pg, child, "f", tuple(map(pg_identifier, fk.columns)),
+            (parent, tuple(map(pg_identifier, fk.ref_columns))),
+        )  # fmt: skip
         try:
             with pg.transaction():
-                count, sample = pg_orphans(pg, table, fk, schema, parent_schema, SAMPLE_KEYS)
+                count, sample = (
+                    (0, [])
+                    if constraint
+                    else pg_orphans(pg, table, fk, schema, parent_schema, SAMPLE_KEYS)
+                )
         except psycopg.Error as exc:
             count, sample = -1, [[" ".join(str(exc).split())]]
         if count > 0 and orphans == "keep":
@@ -245,6 +303,7 @@ def check_foreign_keys(
                 "foreign_key": label,
                 "target_orphans": count,
                 "target_sample": sample,
+                "enforced_by": constraint,
                 "source_orphans": source_count,
                 "source_sample": source_sample,
             }
