@@ -28,6 +28,11 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from consoleai_etl.core.catalog import introspect
+from consoleai_etl.core.ddl import create_table
+from consoleai_etl.core.load import plan_source
+from consoleai_etl.core.source import open_source
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 WORK = HERE / "work"
@@ -113,8 +118,17 @@ def product(path: Path, dsn: str, reports: Path) -> dict[str, object]:
             "verify_seconds": round(verify, 2)}  # fmt: skip
 
 
-def ceiling(path: Path, dsn: str) -> dict[str, object]:
-    """Plain sqlite3 -> COPY write_row (text format), no conversion, no checks."""
+def ceiling(path: Path, dsn: str, *, typed: bool) -> dict[str, object]:
+    """Plain sqlite3 -> COPY write_row (text format), no conversion, no checks, no keys.
+
+    ``typed``: into the tables this product creates (their DDL is run here, untimed), so
+    PostgreSQL parses every value into its type as any typed migration must; otherwise into
+    all-text tables (a reference: the transport alone).
+    """
+    if typed:
+        with closing(open_source(path)) as src, psycopg.connect(dsn) as pg:
+            for table in introspect(src).tables:
+                pg.execute(create_table(plan_source(src, table, ()), "public"))
     return run_measured([sys.executable, str(HERE / "raw_copy.py"), str(path), dsn])
 
 
@@ -146,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark DB {path.name}: {rows:,} rows")
         with tempfile.TemporaryDirectory() as tmp:
             ours = product(path, databases.new(), Path(tmp))
-        raw = ceiling(path, databases.new())
+        raw = ceiling(path, databases.new(), typed=True)
+        text = ceiling(path, databases.new(), typed=False)
         loader = pgloader(path, databases.new())
         memory = {}
         for scale in (float(s) for s in args.memory_scales.split(",")):
@@ -168,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         "verify_share_of_wall": round(ours["verify_seconds"] / ours["seconds"], 3),
         "ceiling": {**raw, "rows_per_second": round(rows / raw["seconds"])},
         "load_vs_ceiling": round(load_rate / (rows / raw["seconds"]), 3),
+        "text_ceiling": {**text, "rows_per_second": round(rows / text["seconds"])},
+        "load_vs_text_ceiling": round(load_rate / (rows / text["seconds"]), 3),
         "pgloader": loader and {**loader, "rows_per_second": round(rows / loader["seconds"])},
         "product_vs_pgloader_wall": loader and round(ours["seconds"] / loader["seconds"], 3),
         "peak_rss_mb_by_scale": memory,

@@ -572,3 +572,19 @@ def test_fast_and_exact_json_paths_print_the_same_jsonb_form(text: str) -> None:
 
     exact = json.loads(text, parse_float=Decimal, parse_int=Decimal)
     assert to_json_text(text) == jsonb_text(exact)
+
+
+def test_repeated_json_is_converted_once_and_refusals_are_never_cached() -> None:
+    from consoleai_etl.core.convert import JSON_CACHE_CHARS, cached_jsonb_form
+
+    cached_jsonb_form.cache_clear()
+    for _ in range(3):
+        assert to_json_text('{"bb": 1, "a": 2}') == '{"a": 2, "bb": 1}'
+    assert cached_jsonb_form.cache_info().hits == 2
+    for _ in range(2):
+        with pytest.raises(ConversionError, match="invalid JSON"):
+            to_json_text('{"a": ')
+    assert cached_jsonb_form.cache_info().currsize == 1  # the refusal was not kept
+    long = '{"k": "' + "x" * JSON_CACHE_CHARS + '"}'
+    assert to_json_text(long) == long  # converted, but too long to be held
+    assert cached_jsonb_form.cache_info().currsize == 1
