@@ -388,3 +388,26 @@ def test_profile_of_an_empty_table() -> None:
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n)")
     assert profile_table(conn, introspect(conn).table("t")) == (0, {"id": {}, "n": {}})
+
+
+def test_a_large_table_is_profiled_over_two_connections_with_the_same_counts(
+    tmp_path, monkeypatch
+) -> None:
+    from consoleai_etl.core import profile
+
+    db = tmp_path / "split.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n, s TEXT, e, f REAL)")
+        rows = [(i, i, f"s{i}", None, i / 2) for i in range(500)]
+        rows[-1] = (499, "late", b"blob", 1, None)
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", rows)
+    conn = sqlite3.connect(db)
+    table = introspect(conn).table("t")
+    whole = profile_table(conn, table)
+    opened = []
+    monkeypatch.setattr(profile, "SPLIT_ROWS", 1)
+    real_open = profile.open_source
+    monkeypatch.setattr(profile, "open_source", lambda p: opened.append(p) or real_open(p))
+    assert profile_table(conn, table) == whole
+    assert opened == [str(db)]  # the second half was scanned on its own connection
+    assert whole[1]["n"] == {"integer": 499, "text": 1}

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 
 from consoleai_etl.core.catalog import Column, Table, sqlite_quote
 from consoleai_etl.core.plan import STORAGE_CLASSES
+from consoleai_etl.core.source import open_source
 
 Profile = dict[str, dict[str, int]]
 SAMPLE_ROWS = 100
+SPLIT_ROWS = 100_000  # from this size the scan is split over two connections
 
 
 def _guesses(conn: sqlite3.Connection, table: Table) -> list[str]:
@@ -50,21 +54,49 @@ def _full_counts(
     }
 
 
-def profile_table(conn: sqlite3.Connection, table: Table) -> tuple[int, Profile]:
-    """(row count, {column: {storage class: count}}) with zero counts left out."""
-    guesses = _guesses(conn, table)
+def _guess_counts(
+    conn: sqlite3.Connection, table: Table, pairs: list[tuple[Column, str]]
+) -> list[tuple[int, int]]:
+    """(non-NULL count, count of the guessed class) of each (column, guess)."""
     checks = [
         f"count({(name := sqlite_quote(c.name))}), sum(typeof({name}) = '{guess}')"
-        for c, guess in zip(table.columns, guesses, strict=True)
+        for c, guess in pairs
     ]
-    row = conn.execute(
-        f"SELECT count(*), {', '.join(checks)} FROM {sqlite_quote(table.name)}"
-    ).fetchone()
-    total = row[0]
+    row = conn.execute(f"SELECT {', '.join(checks)} FROM {sqlite_quote(table.name)}").fetchone()
+    return [(row[2 * i], row[2 * i + 1] or 0) for i in range(len(pairs))]
+
+
+def _guess_counts_elsewhere(
+    path: str, table: Table, pairs: list[tuple[Column, str]]
+) -> list[tuple[int, int]]:
+    with closing(open_source(path)) as conn:  # opened in the worker thread that uses it
+        return _guess_counts(conn, table, pairs)
+
+
+def _split_scan(
+    conn: sqlite3.Connection, table: Table, pairs: list[tuple[Column, str]], rows: int
+) -> list[tuple[int, int]]:
+    """``_guess_counts``, on a large table split by columns over two connections: SQLite
+    releases the GIL while it scans, and PostgreSQL is idle at this point, so the second
+    core halves the scan."""
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    if rows < SPLIT_ROWS or len(pairs) < 2 or not path:
+        return _guess_counts(conn, table, pairs)
+    half = len(pairs) // 2
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        second = pool.submit(_guess_counts_elsewhere, path, table, pairs[half:])
+        return _guess_counts(conn, table, pairs[:half]) + second.result()
+
+
+def profile_table(conn: sqlite3.Connection, table: Table) -> tuple[int, Profile]:
+    """(row count, {column: {storage class: count}}) with zero counts left out."""
+    total = conn.execute(f"SELECT count(*) FROM {sqlite_quote(table.name)}").fetchone()[0]
+    pairs = list(zip(table.columns, _guesses(conn, table), strict=True))
     profile: Profile = {}
     surprising = []
-    for i, (column, guess) in enumerate(zip(table.columns, guesses, strict=True)):
-        non_null, guessed = row[1 + 2 * i], row[2 + 2 * i] or 0
+    for (column, guess), (non_null, guessed) in zip(
+        pairs, _split_scan(conn, table, pairs, total), strict=True
+    ):
         if guessed == non_null:
             counts = {guess: non_null, "null": total - non_null}
             profile[column.name] = {cls: n for cls, n in counts.items() if n}
