@@ -20,6 +20,7 @@ from consoleai_etl.core.catalog import Catalog, introspect
 from consoleai_etl.core.errors import SourceError
 from consoleai_etl.core.order import load_order
 from consoleai_etl.core.source import open_source
+from consoleai_etl.core.stager import StagedTable
 from consoleai_etl.domain import SCHEMA
 from consoleai_etl.report_asset import make_report_asset
 from consoleai_etl.settings import DEFAULT_SQLITE_PATH, MigrationSettings
@@ -47,13 +48,16 @@ def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
     order = load_order(catalog)
     by_name = {t.name: t for t in catalog.tables}
     deferred = tuple((by_name[child], fk) for child, fk in order.deferred)
-    table_assets = [
-        make_table_asset(
+    staged = tuple(
+        StagedTable(
             by_name[name],
-            tuple(by_name[p] for p in order.upstream[name]),
+            order.upstream[name],
             tuple(fk for child, fk in order.deferred if child == name),
         )
         for name in order.tables
+    )
+    table_assets = [
+        make_table_asset(s, tuple(by_name[p] for p in s.parents), staged) for s in staged
     ]
     migration_job = dg.define_asset_job(
         MIGRATION_JOB,

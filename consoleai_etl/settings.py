@@ -6,6 +6,7 @@ resources:
 """
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +18,7 @@ from consoleai_etl.core.pipeline import MODES, MigrationConfig
 from consoleai_etl.core.postgres import embedded_dsn
 from consoleai_etl.core.preflight import RunLock, check_source, check_target
 from consoleai_etl.core.rules import parse_rules
+from consoleai_etl.core.stager import Stager
 
 DEFAULT_SQLITE_PATH = "data/consoleai_legacy.sqlite"
 EMBEDDED_DATA_DIR = ".data/postgres"
@@ -93,6 +95,7 @@ class MigrationSettings(dg.ConfigurableResource):
 
     _lock: RunLock | None = PrivateAttr(default=None)
     _checked: bool = PrivateAttr(default=False)
+    _stager: Stager | None = PrivateAttr(default=None)
 
     def preflight(self, *, lock: bool) -> MigrationConfig:
         """Check options, source and target once per run, before anything is written; with
@@ -112,7 +115,17 @@ class MigrationSettings(dg.ConfigurableResource):
             self._lock = RunLock(config.pg_dsn, config.target_schema)
         return config
 
+    def stager(self, start: Callable[[], Stager]) -> Stager:
+        """The run's ``Stager``, started by the first table step that asks (in-process
+        execution shares this resource between steps, as it does the lock)."""
+        if self._stager is None:
+            self._stager = start()
+        return self._stager
+
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._stager is not None:
+            self._stager.close()
+            self._stager = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None

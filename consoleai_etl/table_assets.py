@@ -5,20 +5,20 @@ report asset starts; a load error is caught and shown as failed checks instead o
 the step, because a failed step would skip the report.
 """
 
-import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 import dagster as dg
 
 from consoleai_etl.checks import asset_key, check_events, check_specs, dagster_metadata
-from consoleai_etl.core.catalog import ForeignKey, Table
+from consoleai_etl.core.catalog import Table
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.names import pg_identifier
 from consoleai_etl.core.pipeline import MigrationConfig, stage_table
 from consoleai_etl.core.postgres import redact
 from consoleai_etl.core.report import TableReport
+from consoleai_etl.core.stager import Progress, StagedTable, Stager
 from consoleai_etl.settings import MigrationSettings
 
 TABLE_GROUP = "legacy_tables"
@@ -107,10 +107,51 @@ def checked_config(
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
+def _run_tables(context: dg.AssetExecutionContext, tables: Sequence[StagedTable]) -> list:
+    """The tables this run materializes, in foreign-key order."""
+    selection = context.run.asset_selection
+    steps = context.run.step_keys_to_execute
+    return [
+        staged
+        for staged in tables
+        if (selection is None or asset_key(staged.table) in selection)
+        and (steps is None or asset_key(staged.table).to_python_identifier() in steps)
+    ]
+
+
+def _stage(
+    context: dg.AssetExecutionContext,
+    settings: MigrationSettings,
+    config: MigrationConfig,
+    staged: StagedTable,
+    tables: Sequence[StagedTable],
+) -> TableReport:
+    """The table's report: from the run's ``Stager`` in the migration job (whose in-process
+    executor shares it between steps), else staged right here in the step."""
+    log = context.log.info
+    if context.run.job_name == MIGRATION_JOB:
+        stager = settings.stager(
+            lambda: Stager(
+                config, context.run.run_id, _run_tables(context, tables), PROGRESS_EVERY_SECONDS
+            )
+        )
+        if staged.table.name in stager:
+            return stager.report(staged.table.name, log)
+    return stage_table(
+        config,
+        staged.table,
+        context.run.run_id,
+        deferred=staged.deferred,
+        progress=Progress(staged.table.name, PROGRESS_EVERY_SECONDS, log),
+    )
+
+
 def make_table_asset(
-    table: Table, upstream: tuple[Table, ...], deferred: tuple[ForeignKey, ...]
+    staged: StagedTable, upstream: tuple[Table, ...], tables: Sequence[StagedTable]
 ) -> dg.AssetsDefinition:
-    """The asset for ``table``; it waits for the tables its foreign keys point at."""
+    """The asset for ``staged.table``; it waits for the tables its foreign keys point at.
+    ``tables`` are all tables of the code location, in foreign-key order."""
+    table = staged.table
 
     @dg.asset(
         key=asset_key(table),
@@ -122,30 +163,11 @@ def make_table_asset(
         metadata={"source_table": table.name},
     )
     def _table(context: dg.AssetExecutionContext, settings: MigrationSettings):
-        started = last = time.monotonic()
-
-        def progress(done: int, total: int) -> None:
-            nonlocal last
-            now = time.monotonic()
-            if now - last >= PROGRESS_EVERY_SECONDS:
-                last = now
-                rate = done / (now - started)
-                eta = (total - done) / rate if rate else 0
-                context.log.info(
-                    f"{table.name}: {done:,} / {total:,} rows, {rate:,.0f} rows/s, ETA {eta:,.0f} s"
-                )
-
         config = checked_config(context, settings)  # no-op after the preflight asset ran
         report = guarded_step(
             context.op_execution_context,
             table,
-            lambda: stage_table(
-                config,
-                table,
-                context.run.run_id,
-                deferred=deferred,
-                progress=progress,
-            ),
+            lambda: _stage(context, settings, config, staged, tables),
         )
         if report.error:
             context.log.error(f"{table.name}: load failed: {report.error}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import psycopg
@@ -196,6 +197,10 @@ class LoadOptions:
     rules: tuple[CastingRule, ...] = ()
     orphans: str = "quarantine"
     deferred: tuple[ForeignKey, ...] = ()  # FKs closing a cycle: created at promotion
+    before_foreign_keys: Callable[[], object] | None = None  # e.g. wait for the parents
+    # Held while the table is profiled and streamed (the Python-bound part), so that a
+    # second table staged at the same time overlaps only its PostgreSQL work with it.
+    streaming: AbstractContextManager = field(default_factory=nullcontext)
 
 
 def load_table(
@@ -211,7 +216,8 @@ def load_table(
 ) -> tuple[TablePlan, LoadResult]:
     """Stage ``table`` into ``schema`` (replacing a previous attempt of the same run)."""
     started = time.perf_counter()
-    plan = plan_source(src, table, options.rules)
+    with options.streaming:
+        plan = plan_source(src, table, options.rules)
     source_rows = plan.source_rows
     warnings = list(plan.warnings)
     with pg.transaction():
@@ -224,9 +230,10 @@ def load_table(
             (run_id, table.name),
         )
         pg.execute(ddl.create_table(plan, schema))
-        stream = _stream_table(
-            src, pg, plan, schema, progress and (lambda done: progress(done, source_rows))
-        )
+        with options.streaming:
+            stream = _stream_table(
+                src, pg, plan, schema, progress and (lambda done: progress(done, source_rows))
+            )
         warnings += [stream.note] if stream.note else []
         for codec in stream.codecs:
             warnings += codec.warnings()
@@ -234,6 +241,8 @@ def load_table(
         key_warnings, removed = constraints.add_keys_and_indexes(pg, plan, schema, run_id)
         warnings += key_warnings
         immediate = tuple(fk for fk in table.foreign_keys if fk not in options.deferred)
+        if immediate and options.before_foreign_keys is not None:
+            options.before_foreign_keys()
         fk_warnings, orphans = constraints.add_foreign_keys(
             pg, table, immediate, schema, target_schema,
             orphans=options.orphans, run_id=run_id, plan=plan,

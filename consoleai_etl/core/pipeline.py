@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,6 +135,8 @@ def stage_table(
     *,
     deferred: tuple[ForeignKey, ...] = (),
     progress: Callable[[int, int], None] | None = None,
+    before_foreign_keys: Callable[[], object] | None = None,
+    streaming: AbstractContextManager | None = None,
 ) -> TableReport:
     """Load ``table`` into the run's staging schema and check it there.
 
@@ -145,7 +147,11 @@ def stage_table(
     for pause in (*RETRY_BACKOFF, None):
         report = TableReport(table=table.name, target_table=pg_identifier(table.name))
         try:
-            _stage_once(config, table, run_id, deferred, progress, report)
+            options = LoadOptions(
+                config.casting_rules, config.orphans, deferred, before_foreign_keys,
+                streaming or nullcontext(),
+            )  # fmt: skip
+            _stage_once(config, table, run_id, options, progress, report)
         except psycopg.OperationalError as exc:
             if pause is None:
                 report.error = (
@@ -167,7 +173,7 @@ def _stage_once(
     config: MigrationConfig,
     table: Table,
     run_id: str,
-    deferred: tuple[ForeignKey, ...],
+    options: LoadOptions,
     progress: Callable[[int, int], None] | None,
     report: TableReport,
 ) -> None:
@@ -183,7 +189,7 @@ def _stage_once(
             schema=staging,
             target_schema=config.target_schema,
             run_id=run_id,
-            options=LoadOptions(config.casting_rules, config.orphans, deferred),
+            options=options,
             progress=progress,
         )
         report.source_rows = result.source_rows

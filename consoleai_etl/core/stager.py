@@ -1,0 +1,121 @@
+"""Stage a run's tables two at a time, so one table's PostgreSQL work overlaps the next
+table's Python work.
+
+Staging a table is Python-bound while its rows stream (reading, converting, hashing: one
+core) and PostgreSQL-bound afterwards (keys, indexes, foreign keys, the checks' scans,
+which leave Python waiting on a socket). Dagster's in-process executor runs one step at a
+time, so the migration job hands its tables to a ``Stager``: two threads stage them in
+foreign-key order, and each table's Dagster step waits for its own table's report. Only one
+table profiles and streams at a time (two Python-bound streams would just take turns on the
+GIL, slower than one after the other); the other thread meanwhile builds keys, validates
+foreign keys and runs checks, which wait on PostgreSQL. A table waits for its parents to be
+staged before it creates its foreign keys (they need the parents' keys).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from consoleai_etl.core import bookkeeping
+from consoleai_etl.core.catalog import ForeignKey, Table
+from consoleai_etl.core.pipeline import MigrationConfig, stage_table
+from consoleai_etl.core.postgres import connect
+from consoleai_etl.core.report import TableReport
+
+WORKERS = 2
+
+
+class Progress:
+    """``(done, total)`` callbacks turned into "rows, rows/s, ETA" lines, at most one per
+    ``every`` seconds, handed to ``emit``."""
+
+    def __init__(self, table: str, every: float, emit: Callable[[str], None]) -> None:
+        self.table, self.every, self.emit = table, every, emit
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        rate = done / (now - self.started) if now > self.started else 0.0
+        eta = (total - done) / rate if rate else 0.0
+        self.emit(f"{self.table}: {done:,} / {total:,} rows, {rate:,.0f} rows/s, ETA {eta:,.0f} s")
+
+
+@dataclass(frozen=True)
+class StagedTable:
+    table: Table
+    parents: tuple[str, ...]  # tables whose keys its foreign keys need
+    deferred: tuple[ForeignKey, ...]  # foreign keys closing a cycle: created at promotion
+
+
+class Stager:
+    """Stages ``tables`` (given in foreign-key order) on ``WORKERS`` threads."""
+
+    def __init__(
+        self,
+        config: MigrationConfig,
+        run_id: str,
+        tables: Sequence[StagedTable],
+        progress_every: float,
+        streaming: AbstractContextManager | None = None,
+    ) -> None:
+        self.config, self.run_id, self.progress_every = config, run_id, progress_every
+        # One table profiles and streams at a time (see the module doc); a test may watch it.
+        self.streaming = streaming or threading.Lock()
+        staging = bookkeeping.staging_schema(run_id)
+        with connect(config.pg_dsn) as pg:  # once, before two threads would race for them
+            bookkeeping.ensure_bookkeeping(pg)
+            with pg.transaction():
+                bookkeeping.drop_stale_staging(pg, keep=staging)
+                pg.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(staging))
+                )
+        self.lines: dict[str, queue.SimpleQueue[str]] = {}
+        self.futures: dict[str, Future[TableReport]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="stage")
+        for staged in tables:  # a parent is submitted (and so started) before its children
+            self.lines[staged.table.name] = queue.SimpleQueue()
+            self.futures[staged.table.name] = self.pool.submit(self._stage, staged)
+
+    def _stage(self, staged: StagedTable) -> TableReport:
+        name = staged.table.name
+        parents = [self.futures[p] for p in staged.parents if p in self.futures]
+        return stage_table(
+            self.config,
+            staged.table,
+            self.run_id,
+            deferred=staged.deferred,
+            progress=Progress(name, self.progress_every, self.lines[name].put),
+            before_foreign_keys=lambda: wait(parents),
+            streaming=self.streaming,
+        )
+
+    def __contains__(self, table: str) -> bool:
+        return table in self.futures
+
+    def report(self, table: str, log: Callable[[str], None]) -> TableReport:
+        """Wait for ``table``'s report, passing its progress lines to ``log`` meanwhile."""
+        future, lines = self.futures[table], self.lines[table]
+        while True:
+            try:
+                report = future.result(timeout=0.2)
+            except TimeoutError:
+                report = None
+            while not lines.empty():
+                log(lines.get())
+            if report is not None:
+                return report
+
+    def close(self) -> None:
+        """Wait for every staging (a run's teardown), so no thread outlives the run."""
+        self.pool.shutdown(wait=True)

@@ -1,0 +1,78 @@
+"""The Stager: two threads, one stream at a time, children after their parents."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import closing
+from pathlib import Path
+
+from consoleai_etl.core.catalog import introspect
+from consoleai_etl.core.order import load_order
+from consoleai_etl.core.pipeline import MigrationConfig
+from consoleai_etl.core.source import open_source
+from consoleai_etl.core.stager import StagedTable, Stager
+from consoleai_etl_tests.helpers import fetch
+
+SOURCE = """
+CREATE TABLE parent (id INTEGER PRIMARY KEY, label TEXT);
+CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id));
+CREATE TABLE lone (id INTEGER PRIMARY KEY, at DATETIME);
+"""
+
+
+class WatchedLock:
+    """The streaming lock, recording who held it and whether two ever held it at once."""
+
+    def __init__(self) -> None:
+        self.lock, self.holders, self.threads, self.overlapped = threading.Lock(), 0, set(), False
+        self.guard = threading.Lock()
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        with self.guard:
+            self.holders += 1
+            self.overlapped |= self.holders > 1
+            self.threads.add(threading.get_ident())
+
+    def __exit__(self, *exc: object) -> None:
+        with self.guard:
+            self.holders -= 1
+        self.lock.release()
+
+
+def test_tables_are_staged_on_two_threads_one_stream_at_a_time(tmp_path: Path, pg_dsn: str) -> None:
+    db = tmp_path / "three.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.executescript(SOURCE)
+        conn.executemany("INSERT INTO parent VALUES (?, ?)", ((i, f"p{i}") for i in range(3000)))
+        conn.executemany("INSERT INTO child VALUES (?, ?)", ((i, i % 3000) for i in range(9000)))
+        conn.executemany("INSERT INTO lone VALUES (?, '2024-01-01')", ((i,) for i in range(500)))
+    with closing(open_source(db)) as src:
+        catalog = introspect(src)
+    order = load_order(catalog)
+    tables = [StagedTable(catalog.table(n), order.upstream[n], ()) for n in order.tables]
+    config = MigrationConfig(sqlite_path=str(db), pg_dsn=pg_dsn)
+    lines: list[str] = []
+
+    watched = WatchedLock()
+    stager = Stager(config, "run-stager-1", tables, progress_every=0.0, streaming=watched)
+    reports = {t.table.name: stager.report(t.table.name, lines.append) for t in tables}
+    stager.close()
+
+    assert {name: (r.error, r.loaded_rows) for name, r in reports.items()} == {
+        "parent": (None, 3000), "child": (None, 9000), "lone": (None, 500),
+    }  # fmt: skip
+    assert all(c.passed for r in reports.values() for c in r.checks)
+    assert not watched.overlapped and len(watched.threads) == 2
+    staging = fetch(
+        pg_dsn, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'consoleai_etl_stage_%'"
+    )
+    [(schema,)] = staging
+    assert fetch(
+        pg_dsn,
+        "SELECT conname FROM pg_constraint WHERE contype = 'f' AND convalidated "
+        "AND conrelid = to_regclass(%s)",
+        (f"{schema}.child",),
+    ) == [("child_parent_id_fkey",)]
+    assert any(line.startswith("child: 9,000 / 9,000 rows") for line in lines)
