@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import psycopg
 from consoleai_etl.core.bookkeeping import ensure_bookkeeping
 from consoleai_etl.core.catalog import introspect
 from consoleai_etl.core.checksum import target_checksum
-from consoleai_etl.core.load import BATCH_ROWS, load_table
+from consoleai_etl.core.load import BATCH_ROWS, LoadOptions, load_table
 from consoleai_etl.core.source import open_source
 
 
@@ -117,3 +119,22 @@ def test_text_the_server_refuses_is_streamed_again_and_quarantined(
         assert (result.loaded_rows, result.quarantined_rows) == (2, 1)
         assert texts == ["ok", "fine"]
         assert (stored.rows, stored.value) == (2, result.checksum)
+
+
+def test_a_tables_own_seconds_exclude_waiting_for_its_streaming_turn(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    db = tmp_path / "small.sqlite"
+    _text_table(db, "TEXT", ["a", "b"])
+    turn = threading.Lock()
+    turn.acquire()
+    threading.Timer(1.0, turn.release).start()  # another table streams for a second
+    started = time.perf_counter()
+    with closing(open_source(db)) as src, psycopg.connect(pg_dsn) as pg:
+        ensure_bookkeeping(pg)
+        _, result = load_table(
+            src, pg, introspect(src).table("t"), schema="stage", target_schema="public",
+            run_id="run-1", options=LoadOptions(streaming=turn),
+        )  # fmt: skip
+    assert time.perf_counter() - started >= 1.0
+    assert result.loaded_rows == 2 and result.seconds < 0.5
