@@ -7,11 +7,11 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
-from consoleai_etl.core.catalog import introspect
+from consoleai_etl.core.catalog import Table, introspect
 from consoleai_etl.core.order import load_order
 from consoleai_etl.core.pipeline import MigrationConfig
 from consoleai_etl.core.source import open_source
-from consoleai_etl.core.stager import StagedTable, Stager
+from consoleai_etl.core.stager import StagedTable, Stager, largest_first
 from consoleai_etl_tests.helpers import fetch
 
 SOURCE = """
@@ -76,3 +76,28 @@ def test_tables_are_staged_on_two_threads_one_stream_at_a_time(tmp_path: Path, p
         (f"{schema}.child",),
     ) == [("child_parent_id_fkey",)]
     assert any(line.startswith("child: 9,000 / 9,000 rows") for line in lines)
+
+
+def test_the_heaviest_chain_starts_first_and_parents_always_precede_children() -> None:
+    def staged(name: str, *parents: str) -> StagedTable:
+        table = Table(name, (), (), (), (), without_rowid=False, sql="")
+        return StagedTable(table, parents, ())
+
+    tables = [
+        staged("small_root"),
+        staged("users"),
+        staged("roles"),
+        staged("events", "users"),
+        staged("grants", "users", "roles"),
+        staged("detail", "events"),
+        staged("outside", "not_in_this_run"),
+    ]
+    rows = {"small_root": 10, "users": 50, "roles": 5, "events": 10_000, "grants": 60,
+            "detail": 100, "outside": 1}  # fmt: skip
+    order = [t.table.name for t in largest_first(tables, rows)]
+    assert order[:3] == ["users", "events", "detail"]  # users heads the 10,150-row chain
+    for table in tables:
+        for parent in table.parents:
+            if parent in order:
+                assert order.index(parent) < order.index(table.table.name)
+    assert sorted(order) == sorted(t.table.name for t in tables)

@@ -88,9 +88,13 @@ def _split_scan(
         return _guess_counts(conn, table, pairs[:half]) + second.result()
 
 
+def row_count(conn: sqlite3.Connection, table: Table) -> int:
+    return conn.execute(f"SELECT count(*) FROM {sqlite_quote(table.name)}").fetchone()[0]
+
+
 def profile_table(conn: sqlite3.Connection, table: Table) -> tuple[int, Profile]:
     """(row count, {column: {storage class: count}}) with zero counts left out."""
-    total = conn.execute(f"SELECT count(*) FROM {sqlite_quote(table.name)}").fetchone()[0]
+    total = row_count(conn, table)
     pairs = list(zip(table.columns, _guesses(conn, table), strict=True))
     profile: Profile = {}
     surprising = []

@@ -9,17 +9,19 @@ foreign-key order, and each table's Dagster step waits for its own table's repor
 table profiles and streams at a time (two Python-bound streams would just take turns on the
 GIL, slower than one after the other); the other thread meanwhile builds keys, validates
 foreign keys and runs checks, which wait on PostgreSQL. A table waits for its parents to be
-staged before it creates its foreign keys (they need the parents' keys).
+staged before it creates its foreign keys (they need the parents' keys). Progress lines of
+every table go to whichever step is waiting, so the run log stays live.
 """
 
 from __future__ import annotations
 
+import heapq
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -28,7 +30,9 @@ from consoleai_etl.core import bookkeeping
 from consoleai_etl.core.catalog import ForeignKey, Table
 from consoleai_etl.core.pipeline import MigrationConfig, stage_table
 from consoleai_etl.core.postgres import connect
+from consoleai_etl.core.profile import row_count
 from consoleai_etl.core.report import TableReport
+from consoleai_etl.core.source import open_source
 
 WORKERS = 2
 
@@ -58,8 +62,49 @@ class StagedTable:
     deferred: tuple[ForeignKey, ...]  # foreign keys closing a cycle: created at promotion
 
 
+def _row_counts(sqlite_path: str, tables: Sequence[StagedTable]) -> dict[str, int]:
+    with closing(open_source(sqlite_path)) as src:
+        return {t.table.name: row_count(src, t.table) for t in tables}
+
+
+def largest_first(tables: Sequence[StagedTable], rows: dict[str, int]) -> list[StagedTable]:
+    """A foreign-key order that reaches the largest tables as early as their parents allow.
+
+    The biggest table's stream is the run's longest piece of Python work, and everything
+    else (small tables' streams, its own keys and checks) can only overlap what comes after
+    it. So among the tables whose parents are all in, the next is the one heading the
+    heaviest chain of descendants (its rows plus its heaviest child's chain). Every table
+    still follows all its parents, so a thread never waits for a table no thread has
+    started (the pool runs tables in submission order)."""
+    known = {t.table.name: t for t in tables}
+    children: dict[str, list[str]] = {name: [] for name in known}
+    waiting = {name: {p for p in t.parents if p in known} for name, t in known.items()}
+    for name, parents in waiting.items():
+        for parent in parents:
+            children[parent].append(name)
+    weight: dict[str, int] = {}
+
+    def chain(name: str) -> int:
+        if name not in weight:
+            weight[name] = rows.get(name, 0) + max(map(chain, children[name]), default=0)
+        return weight[name]
+
+    position = {name: i for i, name in enumerate(known)}
+    ready = [(-chain(n), position[n], n) for n, parents in waiting.items() if not parents]
+    heapq.heapify(ready)
+    ordered = []
+    while ready:
+        _, _, name = heapq.heappop(ready)
+        ordered.append(known[name])
+        for child in children[name]:
+            waiting[child].discard(name)
+            if not waiting[child]:
+                heapq.heappush(ready, (-chain(child), position[child], child))
+    return ordered
+
+
 class Stager:
-    """Stages ``tables`` (given in foreign-key order) on ``WORKERS`` threads."""
+    """Stages ``tables`` on ``WORKERS`` threads, in the order of ``largest_first``."""
 
     def __init__(
         self,
@@ -80,22 +125,20 @@ class Stager:
                 pg.execute(
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(staging))
                 )
-        self.lines: dict[str, queue.SimpleQueue[str]] = {}
+        self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()  # progress, of any table
         self.futures: dict[str, Future[TableReport]] = {}
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="stage")
-        for staged in tables:  # a parent is submitted (and so started) before its children
-            self.lines[staged.table.name] = queue.SimpleQueue()
+        for staged in largest_first(tables, _row_counts(config.sqlite_path, tables)):
             self.futures[staged.table.name] = self.pool.submit(self._stage, staged)
 
     def _stage(self, staged: StagedTable) -> TableReport:
-        name = staged.table.name
         parents = [self.futures[p] for p in staged.parents if p in self.futures]
         return stage_table(
             self.config,
             staged.table,
             self.run_id,
             deferred=staged.deferred,
-            progress=Progress(name, self.progress_every, self.lines[name].put),
+            progress=Progress(staged.table.name, self.progress_every, self.lines.put),
             before_foreign_keys=lambda: wait(parents),
             streaming=self.streaming,
         )
@@ -104,15 +147,16 @@ class Stager:
         return table in self.futures
 
     def report(self, table: str, log: Callable[[str], None]) -> TableReport:
-        """Wait for ``table``'s report, passing its progress lines to ``log`` meanwhile."""
-        future, lines = self.futures[table], self.lines[table]
+        """Wait for ``table``'s report. Meanwhile the progress lines of every table being
+        staged go to ``log``: the waiting step is the one the run log shows live."""
+        future = self.futures[table]
         while True:
             try:
                 report = future.result(timeout=0.2)
             except TimeoutError:
                 report = None
-            while not lines.empty():
-                log(lines.get())
+            while not self.lines.empty():
+                log(self.lines.get())
             if report is not None:
                 return report
 
