@@ -101,3 +101,25 @@ def test_the_heaviest_chain_starts_first_and_parents_always_precede_children() -
             if parent in order:
                 assert order.index(parent) < order.index(table.table.name)
     assert sorted(order) == sorted(t.table.name for t in tables)
+
+
+def test_closing_a_run_drops_the_tables_not_started_and_waits_for_the_others(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    db = tmp_path / "three.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.executescript(SOURCE)
+    with closing(open_source(db)) as src:
+        catalog = introspect(src)
+    tables = [StagedTable(catalog.table(n), (), ()) for n in ("lone", "parent", "child")]
+    turn = threading.Lock()
+    turn.acquire()  # both threads take a table and wait for their streaming turn
+    stager = Stager(
+        MigrationConfig(sqlite_path=str(db), pg_dsn=pg_dsn), "run-stager-2", tables,
+        progress_every=60.0, streaming=turn,
+    )  # fmt: skip
+    threading.Timer(0.5, turn.release).start()
+    stager.close()
+    started = {name for name, f in stager.futures.items() if not f.cancelled()}
+    assert len(started) == 2 and all(stager.futures[n].done() for n in started)
+    assert sum(f.cancelled() for f in stager.futures.values()) == 1

@@ -161,5 +161,7 @@ class Stager:
                 return report
 
     def close(self) -> None:
-        """Wait for every staging (a run's teardown), so no thread outlives the run."""
-        self.pool.shutdown(wait=True)
+        """End of the run: tables not started yet are dropped (a run stopped half-way does
+        not go on staging them), the ones being staged are waited for, so no thread
+        outlives the run."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
