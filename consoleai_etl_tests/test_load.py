@@ -37,7 +37,7 @@ def test_progress_is_reported_per_batch_and_checksum_matches_sql(
         )  # fmt: skip
         stored = target_checksum(pg, plan, "stage")
 
-    assert calls == [(BATCH_ROWS, rows), (2 * BATCH_ROWS, rows), (rows, rows)]
+    assert calls == [(0, rows), (BATCH_ROWS, rows), (2 * BATCH_ROWS, rows), (rows, rows)]
     assert result.loaded_rows == rows and result.checksum_seconds > 0
     assert (stored.rows, stored.value) == (rows, result.checksum)
 

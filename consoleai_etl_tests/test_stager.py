@@ -123,3 +123,20 @@ def test_closing_a_run_drops_the_tables_not_started_and_waits_for_the_others(
     started = {name for name, f in stager.futures.items() if not f.cancelled()}
     assert len(started) == 2 and all(stager.futures[n].done() for n in started)
     assert sum(f.cancelled() for f in stager.futures.values()) == 1
+
+
+def test_progress_lines_are_throttled_and_timed_from_when_rows_flow(monkeypatch) -> None:
+    from consoleai_etl.core import stager as stager_module
+
+    clock = iter([0.0, 100.0, 101.0, 101.5, 103.0])
+    monkeypatch.setattr(stager_module.time, "monotonic", lambda: next(clock))
+    lines: list[str] = []
+    progress = stager_module.Progress("t", 1.0, lines.append)  # created at 0.0
+    progress(0, 1000)  # 100.0: the stream starts after a 100 s wait for its turn
+    progress(100, 1000)  # 101.0
+    progress(150, 1000)  # 101.5: less than a second after the last line
+    progress(300, 1000)  # 103.0
+    assert lines == [
+        "t: 100 / 1,000 rows, 100 rows/s, ETA 9 s",
+        "t: 300 / 1,000 rows, 100 rows/s, ETA 7 s",
+    ]

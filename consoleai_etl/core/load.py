@@ -149,6 +149,8 @@ def _copy_rows(
     quarantine, encoder = stream.quarantine, stream.encoder
     with pg.cursor().copy(copy_sql) as copy:
         copy.write(SIGNATURE)
+        if progress:
+            progress(0)  # the rows start flowing (again, on a second pass)
         for batch in _batches(src, query):
             try:
                 sent = _convert_columns(batch, key_offset, active)

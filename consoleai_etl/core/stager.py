@@ -39,7 +39,8 @@ WORKERS = 2
 
 class Progress:
     """``(done, total)`` callbacks turned into "rows, rows/s, ETA" lines, at most one per
-    ``every`` seconds, handed to ``emit``."""
+    ``every`` seconds, handed to ``emit``. ``done == 0`` (the rows start flowing) starts
+    the clock, so time spent waiting for a streaming turn does not lower the rate."""
 
     def __init__(self, table: str, every: float, emit: Callable[[str], None]) -> None:
         self.table, self.every, self.emit = table, every, emit
@@ -47,6 +48,9 @@ class Progress:
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
+        if done == 0:
+            self.started = self.last = now
+            return
         if now - self.last < self.every:
             return
         self.last = now
