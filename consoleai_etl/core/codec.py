@@ -1,7 +1,8 @@
 """Column codecs: a column's rule applied to each source value on its way into COPY.
 
 A codec repairs text when the rule asks (strip NUL, read invalid UTF-8 as Latin-1),
-converts the value, and on a refusal either nulls it (``on_error: null``) or raises
+converts the value (a clean batch column at once, when its ``bulk`` form vouches for
+every value), and on a refusal either nulls it (``on_error: null``) or raises
 ``ConversionError`` for the loader to quarantine the row or fail the table. It counts what
 it changed so the report can say so.
 """
