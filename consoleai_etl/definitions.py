@@ -56,9 +56,7 @@ def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
         )
         for name in order.tables
     )
-    table_assets = [
-        make_table_asset(s, tuple(by_name[p] for p in s.parents), staged) for s in staged
-    ]
+    table_assets = [make_table_asset(s, staged) for s in staged]
     migration_job = dg.define_asset_job(
         MIGRATION_JOB,
         selection=dg.AssetSelection.all(),

@@ -107,7 +107,9 @@ def checked_config(
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
-def _run_tables(context: dg.AssetExecutionContext, tables: Sequence[StagedTable]) -> list:
+def _run_tables(
+    context: dg.AssetExecutionContext, tables: Sequence[StagedTable]
+) -> list[StagedTable]:
     """The tables this run materializes, in foreign-key order."""
     selection = context.run.asset_selection
     steps = context.run.step_keys_to_execute
@@ -146,12 +148,11 @@ def _stage(
     )
 
 
-def make_table_asset(
-    staged: StagedTable, upstream: tuple[Table, ...], tables: Sequence[StagedTable]
-) -> dg.AssetsDefinition:
+def make_table_asset(staged: StagedTable, tables: Sequence[StagedTable]) -> dg.AssetsDefinition:
     """The asset for ``staged.table``; it waits for the tables its foreign keys point at.
     ``tables`` are all tables of the code location, in foreign-key order."""
     table = staged.table
+    upstream = [t.table for t in tables if t.table.name in staged.parents]
 
     @dg.asset(
         key=asset_key(table),

@@ -143,14 +143,14 @@ def stage_table(
     A lost connection rolls the table's transaction back on the server, so the table is
     simply loaded again, after a pause, at most ``len(RETRY_BACKOFF)`` more times.
     """
+    options = LoadOptions(
+        config.casting_rules, config.orphans, deferred, before_foreign_keys,
+        streaming or nullcontext(),
+    )  # fmt: skip
     retries: list[str] = []
     for pause in (*RETRY_BACKOFF, None):
         report = TableReport(table=table.name, target_table=pg_identifier(table.name))
         try:
-            options = LoadOptions(
-                config.casting_rules, config.orphans, deferred, before_foreign_keys,
-                streaming or nullcontext(),
-            )  # fmt: skip
             _stage_once(config, table, run_id, options, progress, report)
         except psycopg.OperationalError as exc:
             if pause is None:
