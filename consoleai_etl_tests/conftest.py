@@ -49,3 +49,13 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sample") / "consoleai_legacy.sqlite"
     generate(path, scale=0.05)
     return path
+
+
+@pytest.fixture(params=["compiled", "python"])
+def stream(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with the loader's first pass compiled (``rowcopy``) and in Python."""
+    from consoleai_etl.core import rowcopy
+
+    if request.param == "python":
+        monkeypatch.setattr(rowcopy, "source_uri", lambda src: None)
+    return request.param

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from consoleai_etl.core import bookkeeping, constraints, ddl
+from consoleai_etl.core import bookkeeping, constraints, ddl, rowcopy
 from consoleai_etl.core.catalog import ForeignKey, Table, sqlite_quote
 from consoleai_etl.core.codec import ColumnCodec, codec_for, widen_columns
 from consoleai_etl.core.errors import ConversionError, MigrationError
@@ -116,11 +116,28 @@ def _convert_rows(
 class _Stream:
     """One pass of a table's rows into COPY: what it sent, hashed and set aside."""
 
-    encoder: TupleEncoder
+    encoder: TupleEncoder  # counts the rows sent and sums their hashes
     quarantine: list[tuple] = field(default_factory=list)
     codecs: list[ColumnCodec] = field(default_factory=list)
-    copied: int = 0
     note: str | None = None  # why the optimistic pass was abandoned, if it was
+
+
+def _python_tuples(
+    src: sqlite3.Connection,
+    plan: TablePlan,
+    stream: _Stream,
+    active: list[tuple[int, ColumnCodec]],
+) -> Iterator[bytes]:
+    """COPY data, one batch at a time, read by sqlite3 and encoded by psycopg; refused rows
+    go to the stream's quarantine list."""
+    query, key_offset = _select(plan.table)
+    key_positions = [[c.source for c in plan.columns].index(k) for k in plan.table.primary_key]
+    for batch in _batches(src, query):
+        try:
+            sent = _convert_columns(batch, key_offset, active)
+        except ConversionError:
+            sent = _convert_rows(plan, batch, key_offset, active, key_positions, stream.quarantine)
+        yield stream.encoder.encode(sent)  # also hashes each row for the checksum
 
 
 def _copy_rows(
@@ -131,11 +148,11 @@ def _copy_rows(
     progress: Callable[[int], None] | None,
     *,
     optimistic: bool,
+    compiled: str | None = None,
 ) -> _Stream:
-    """COPY the rows; refused rows go to the stream's quarantine list."""
-    query, key_offset = _select(plan.table)
-    names = [c.source for c in plan.columns]
-    key_positions = [names.index(k) for k in plan.table.primary_key]
+    """COPY the rows: through the compiled reader of the SQLite file at URI ``compiled``
+    (``rowcopy``: a refused value raises), or else the Python way (refused rows are set
+    aside for the quarantine)."""
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         ddl.qualified(schema, plan.name),
         sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.columns),
@@ -146,23 +163,43 @@ def _copy_rows(
         if (codec := codec_for(c, optimistic=optimistic))
     ]
     stream = _Stream(TupleEncoder(pg, [c.pg_type.kind for c in plan.columns]))
-    quarantine, encoder = stream.quarantine, stream.encoder
+    batches = (
+        rowcopy.tuples(compiled, plan, active, stream.encoder, BATCH_ROWS)
+        if compiled
+        else _python_tuples(src, plan, stream, active)
+    )
     with pg.cursor().copy(copy_sql) as copy:
         copy.write(SIGNATURE)
         if progress:
             progress(0)  # the rows start flowing (again, on a second pass)
-        for batch in _batches(src, query):
-            try:
-                sent = _convert_columns(batch, key_offset, active)
-            except ConversionError:
-                sent = _convert_rows(plan, batch, key_offset, active, key_positions, quarantine)
-            copy.write(encoder.encode(sent))  # also hashes each row for the checksum
-            stream.copied += len(sent)
+        for data in batches:
+            copy.write(data)
             if progress:
-                progress(stream.copied)
+                progress(stream.encoder.rows)
         copy.write(TRAILER)
     stream.codecs = [codec for _, codec in active]
     return stream
+
+
+def _optimistic(
+    src: sqlite3.Connection,
+    pg: psycopg.Connection,
+    plan: TablePlan,
+    schema: str,
+    progress: Callable[[int], None] | None,
+) -> _Stream:
+    """The fast pass: compiled where the extension is built, else Python with strict UTF-8
+    decoding in C. A value a codec refuses in the compiled pass sends the table through
+    the Python pass, which quarantines exactly the refused rows."""
+    uri = rowcopy.source_uri(src)
+    if uri:
+        try:
+            with pg.transaction():  # a savepoint: the empty table survives
+                return _copy_rows(src, pg, plan, schema, progress, optimistic=True, compiled=uri)
+        except (ConversionError, rowcopy.UnexpectedValue):
+            pass
+    with strict_text(src):
+        return _copy_rows(src, pg, plan, schema, progress, optimistic=True)
 
 
 def _stream_table(
@@ -172,13 +209,13 @@ def _stream_table(
     schema: str,
     progress: Callable[[int], None] | None,
 ) -> _Stream:
-    """COPY optimistically (strict UTF-8 decoding in C, server-checked text untouched); if
-    the source or PostgreSQL refuses a value, roll the COPY back and stream the table again
+    """COPY optimistically (TEXT decoded strictly, server-checked text untouched); if the
+    source or PostgreSQL refuses a value, roll the COPY back and stream the table again
     the careful way, value by value, so exactly the refused rows are quarantined."""
     try:
-        with pg.transaction(), strict_text(src):  # a savepoint: the empty table survives
-            return _copy_rows(src, pg, plan, schema, progress, optimistic=True)
-    except UndecodableText:
+        with pg.transaction():  # a savepoint: the empty table survives
+            return _optimistic(src, pg, plan, schema, progress)
+    except (UndecodableText, UnicodeDecodeError):
         why = "a TEXT value is not valid UTF-8"
     except psycopg.errors.DataError as exc:
         why = " ".join(filter(None, [exc.diag.message_primary, exc.diag.context]))
@@ -266,7 +303,7 @@ def load_table(
         removed += orphans
     seconds = time.perf_counter() - started - sum(waits)
     result = LoadResult(
-        table.name, plan.name, source_rows, stream.copied - removed.rows,
+        table.name, plan.name, source_rows, stream.encoder.rows - removed.rows,
         quarantined + removed.rows, seconds, warnings,
         checksum=(stream.encoder.total - removed.hash_sum) % MOD,
         checksum_seconds=stream.encoder.seconds,

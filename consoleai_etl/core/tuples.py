@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter, methodcaller
 
 try:  # CPython's own MD5 is faster than OpenSSL's for short inputs (no EVP context per row)
@@ -95,8 +95,9 @@ class TupleEncoder:
 
     def __init__(self, conn: psycopg.Connection, kinds: Sequence[str]) -> None:
         conn.adapters.register_dumper(None, JsonbTextDumper)  # by oid only: COPY use
+        self.oids = [pg_types[COPY_TYPES[k]].oid for k in kinds]
         self.tx = Transformer(conn)
-        self.tx.set_dumper_types([pg_types[COPY_TYPES[k]].oid for k in kinds], Format.BINARY)
+        self.tx.set_dumper_types(self.oids, Format.BINARY)
         self.rows = 0
         self.total = 0
         self.seconds = 0.0
@@ -111,6 +112,25 @@ class TupleEncoder:
     def hashes(self, rows: Sequence[Sequence[object]]) -> list[int]:
         """The hash of each row, in order."""
         return list(_row_hashes(*self._tuples(rows))) if rows else []
+
+    def field_dumper(self, position: int) -> Callable[[object], bytes]:
+        """One value's COPY field (length, then binary form) for the column at ``position``,
+        as psycopg formats it: for values the compiled stream (``rowcopy``) leaves to it."""
+        tx = Transformer(self.tx.connection)
+        tx.set_dumper_types([self.oids[position]], Format.BINARY)
+
+        def field(value: object) -> bytes:
+            out = bytearray()
+            format_row_binary((value,), tx, out)
+            return bytes(out[2:])  # without the tuple's field count
+
+        return field
+
+    def count(self, rows: int, hash_sum: int, seconds: float) -> None:
+        """Add rows encoded and hashed elsewhere (by the compiled stream)."""
+        self.rows += rows
+        self.total += hash_sum
+        self.seconds += seconds
 
     def encode(self, rows: Sequence[Sequence[object]]) -> bytearray:
         """The COPY data for ``rows``; their hashes are added to the running checksum."""

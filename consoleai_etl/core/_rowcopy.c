@@ -1,0 +1,527 @@
+/* _rowcopy: SQLite rows into PostgreSQL binary COPY tuples, each row hashed on the way.
+ *
+ * The compiled half of the load stream (``rowcopy.py`` is the Python half). Per row, the
+ * Python stream pays for sqlite3 building a tuple, two transposes, psycopg formatting the
+ * tuple and one MD5 call: about 2.5 us, most of a 2M-row load. Here a ``Reader`` steps
+ * the SQLite statement itself and
+ *   - encodes the columns that need no conversion straight from SQLite's values into
+ *     their binary COPY fields (no Python object is made for them);
+ *   - hands the columns that do need conversion to Python as one list per column, so the
+ *     codecs keep converting a whole batch column at a time (``codec.ColumnCodec.column``);
+ *   - ``encode`` then interleaves both into tuples and hashes each tuple exactly as
+ *     ``tuples.TupleEncoder`` does (the first 8 bytes of its MD5, signed, summed mod 2**64).
+ *
+ * Anything it cannot vouch for is left to Python: a converted value of a type it does not
+ * encode itself goes through the column's ``dumper`` (psycopg's own binary dumper), and an
+ * unconverted column holding a storage class the plan did not expect raises
+ * ``UnexpectedValue``, on which the loader streams the table the Python way. The tests
+ * compare both streams byte for byte.
+ */
+#define PY_SSIZE_T_CLEAN
+#define OPENSSL_API_COMPAT 0x10100000L /* MD5_Init & co: no context allocation per row */
+#include <Python.h>
+#include <structmember.h>
+#include <datetime.h>
+#include <openssl/md5.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+enum kind {
+    K_BIGINT, K_DOUBLE, K_TEXT, K_BYTEA, K_BOOLEAN, K_DATE, K_TIMESTAMP, K_TIMESTAMPTZ,
+    K_JSONB, K_OTHER
+};
+static const char *KIND_NAMES[] = {
+    "bigint", "double", "text", "bytea", "boolean", "date", "timestamp", "timestamptz",
+    "jsonb", NULL
+};
+static const char *STORAGE[] = {"", "integer", "real", "text", "blob", "null"};
+#define PG_EPOCH_DAYS 10957 /* 2000-01-01, PostgreSQL's epoch, in days since 1970-01-01 */
+
+static PyObject *UnexpectedValue;
+
+/* ---- a growing byte buffer ---- */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buffer;
+
+static int buf_reserve(Buffer *b, Py_ssize_t more) {
+    if (b->len + more <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 65536;
+    while (cap < b->len + more) cap *= 2;
+    char *data = PyMem_Realloc(b->data, cap);
+    if (!data) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static inline void put_be32(char *p, uint32_t v) {
+    p[0] = (char)(v >> 24); p[1] = (char)(v >> 16); p[2] = (char)(v >> 8); p[3] = (char)v;
+}
+
+static inline void put_be64(char *p, uint64_t v) {
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+/* One field: 4-byte length, then ``n`` bytes of payload (copied from ``payload`` if given). */
+static char *buf_field(Buffer *b, Py_ssize_t n, const void *payload) {
+    if (n > INT32_MAX - 1) {
+        PyErr_SetString(PyExc_ValueError, "a value over 2 GB cannot be sent in one COPY field");
+        return NULL;
+    }
+    if (buf_reserve(b, 4 + n) < 0) return NULL;
+    char *p = b->data + b->len;
+    put_be32(p, (uint32_t)n);
+    if (payload && n) memcpy(p + 4, payload, n);
+    b->len += 4 + n;
+    return p + 4;
+}
+
+static int buf_null(Buffer *b) {
+    if (buf_reserve(b, 4) < 0) return -1;
+    put_be32(b->data + b->len, 0xFFFFFFFFu);
+    b->len += 4;
+    return 0;
+}
+
+static int buf_int64(Buffer *b, uint64_t v) {
+    char *p = buf_field(b, 8, NULL);
+    if (!p) return -1;
+    put_be64(p, v);
+    return 0;
+}
+
+/* ---- calendar: days between 1970-01-01 and a proleptic Gregorian date ---- */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int64_t pg_days(PyObject *date) {
+    return days_from_civil(PyDateTime_GET_YEAR(date), PyDateTime_GET_MONTH(date),
+                           PyDateTime_GET_DAY(date)) - PG_EPOCH_DAYS;
+}
+
+static uint64_t pg_micros(PyObject *moment) {
+    int64_t seconds = pg_days(moment) * 86400 + PyDateTime_DATE_GET_HOUR(moment) * 3600 +
+                      PyDateTime_DATE_GET_MINUTE(moment) * 60 +
+                      PyDateTime_DATE_GET_SECOND(moment);
+    return (uint64_t)(seconds * 1000000 + PyDateTime_DATE_GET_MICROSECOND(moment));
+}
+
+/* ---- the Reader ---- */
+typedef struct {
+    PyObject_HEAD
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    int ncols;
+    int *kinds;
+    int *converted;   /* 1: handed to Python for conversion */
+    PyObject *names;  /* tuple of column names, for messages */
+    PyObject *dumpers;  /* tuple: per column, psycopg's dumper as a callable, or None */
+    Buffer plain;     /* this batch's unconverted fields, row after row */
+    Py_ssize_t rows;  /* rows in this batch */
+    int done;
+} Reader;
+
+static void Reader_dealloc(Reader *self) {
+    if (self->stmt) sqlite3_finalize(self->stmt);
+    if (self->db) sqlite3_close(self->db);
+    PyMem_Free(self->kinds);
+    PyMem_Free(self->converted);
+    PyMem_Free(self->plain.data);
+    Py_XDECREF(self->names);
+    Py_XDECREF(self->dumpers);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int sqlite_failed(Reader *self, const char *what) {
+    PyErr_Format(PyExc_RuntimeError, "SQLite %s failed: %s", what,
+                 self->db ? sqlite3_errmsg(self->db) : "out of memory");
+    return -1;
+}
+
+static int kind_of(PyObject *name) {
+    const char *text = PyUnicode_AsUTF8(name);
+    if (!text) return -1;
+    for (int k = 0; KIND_NAMES[k]; k++)
+        if (strcmp(text, KIND_NAMES[k]) == 0) return k;
+    return K_OTHER;
+}
+
+/* Reader(uri, query, names, kinds, converted, dumpers, busy_ms) */
+static int Reader_init(Reader *self, PyObject *args, PyObject *Py_UNUSED(kwds)) {
+    const char *uri, *query;
+    PyObject *names, *kinds, *converted, *dumpers;
+    int busy_ms;
+    if (!PyArg_ParseTuple(args, "ssO!O!O!O!i", &uri, &query, &PyTuple_Type, &names,
+                          &PyTuple_Type, &kinds, &PyTuple_Type, &converted, &PyTuple_Type,
+                          &dumpers, &busy_ms))
+        return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    if (PyTuple_GET_SIZE(kinds) != n || PyTuple_GET_SIZE(converted) != n ||
+        PyTuple_GET_SIZE(dumpers) != n) {
+        PyErr_SetString(PyExc_ValueError, "names, kinds, converted and dumpers differ in length");
+        return -1;
+    }
+    self->ncols = (int)n;
+    self->kinds = PyMem_Calloc(n ? n : 1, sizeof(int));
+    self->converted = PyMem_Calloc(n ? n : 1, sizeof(int));
+    if (!self->kinds || !self->converted) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((self->kinds[i] = kind_of(PyTuple_GET_ITEM(kinds, i))) < 0) return -1;
+        if ((self->converted[i] = PyObject_IsTrue(PyTuple_GET_ITEM(converted, i))) < 0)
+            return -1;
+    }
+    Py_INCREF(names);
+    self->names = names;
+    Py_INCREF(dumpers);
+    self->dumpers = dumpers;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sqlite3_open_v2(uri, &self->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(self->db, busy_ms);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(self->db, query, -1, &self->stmt, NULL);
+    Py_END_ALLOW_THREADS
+    if (rc != SQLITE_OK) return sqlite_failed(self, "open");
+    if (sqlite3_column_count(self->stmt) != self->ncols) {
+        PyErr_SetString(PyExc_ValueError, "the query's columns do not match the names");
+        return -1;
+    }
+    return 0;
+}
+
+/* An unconverted value, straight from SQLite into its binary COPY field. */
+static int plain_field(Reader *self, int i) {
+    sqlite3_stmt *st = self->stmt;
+    int storage = sqlite3_column_type(st, i);
+    Buffer *b = &self->plain;
+    if (storage == SQLITE_NULL) return buf_null(b);
+    switch (self->kinds[i]) {
+    case K_BIGINT:
+        if (storage == SQLITE_INTEGER) return buf_int64(b, (uint64_t)sqlite3_column_int64(st, i));
+        break;
+    case K_DOUBLE:
+        if (storage == SQLITE_FLOAT) {
+            double v = sqlite3_column_double(st, i);
+            uint64_t bits;
+            memcpy(&bits, &v, 8);
+            return buf_int64(b, bits);
+        }
+        break;
+    case K_TEXT:
+        if (storage == SQLITE_TEXT) {
+            const unsigned char *text = sqlite3_column_text(st, i);
+            if (!text) return sqlite_failed(self, "read");
+            return buf_field(b, sqlite3_column_bytes(st, i), text) ? 0 : -1;
+        }
+        break;
+    case K_BYTEA:
+        if (storage == SQLITE_BLOB) {
+            const void *blob = sqlite3_column_blob(st, i);
+            return buf_field(b, sqlite3_column_bytes(st, i), blob) ? 0 : -1;
+        }
+        break;
+    }
+    PyErr_Format(UnexpectedValue, "column %S holds a %s value, which its plan did not expect",
+                 PyTuple_GET_ITEM(self->names, i), STORAGE[storage]);
+    return -1;
+}
+
+/* A value for Python to convert: what sqlite3 would return (TEXT decoded strictly). */
+static PyObject *python_value(sqlite3_stmt *st, int i) {
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_INTEGER:
+        return PyLong_FromLongLong(sqlite3_column_int64(st, i));
+    case SQLITE_FLOAT:
+        return PyFloat_FromDouble(sqlite3_column_double(st, i));
+    case SQLITE_TEXT: {
+        const char *text = (const char *)sqlite3_column_text(st, i);
+        return PyUnicode_DecodeUTF8(text ? text : "", sqlite3_column_bytes(st, i), "strict");
+    }
+    case SQLITE_BLOB: {
+        const char *blob = sqlite3_column_blob(st, i);
+        return PyBytes_FromStringAndSize(blob ? blob : "", sqlite3_column_bytes(st, i));
+    }
+    default:
+        Py_RETURN_NONE;
+    }
+}
+
+/* read(max_rows) -> list of the converted columns' values (one list per such column), or
+ * None when the statement is exhausted. The unconverted fields are kept for ``encode``. */
+static PyObject *Reader_read(Reader *self, PyObject *arg) {
+    Py_ssize_t max_rows = PyLong_AsSsize_t(arg);
+    if (max_rows <= 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "max_rows must be positive");
+        return NULL;
+    }
+    self->plain.len = 0;
+    self->rows = 0;
+    if (self->done) Py_RETURN_NONE;
+    int nconv = 0;
+    for (int i = 0; i < self->ncols; i++) nconv += self->converted[i];
+    PyObject *columns = PyList_New(nconv);
+    if (!columns) return NULL;
+    for (int j = 0; j < nconv; j++) {
+        PyObject *values = PyList_New(0);
+        if (!values) goto fail;
+        PyList_SET_ITEM(columns, j, values);
+    }
+    while (self->rows < max_rows) {
+        int rc = sqlite3_step(self->stmt);
+        if (rc == SQLITE_DONE) {
+            self->done = 1;
+            break;
+        }
+        if (rc != SQLITE_ROW) {
+            sqlite_failed(self, "step");
+            goto fail;
+        }
+        for (int i = 0, j = 0; i < self->ncols; i++) {
+            if (!self->converted[i]) {
+                if (plain_field(self, i) < 0) goto fail;
+                continue;
+            }
+            PyObject *value = python_value(self->stmt, i);
+            if (!value) goto fail;
+            int appended = PyList_Append(PyList_GET_ITEM(columns, j++), value);
+            Py_DECREF(value);
+            if (appended < 0) goto fail;
+        }
+        self->rows++;
+    }
+    if (self->rows == 0) {
+        Py_DECREF(columns);
+        Py_RETURN_NONE;
+    }
+    return columns;
+fail:
+    Py_DECREF(columns);
+    self->rows = 0;
+    return NULL;
+}
+
+/* A converted value into its binary COPY field: the common types here, the rest through
+ * the column's psycopg dumper (``dumper(value) -> field bytes``, length prefix included). */
+static int converted_field(Reader *self, Buffer *out, int i, PyObject *value) {
+    if (value == Py_None) return buf_null(out);
+    switch (self->kinds[i]) {
+    case K_BIGINT:
+        if (PyLong_CheckExact(value)) {
+            int overflow;
+            long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+            if (!overflow) {
+                if (v == -1 && PyErr_Occurred()) return -1;
+                return buf_int64(out, (uint64_t)v);
+            }
+        }
+        break;
+    case K_DOUBLE:
+        if (PyFloat_CheckExact(value)) {
+            double v = PyFloat_AS_DOUBLE(value);
+            uint64_t bits;
+            memcpy(&bits, &v, 8);
+            return buf_int64(out, bits);
+        }
+        break;
+    case K_TEXT:
+    case K_JSONB:
+        if (PyUnicode_CheckExact(value)) {
+            Py_ssize_t n;
+            const char *text = PyUnicode_AsUTF8AndSize(value, &n);
+            if (!text) return -1;
+            int jsonb = self->kinds[i] == K_JSONB; /* jsonb's binary form: version 1, text */
+            char *p = buf_field(out, n + jsonb, NULL);
+            if (!p) return -1;
+            if (jsonb) *p++ = 1;
+            memcpy(p, text, n);
+            return 0;
+        }
+        break;
+    case K_BYTEA:
+        if (PyBytes_CheckExact(value))
+            return buf_field(out, PyBytes_GET_SIZE(value), PyBytes_AS_STRING(value)) ? 0 : -1;
+        break;
+    case K_BOOLEAN:
+        if (PyBool_Check(value)) {
+            char flag = value == Py_True;
+            return buf_field(out, 1, &flag) ? 0 : -1;
+        }
+        break;
+    case K_DATE:
+        if (PyDate_CheckExact(value)) {
+            char *p = buf_field(out, 4, NULL);
+            if (!p) return -1;
+            put_be32(p, (uint32_t)pg_days(value));
+            return 0;
+        }
+        break;
+    case K_TIMESTAMP:
+    case K_TIMESTAMPTZ:
+        if (PyDateTime_CheckExact(value)) {
+            PyObject *zone = PyDateTime_DATE_GET_TZINFO(value);
+            if (self->kinds[i] == K_TIMESTAMP ? zone == Py_None : zone == PyDateTime_TimeZone_UTC)
+                return buf_int64(out, pg_micros(value));
+        }
+        break;
+    }
+    PyObject *dumper = PyTuple_GET_ITEM(self->dumpers, i);
+    PyObject *field = PyObject_CallOneArg(dumper, value);
+    if (!field) return -1;
+    if (!PyBytes_Check(field)) {
+        Py_DECREF(field);
+        PyErr_SetString(PyExc_TypeError, "a dumper must return the field's bytes");
+        return -1;
+    }
+    int failed = buf_reserve(out, PyBytes_GET_SIZE(field)) < 0;
+    if (!failed) {
+        memcpy(out->data + out->len, PyBytes_AS_STRING(field), PyBytes_GET_SIZE(field));
+        out->len += PyBytes_GET_SIZE(field);
+    }
+    Py_DECREF(field);
+    return failed ? -1 : 0;
+}
+
+static Py_ssize_t field_size(const char *p) {
+    uint32_t n = ((uint32_t)(unsigned char)p[0] << 24) | ((uint32_t)(unsigned char)p[1] << 16) |
+                 ((uint32_t)(unsigned char)p[2] << 8) | (uint32_t)(unsigned char)p[3];
+    return n == 0xFFFFFFFFu ? 4 : 4 + (Py_ssize_t)n;
+}
+
+/* encode(columns) -> (COPY data, sum of the row hashes mod 2**64, seconds spent hashing):
+ * the batch just read, with ``columns`` the converted values (one list per converted column,
+ * as ``read`` returned them, each converted). */
+static PyObject *Reader_encode(Reader *self, PyObject *columns) {
+    int nconv = 0;
+    for (int i = 0; i < self->ncols; i++) nconv += self->converted[i];
+    if (!PyList_Check(columns) || PyList_GET_SIZE(columns) != nconv) {
+        PyErr_SetString(PyExc_ValueError, "encode needs one list per converted column");
+        return NULL;
+    }
+    for (int j = 0; j < nconv; j++) {
+        PyObject *values = PyList_GET_ITEM(columns, j);
+        if (!PyList_Check(values) || PyList_GET_SIZE(values) != self->rows) {
+            PyErr_SetString(PyExc_ValueError, "a converted column is not the batch's length");
+            return NULL;
+        }
+    }
+    Buffer out = {0};
+    Py_ssize_t *ends = PyMem_Malloc((self->rows ? self->rows : 1) * sizeof(Py_ssize_t));
+    if (!ends) return PyErr_NoMemory();
+    const char *plain = self->plain.data;
+    for (Py_ssize_t r = 0; r < self->rows; r++) {
+        if (buf_reserve(&out, 2) < 0) goto fail;
+        out.data[out.len] = (char)(self->ncols >> 8);
+        out.data[out.len + 1] = (char)self->ncols;
+        out.len += 2;
+        for (int i = 0, j = 0; i < self->ncols; i++) {
+            if (self->converted[i]) {
+                PyObject *value = PyList_GET_ITEM(PyList_GET_ITEM(columns, j++), r);
+                if (converted_field(self, &out, i, value) < 0) goto fail;
+                continue;
+            }
+            Py_ssize_t n = field_size(plain);
+            if (buf_reserve(&out, n) < 0) goto fail;
+            memcpy(out.data + out.len, plain, n);
+            out.len += n;
+            plain += n;
+        }
+        ends[r] = out.len;
+    }
+    struct timespec started, finished;
+    clock_gettime(CLOCK_MONOTONIC, &started);
+    uint64_t total = 0;
+    unsigned char digest[MD5_DIGEST_LENGTH];
+    MD5_CTX md5;
+    for (Py_ssize_t r = 0, start = 0; r < self->rows; start = ends[r++]) {
+        MD5_Init(&md5);
+        MD5_Update(&md5, out.data + start, ends[r] - start);
+        MD5_Final(digest, &md5);
+        uint64_t head = 0;
+        for (int k = 0; k < 8; k++) head = (head << 8) | digest[k];
+        total += head; /* two's complement: the signed sum, mod 2**64 */
+    }
+    clock_gettime(CLOCK_MONOTONIC, &finished);
+    double seconds = (double)(finished.tv_sec - started.tv_sec) +
+                     (double)(finished.tv_nsec - started.tv_nsec) / 1e9;
+    PyMem_Free(ends);
+    PyObject *data = PyBytes_FromStringAndSize(out.data ? out.data : "", out.len);
+    PyMem_Free(out.data);
+    if (!data) return NULL;
+    return Py_BuildValue("(NKd)", data, (unsigned long long)total, seconds);
+fail:
+    PyMem_Free(ends);
+    PyMem_Free(out.data);
+    return NULL;
+}
+
+static PyObject *Reader_close(Reader *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->stmt) sqlite3_finalize(self->stmt);
+    if (self->db) sqlite3_close(self->db);
+    self->stmt = NULL;
+    self->db = NULL;
+    self->done = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Reader_methods[] = {
+    {"read", (PyCFunction)Reader_read, METH_O,
+     "read(max_rows) -> the converted columns' values of the next batch, or None at the end"},
+    {"encode", (PyCFunction)Reader_encode, METH_O,
+     "encode(converted columns) -> (COPY tuples, sum of row hashes mod 2**64, hash seconds)"},
+    {"close", (PyCFunction)Reader_close, METH_NOARGS, "finalize the statement, close SQLite"},
+    {NULL}
+};
+
+static PyMemberDef Reader_members[] = {
+    {"rows", T_PYSSIZET, offsetof(Reader, rows), READONLY, "rows in the batch just read"},
+    {NULL}
+};
+
+static PyTypeObject ReaderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "consoleai_etl.core._rowcopy.Reader",
+    .tp_doc = "Reader(uri, query, names, kinds, converted, dumpers, busy_ms): a SQLite "
+              "query's rows as binary COPY tuples",
+    .tp_basicsize = sizeof(Reader),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Reader_init,
+    .tp_dealloc = (destructor)Reader_dealloc,
+    .tp_methods = Reader_methods,
+    .tp_members = Reader_members,
+};
+
+static struct PyModuleDef rowcopy_module = {
+    PyModuleDef_HEAD_INIT, "_rowcopy", "SQLite rows into hashed binary COPY tuples.", -1, NULL
+};
+
+PyMODINIT_FUNC PyInit__rowcopy(void) {
+    PyDateTime_IMPORT;
+    if (!PyDateTimeAPI || PyType_Ready(&ReaderType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&rowcopy_module);
+    if (!module) return NULL;
+    UnexpectedValue = PyErr_NewException("consoleai_etl.core._rowcopy.UnexpectedValue",
+                                         PyExc_ValueError, NULL);
+    if (PyModule_AddObjectRef(module, "UnexpectedValue", UnexpectedValue) < 0 ||
+        PyModule_AddObjectRef(module, "Reader", (PyObject *)&ReaderType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
