@@ -12,8 +12,13 @@ import pytest
 
 from consoleai_etl.core import rowcopy
 from consoleai_etl.core.catalog import introspect
-from consoleai_etl.core.codec import codec_for
-from consoleai_etl.core.load import BATCH_ROWS, _python_tuples, _Stream, plan_source
+from consoleai_etl.core.load import (
+    BATCH_ROWS,
+    _python_tuples,
+    _Stream,
+    active_codecs,
+    plan_source,
+)
 from consoleai_etl.core.source import open_source, strict_text
 from consoleai_etl.core.tuples import TupleEncoder
 
@@ -26,9 +31,13 @@ COLUMNS = {  # declared type -> values, NULL included
     "BOOLEAN": [0, 1, None],
     "DATE": ["0001-01-01", "1999-12-31", "2000-01-01", "9999-12-31", None],
     "DATETIME": [
-        "0001-01-01 00:00:00", "1970-01-01 00:00:00.000001", "2024-02-29T23:59:59.999999",
-        "1999-12-31 23:59:59", 1_700_000_000, None,
-    ],  # fmt: skip
+        "0001-01-01 00:00:00",
+        "1970-01-01 00:00:00.000001",
+        "2024-02-29T23:59:59.999999",
+        "1999-12-31 23:59:59",
+        1_700_000_000,
+        None,
+    ],
     "TIMESTAMPTZ": ["2024-01-01T10:00:00+02:00", "2024-01-01 10:00:00", None],
     "JSON": ['{"b": 1, "a": [1, 2.50]}', "[]", "null", '"\\u00e9"', None],
     "NUMERIC(12, 2)": [1, 2.5, "3.14", -0.0, None],
@@ -59,13 +68,9 @@ def _both_streams(path: Path, pg: psycopg.Connection) -> tuple[tuple, tuple, lis
     with closing(open_source(path)) as src:
         plan = plan_source(src, introspect(src).table("t"), ())
         kinds = [c.pg_type.kind for c in plan.columns]
-        active = [
-            (i, codec) for i, c in enumerate(plan.columns) if (codec := codec_for(c, optimistic=True))
-        ]  # fmt: skip
+        active = active_codecs(plan, optimistic=True)
         compiled = TupleEncoder(pg, kinds)
-        data = b"".join(
-            rowcopy.tuples(rowcopy.source_uri(src), plan, active, compiled, BATCH_ROWS)
-        )
+        data = b"".join(rowcopy.tuples(rowcopy.source_uri(src), plan, active, compiled, BATCH_ROWS))
         python = _Stream(TupleEncoder(pg, kinds))
         with strict_text(src):
             expected = b"".join(_python_tuples(src, plan, python, active))

@@ -122,6 +122,15 @@ class _Stream:
     note: str | None = None  # why the optimistic pass was abandoned, if it was
 
 
+def active_codecs(plan: TablePlan, *, optimistic: bool) -> list[tuple[int, ColumnCodec]]:
+    """(position, codec) of the columns whose values must be converted on their way."""
+    return [
+        (i, codec)
+        for i, c in enumerate(plan.columns)
+        if (codec := codec_for(c, optimistic=optimistic))
+    ]
+
+
 def _python_tuples(
     src: sqlite3.Connection,
     plan: TablePlan,
@@ -157,11 +166,7 @@ def _copy_rows(
         ddl.qualified(schema, plan.name),
         sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.columns),
     )
-    active = [
-        (i, codec)
-        for i, c in enumerate(plan.columns)
-        if (codec := codec_for(c, optimistic=optimistic))
-    ]
+    active = active_codecs(plan, optimistic=optimistic)
     stream = _Stream(TupleEncoder(pg, [c.pg_type.kind for c in plan.columns]))
     batches = (
         rowcopy.tuples(compiled, plan, active, stream.encoder, BATCH_ROWS)
