@@ -43,9 +43,21 @@ CREATE TABLE IF NOT EXISTS consoleai_etl.runs (
 """
 
 
+_READY = (
+    "SELECT to_regclass('consoleai_etl.runs') IS NOT NULL "
+    "AND to_regclass('consoleai_etl.quarantine_run_table_idx') IS NOT NULL"
+)
+
+
 def ensure_bookkeeping(conn: psycopg.Connection) -> None:
-    """Create the bookkeeping schema once; the advisory lock serialises concurrent first runs."""
+    """Create the bookkeeping schema once; the advisory lock serialises concurrent first runs.
+
+    Once it exists, nothing is run: ``CREATE INDEX IF NOT EXISTS`` locks the quarantine
+    table before it looks for the index, so it would wait for every table being staged
+    (each writes the quarantine in its own long transaction)."""
     with conn.transaction():
+        if conn.execute(_READY).fetchone()[0]:
+            return
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('consoleai_etl.bootstrap'))")
         conn.execute(_BOOTSTRAP)
 
