@@ -7,6 +7,9 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
+import psycopg
+
+from consoleai_etl.core.bookkeeping import ensure_bookkeeping
 from consoleai_etl.core.catalog import Table, introspect
 from consoleai_etl.core.order import load_order
 from consoleai_etl.core.pipeline import MigrationConfig
@@ -167,3 +170,14 @@ def test_a_partial_run_of_the_migration_job_stages_only_its_tables(
     assert staged == [("api_tokens",), ("users",)]
     checks = result.get_asset_check_evaluations()
     assert checks and all(e.passed for e in checks)
+
+
+def test_a_table_starting_does_not_wait_for_another_tables_open_transaction(pg_dsn: str) -> None:
+    """Each table is staged in one long transaction that writes the quarantine table; the
+    next table's connection set-up must not queue behind it for a lock."""
+    with psycopg.connect(pg_dsn) as first:
+        ensure_bookkeeping(first)
+        first.execute("DELETE FROM consoleai_etl.quarantine WHERE run_id = 'x'")  # stays open
+        with psycopg.connect(pg_dsn, options="-c lock_timeout=1s") as second:
+            ensure_bookkeeping(second)  # raised LockNotAvailable while DDL ran every time
+            assert second.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
