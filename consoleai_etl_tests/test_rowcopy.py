@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from consoleai_etl.core import rowcopy
 from consoleai_etl.core.catalog import introspect
@@ -20,7 +21,7 @@ from consoleai_etl.core.load import (
     plan_source,
 )
 from consoleai_etl.core.source import open_source, strict_text
-from consoleai_etl.core.tuples import TupleEncoder
+from consoleai_etl.core.tuples import TupleEncoder, row_hash_sql
 
 COLUMNS = {  # declared type -> values, NULL included
     "INTEGER": [-(2**63), 2**63 - 1, 0, None],
@@ -81,13 +82,6 @@ def _both_streams(path: Path, pg: psycopg.Connection) -> tuple[tuple, tuple, lis
     )
 
 
-def test_the_extension_is_built() -> None:
-    assert rowcopy._rowcopy is not None, (
-        "consoleai_etl/core/_rowcopy.c did not build: install gcc, libsqlite3-dev and "
-        "libssl-dev, then `make setup`"
-    )
-
-
 def test_compiled_and_python_streams_send_and_hash_the_same_bytes(
     tmp_path: Path, pg_dsn: str
 ) -> None:
@@ -123,3 +117,23 @@ def test_a_value_the_plan_did_not_expect_is_refused_by_name(tmp_path: Path, pg_d
         encoder = TupleEncoder(pg, [c.pg_type.kind for c in plan.columns])
         with pytest.raises(rowcopy.UnexpectedValue, match="column n holds a text value"):
             list(rowcopy.tuples(rowcopy.source_uri(src), plan, [], encoder, BATCH_ROWS))
+
+
+def test_row_hashes_are_the_ones_postgresql_computes(pg_dsn: str) -> None:
+    """Every length of the hash's last block (0-11 bytes), NULL, and several columns."""
+    rows = [(n, "é" * (n % 3) + "x" * n if n % 7 else None, -n * 1.5) for n in range(40)]
+    with psycopg.connect(pg_dsn) as pg:
+        pg.execute("CREATE TABLE h (n bigint, label text, f float8)")
+        with pg.cursor().copy("COPY h FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        stored = dict(
+            pg.execute(
+                sql.SQL("SELECT n, {} FROM h").format(
+                    row_hash_sql([("bigint", "n"), ("text", "label"), ("double", "f")])
+                )
+            ).fetchall()
+        )
+        hashes = TupleEncoder(pg, ["bigint", "text", "double"]).hashes(rows)
+    assert hashes == [stored[n] for n, _, _ in rows]
+    assert len(set(hashes)) == len(rows)

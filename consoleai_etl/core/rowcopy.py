@@ -1,11 +1,9 @@
 """The compiled load stream: SQLite rows into hashed binary COPY tuples (``_rowcopy.c``).
 
-The loader's first pass uses it when the extension is built (pyproject builds it where a
-C compiler and the SQLite and OpenSSL headers are present; without them the install still
-succeeds and every pass runs the Python stream). Columns that need no conversion go from
-SQLite into COPY without becoming Python objects; the others reach their codecs as whole
-batch columns, as in the Python stream; the tuples and their hashes are the same bytes and
-numbers ``tuples.TupleEncoder`` makes (the tests compare both streams).
+The loader's first pass. Columns that need no conversion go from SQLite into COPY without
+becoming Python objects; the others reach their codecs as whole batch columns, as in the
+Python stream; the tuples and their hashes are the same bytes and numbers the Python
+stream (``tuples.TupleEncoder``) makes (the tests compare both streams).
 
 A refused value, or a value of a storage class the plan did not expect (the source changed
 since it was profiled), raises out of the batch; the loader then streams the table again
@@ -19,25 +17,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 
+from consoleai_etl.core import _rowcopy
 from consoleai_etl.core.catalog import sqlite_quote
 from consoleai_etl.core.codec import ColumnCodec
 from consoleai_etl.core.plan import TablePlan
 from consoleai_etl.core.source import LOCK_WAIT
 from consoleai_etl.core.tuples import TupleEncoder
 
-try:
-    from consoleai_etl.core import _rowcopy
-except ImportError:  # built without a C compiler: the Python stream does all the work
-    _rowcopy = None
-
-UnexpectedValue: type[Exception] = _rowcopy.UnexpectedValue if _rowcopy else ValueError
+UnexpectedValue: type[Exception] = _rowcopy.UnexpectedValue
 
 
 def source_uri(src: sqlite3.Connection) -> str | None:
-    """A read-only URI for ``src``'s database file; None for an in-memory database or when
-    the extension is not built (the caller then streams in Python)."""
-    if _rowcopy is None:
-        return None
+    """A read-only URI for ``src``'s database file; None for an in-memory database (the
+    caller then streams in Python)."""
     file = next(row[2] for row in src.execute("PRAGMA database_list") if row[1] == "main")
     return f"{Path(file).as_uri()}?mode=ro" if file else None
 
@@ -54,7 +46,6 @@ def tuples(
     ``active`` are the (position, codec) of the columns that need converting; ``encoder``
     counts the rows and their hashes (and dumps values of types the extension leaves to
     psycopg)."""
-    assert _rowcopy is not None, "source_uri() says whether the extension is built"
     names = tuple(c.source for c in plan.columns)
     query = f"SELECT {', '.join(map(sqlite_quote, names))} FROM {sqlite_quote(plan.table.name)}"
     converted = {i for i, _ in active}
@@ -63,6 +54,7 @@ def tuples(
         query,
         names,
         tuple(c.pg_type.kind for c in plan.columns),
+        encoder.oids,
         tuple(i in converted for i in range(len(names))),
         tuple(encoder.field_dumper(i) for i in range(len(names))),
         int(LOCK_WAIT * 1000),
