@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from consoleai_etl.core.catalog import Catalog, introspect
 from consoleai_etl.core.errors import SourceError
 from consoleai_etl.core.order import load_order
 from consoleai_etl.core.source import open_source
-from consoleai_etl.core.stager import StagedTable
+from consoleai_etl.core.stager import StagedTable, finish_order, largest_first, row_counts
 from consoleai_etl.domain import SCHEMA
 from consoleai_etl.report_asset import make_report_asset
 from consoleai_etl.settings import DEFAULT_SQLITE_PATH, MigrationSettings
@@ -42,6 +43,14 @@ def load_catalog(sqlite_path: str | Path) -> Catalog:
         return introspect(conn)
 
 
+def _row_counts(sqlite_path: str | Path, tables: Sequence[StagedTable]) -> dict[str, int]:
+    """Each table's rows, or {} when the file cannot be read (see ``load_catalog``)."""
+    try:
+        return row_counts(sqlite_path, tables)
+    except (SourceError, sqlite3.DatabaseError):
+        return {}
+
+
 def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
     path = sqlite_path or os.environ.get("CONSOLEAI_SQLITE_PATH", DEFAULT_SQLITE_PATH)
     catalog = load_catalog(path)
@@ -56,7 +65,11 @@ def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
         )
         for name in order.tables
     )
-    table_assets = [make_table_asset(s, staged) for s in staged]
+    rows = _row_counts(path, staged)
+    finishing = finish_order(largest_first(staged, rows), rows)
+    table_assets = [
+        make_table_asset(s, staged, priority=len(finishing) - finishing.index(s)) for s in staged
+    ]
     migration_job = dg.define_asset_job(
         MIGRATION_JOB,
         selection=dg.AssetSelection.all(),

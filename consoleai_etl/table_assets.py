@@ -148,9 +148,17 @@ def _stage(
     )
 
 
-def make_table_asset(staged: StagedTable, tables: Sequence[StagedTable]) -> dg.AssetsDefinition:
+def make_table_asset(
+    staged: StagedTable, tables: Sequence[StagedTable], priority: int = 0
+) -> dg.AssetsDefinition:
     """The asset for ``staged.table``; it waits for the tables its foreign keys point at.
-    ``tables`` are all tables of the code location, in foreign-key order."""
+    ``tables`` are all tables of the code location, in foreign-key order.
+
+    ``priority`` orders the steps that are ready at once (Dagster's ``dagster/priority``
+    tag), in the order the ``Stager`` is expected to finish the tables: each step then
+    waits for the next table to finish and hands its results to Dagster while later tables
+    are still being staged. Otherwise a step whose table finishes last would hold back the
+    others' Dagster work (events and check results: ~80 ms a step) until the very end."""
     table = staged.table
     upstream = [t.table for t in tables if t.table.name in staged.parents]
 
@@ -160,6 +168,7 @@ def make_table_asset(staged: StagedTable, tables: Sequence[StagedTable]) -> dg.A
         check_specs=check_specs(table),
         group_name=TABLE_GROUP,
         kinds={"sqlite", "postgres"},
+        op_tags={"dagster/priority": str(priority)},
         description=f"Legacy table `{table.name}` staged, checked and (by the report) promoted.",
         metadata={"source_table": table.name},
     )

@@ -72,3 +72,20 @@ def test_an_unexpected_error_in_a_table_step_becomes_the_tables_error() -> None:
 
     assert report.table == "t"
     assert report.error == "unexpected RuntimeError: boom at postgresql://u:***@host/db"
+
+
+def test_table_steps_run_in_the_order_their_tables_are_expected_to_finish(tmp_path: Path) -> None:
+    """Dagster's in-process executor takes ready steps by ``dagster/priority``."""
+    db = tmp_path / "legacy.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE big (id INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TABLE small (id INTEGER PRIMARY KEY)")
+        conn.executemany("INSERT INTO big VALUES (?)", ((i,) for i in range(50_000)))
+    conn.close()
+    job = build_definitions(db).resolve_job_def("legacy_migration_job")
+    priority = {
+        node.name: int(node.definition.tags["dagster/priority"])
+        for node in job.graph.nodes
+        if node.name in ("big", "small")
+    }
+    assert priority["small"] > priority["big"]

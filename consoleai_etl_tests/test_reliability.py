@@ -89,18 +89,23 @@ def test_killed_run_leaves_the_target_as_before_and_a_rerun_converges(
     big_source(source, BIG_ROWS)
 
     env = dagster_env(tmp_path, source, pg_dsn, reports="killed")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m", "consoleai_etl",
-         "-j", "legacy_migration_job"],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        wait_for_copy(pg_dsn)
-        time.sleep(0.3)  # well inside the COPY of 300k rows
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    # A reader of the target keeps the run from promoting however fast it loads, so the
+    # kill lands somewhere between the first COPY and the promotion.
+    with psycopg.connect(pg_dsn) as reader:
+        reader.execute("LOCK TABLE big IN ACCESS SHARE MODE")
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m",
+             "consoleai_etl", "-j", "legacy_migration_job"],
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_for_copy(pg_dsn)
+            time.sleep(0.3)  # inside the COPY of 300k rows, or waiting to promote
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        reader.rollback()
 
     assert table_digest(pg_dsn, "public", "big", "id") == before  # untouched by the dead run
     result, report = run_job(source, pg_dsn, tmp_path / "rerun")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from consoleai_etl.core import rowcopy
+from consoleai_etl.core import _rowcopy, rowcopy
 from consoleai_etl.core.catalog import introspect
 from consoleai_etl.core.load import (
     BATCH_ROWS,
@@ -41,7 +42,19 @@ COLUMNS = {  # declared type -> values, NULL included
     ],
     "TIMESTAMPTZ": ["2024-01-01T10:00:00+02:00", "2024-01-01 10:00:00", None],
     "JSON": ['{"b": 1, "a": [1, 2.50]}', "[]", "null", '"\\u00e9"', None],
-    "NUMERIC(12, 2)": [1, 2.5, "3.14", -0.0, None],
+    "NUMERIC(12, 2)": [1, 2.5, "3.14", -0.0, -1234.5, 9999999999.99, 0.01, None],
+    "NUMERIC": [
+        "0.0001",
+        "-12345678.90123",
+        "1E+5",
+        "100",
+        "0",
+        "-0.000",
+        "1e-20",
+        "12345678901234567890",
+        "10000.0001",
+        None,
+    ],
     "": [1, "two", 3.5, None],  # no declared type: whatever is stored
 }
 
@@ -137,3 +150,24 @@ def test_row_hashes_are_the_ones_postgresql_computes(pg_dsn: str) -> None:
         hashes = TupleEncoder(pg, ["bigint", "text", "double"]).hashes(rows)
     assert hashes == [stored[n] for n, _, _ in rows]
     assert len(set(hashes)) == len(rows)
+
+
+def test_numerics_are_encoded_as_psycopg_encodes_them(tmp_path: Path, pg_dsn: str) -> None:
+    """Decimals in every notation str() gives them, at the edges of base-10000 digits."""
+    values = ["0", "-0", "0.00", "0E-7", "1E+2", "1.5E-7", "-0.0001", "123456789.123456789",
+              "9999.9999", "10000", "1E+10", "-5E+3", "1234.5678E-2", "1e-30", "7" * 900 + ".5",
+              "NaN", "-Infinity"]  # fmt: skip
+    db = tmp_path / "numbers.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE t (x TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
+    with psycopg.connect(pg_dsn) as pg:
+        encoder = TupleEncoder(pg, ["numeric"])
+        dump = encoder.field_dumper(0)
+        reader = _rowcopy.Reader(
+            f"{db.as_uri()}?mode=ro", "SELECT x FROM t", ("x",), ("numeric",), encoder.oids,
+            (True,), (dump,), 1000,
+        )  # fmt: skip
+        (column,) = reader.read(100)
+        data, _, _ = reader.encode([[Decimal(v) for v in column]])
+    assert data == b"".join(b"\x00\x01" + dump(Decimal(v)) for v in values)

@@ -14,7 +14,7 @@ from consoleai_etl.core.catalog import Table, introspect
 from consoleai_etl.core.order import load_order
 from consoleai_etl.core.pipeline import MigrationConfig
 from consoleai_etl.core.source import open_source
-from consoleai_etl.core.stager import StagedTable, Stager, largest_first
+from consoleai_etl.core.stager import StagedTable, Stager, finish_order, largest_first
 from consoleai_etl_tests.helpers import fetch
 
 SOURCE = """
@@ -81,11 +81,12 @@ def test_tables_are_staged_on_two_threads_one_stream_at_a_time(tmp_path: Path, p
     assert any(line.startswith("child: 9,000 / 9,000 rows") for line in lines)
 
 
-def test_the_heaviest_chain_starts_first_and_parents_always_precede_children() -> None:
-    def staged(name: str, *parents: str) -> StagedTable:
-        table = Table(name, (), (), (), (), without_rowid=False, sql="")
-        return StagedTable(table, parents, ())
+def _staged(name: str, *parents: str) -> StagedTable:
+    return StagedTable(Table(name, (), (), (), (), without_rowid=False, sql=""), parents, ())
 
+
+def test_the_heaviest_chain_starts_first_and_parents_always_precede_children() -> None:
+    staged = _staged
     tables = [
         staged("small_root"),
         staged("users"),
@@ -104,6 +105,17 @@ def test_the_heaviest_chain_starts_first_and_parents_always_precede_children() -
             if parent in order:
                 assert order.index(parent) < order.index(table.table.name)
     assert sorted(order) == sorted(t.table.name for t in tables)
+
+
+def test_tables_are_expected_to_finish_small_first_the_largest_last_parents_first() -> None:
+    """The order Dagster's steps take (see ``table_assets.make_table_asset``)."""
+    tables = [_staged("users"), _staged("events", "users"), _staged("tokens", "users"),
+              _staged("roles"), _staged("grants", "events")]  # fmt: skip
+    rows = {"users": 40_000, "events": 1_000_000, "tokens": 60_000, "roles": 8, "grants": 10}
+    order = [t.table.name for t in finish_order(largest_first(tables, rows), rows)]
+    # events streams on one thread while the other stages tokens, then grants, which
+    # holds that thread until events (its parent) is in; roles comes last
+    assert order == ["users", "tokens", "events", "grants", "roles"]
 
 
 def test_closing_a_run_drops_the_tables_not_started_and_waits_for_the_others(

@@ -31,20 +31,22 @@
 #include <sqlite3.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
 #include <time.h>
 
 enum kind {
     K_BIGINT, K_DOUBLE, K_TEXT, K_BYTEA, K_BOOLEAN, K_DATE, K_TIMESTAMP, K_TIMESTAMPTZ,
-    K_JSONB, K_OTHER
+    K_JSONB, K_NUMERIC, K_OTHER
 };
 static const char *KIND_NAMES[] = {
     "bigint", "double", "text", "bytea", "boolean", "date", "timestamp", "timestamptz",
-    "jsonb", NULL
+    "jsonb", "numeric", NULL
 };
 static const char *STORAGE[] = {"", "integer", "real", "text", "blob", "null"};
 #define PG_EPOCH_DAYS 10957 /* 2000-01-01, PostgreSQL's epoch, in days since 1970-01-01 */
 
 static PyObject *UnexpectedValue;
+static PyTypeObject *decimal_type; /* decimal.Decimal */
 
 /* ---- a growing byte buffer ---- */
 typedef struct {
@@ -213,6 +215,94 @@ static int row_hash(const char *tuple, Py_ssize_t n, const uint32_t *oids, int n
 malformed:
     PyErr_SetString(PyExc_ValueError, "a COPY tuple does not match its column count");
     return -1;
+}
+
+/* ---- numeric: a Decimal's text into numeric's binary form, as psycopg's dumper does ---- */
+#define NUMERIC_DIGITS 1000 /* longer values go to psycopg's dumper */
+
+/* 1: ``value`` (a Decimal) encoded; 0: not a plain finite value (NaN, Infinity, over-long
+ * or out of range), left to the dumper; -1: error. Mirrors psycopg's
+ * ``dump_decimal_to_numeric_binary``: base-10000 digits aligned on the decimal point,
+ * trailing zero digits dropped, dscale = digits after the point, zero always positive. */
+static int numeric_field(Buffer *out, PyObject *value) {
+    PyObject *str = PyObject_Str(value);
+    if (!str) return -1;
+    Py_ssize_t n;
+    const char *text = PyUnicode_AsUTF8AndSize(str, &n), *end = text ? text + n : NULL;
+    if (!text) {
+        Py_DECREF(str);
+        return -1;
+    }
+    unsigned char digits[NUMERIC_DIGITS];
+    int ndigits = 0, fraction = -1, negative = 0, handled = 0;
+    long exponent = 0;
+    const char *p = text;
+    if (p < end && (*p == '-' || *p == '+')) negative = *p++ == '-';
+    for (; p < end; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (ndigits == NUMERIC_DIGITS) goto done;
+            if (ndigits || *p != '0') digits[ndigits++] = (unsigned char)(*p - '0');
+            if (fraction >= 0) fraction++;
+        } else if (*p == '.' && fraction < 0) {
+            fraction = 0;
+        } else if ((*p == 'E' || *p == 'e') && p + 1 < end) {
+            char *stop;
+            exponent = strtol(p + 1, &stop, 10);
+            if (stop != end || exponent > 100000 || exponent < -100000) goto done;
+            break;
+        } else {
+            goto done; /* NaN, Infinity */
+        }
+    }
+    long exp = exponent - (fraction > 0 ? fraction : 0);
+    int dscale = exp <= 0 ? (int)-exp : 0;
+    if (dscale > 0x3FFF) goto done;
+    int nz = ndigits; /* without trailing zeros */
+    while (nz > 0 && digits[nz - 1] == 0) nz--;
+    char *q;
+    if (nz == 0) { /* zero: no digits, positive, at its scale */
+        if (!(q = buf_field(out, 8, NULL))) { handled = -1; goto done; }
+        memset(q, 0, 8);
+        q[6] = (char)(dscale >> 8);
+        q[7] = (char)dscale;
+        handled = 1;
+        goto done;
+    }
+    long total = ndigits + (exp > 0 ? exp % 4 : 0); /* digits, aligned as psycopg does */
+    int skip = 0; /* leading zero digits that align the first one on a base-10000 digit */
+    if (((total - dscale) % 4 + 4) % 4) {
+        skip = 4 - (int)(((total - dscale) % 4 + 4) % 4);
+        total += skip;
+    }
+    long weight = (total + exp) >= 0 ? (total + exp) / 4 - 1 : -((-(total + exp) + 3) / 4) - 1;
+    if (weight > 0x7FFF || weight < -0x8000) goto done;
+    int groups = (nz + skip + 3) / 4;
+    if (!(q = buf_field(out, 8 + 2 * groups, NULL))) { handled = -1; goto done; }
+    uint16_t head[4] = {(uint16_t)groups, (uint16_t)(int16_t)weight,
+                        negative ? 0x4000 : 0x0000, (uint16_t)dscale};
+    for (int k = 0; k < 4; k++) {
+        q[2 * k] = (char)(head[k] >> 8);
+        q[2 * k + 1] = (char)head[k];
+    }
+    q += 8;
+    static const int weights[4] = {1000, 100, 10, 1};
+    int group = 0, at = skip;
+    for (int i = 0; i < nz; i++) {
+        group += weights[at] * digits[i];
+        if (++at == 4) {
+            *q++ = (char)(group >> 8);
+            *q++ = (char)group;
+            group = at = 0;
+        }
+    }
+    if (at) {
+        *q++ = (char)(group >> 8);
+        *q++ = (char)group;
+    }
+    handled = 1;
+done:
+    Py_DECREF(str);
+    return handled;
 }
 
 /* ---- the Reader ---- */
@@ -487,6 +577,12 @@ static int converted_field(Reader *self, Buffer *out, int i, PyObject *value) {
             return 0;
         }
         break;
+    case K_NUMERIC:
+        if (Py_IS_TYPE(value, decimal_type)) {
+            int handled = numeric_field(out, value);
+            if (handled) return handled < 0 ? -1 : 0;
+        }
+        break;
     case K_TIMESTAMP:
     case K_TIMESTAMPTZ:
         if (PyDateTime_CheckExact(value)) {
@@ -667,6 +763,11 @@ static struct PyModuleDef rowcopy_module = {
 PyMODINIT_FUNC PyInit__rowcopy(void) {
     PyDateTime_IMPORT;
     if (!PyDateTimeAPI || PyType_Ready(&ReaderType) < 0) return NULL;
+    PyObject *decimal = PyImport_ImportModule("decimal");
+    if (!decimal) return NULL;
+    decimal_type = (PyTypeObject *)PyObject_GetAttrString(decimal, "Decimal");
+    Py_DECREF(decimal);
+    if (!decimal_type) return NULL;
     PyObject *module = PyModule_Create(&rowcopy_module);
     if (!module) return NULL;
     UnexpectedValue = PyErr_NewException("consoleai_etl.core._rowcopy.UnexpectedValue",
