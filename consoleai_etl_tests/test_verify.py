@@ -76,3 +76,20 @@ def test_only_a_validated_foreign_key_to_the_same_parent_is_cited(
         "other": (False, None, 1),  # a key to another table proves nothing about parent
         "": (False, None, 1),
     }
+
+
+def test_the_source_is_searched_for_orphans_only_when_there_is_something_to_explain(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """A validated FK over a table with nothing quarantined leaves nothing to explain."""
+    src, catalog = _catalog(tmp_path)
+    child = catalog.table("child")
+    searched = {}
+    with psycopg.connect(pg_dsn, autocommit=True) as pg:
+        for fk, quarantined in (("valid", 0), ("valid", 1), ("not valid", 0)):
+            _target(pg, pk=True, fk=fk)
+            report = check_foreign_keys(src, pg, child, "t", ("t",), quarantined=quarantined)
+            [detail] = report.metadata["foreign_keys"]
+            searched[fk, quarantined] = detail["source_orphans"]
+    # None: not searched; 0: searched (the source tables are empty)
+    assert searched == {("valid", 0): None, ("valid", 1): 0, ("not valid", 0): 0}

@@ -111,7 +111,7 @@ def _checks(
         "not_null": lambda: verify.check_not_null(pg, schema, table),
         "primary_key": lambda: verify.check_primary_key(pg, schema, table),
         "foreign_keys": lambda: verify.check_foreign_keys(
-            src, pg, table, schema, given.parent_schemas, orphans
+            src, pg, table, schema, given.parent_schemas, orphans, given.quarantined
         ),
     }
 
