@@ -39,6 +39,8 @@ def test_progress_is_reported_per_batch_and_checksum_matches_sql(
 
     assert calls == [(0, rows), (BATCH_ROWS, rows), (2 * BATCH_ROWS, rows), (rows, rows)]
     assert result.loaded_rows == rows and result.checksum_seconds > 0
+    started, ended = result.window  # wall clock, waits included: at least its own seconds
+    assert ended - started >= result.seconds > 0 and abs(time.time() - ended) < 60
     assert (stored.rows, stored.value) == (rows, result.checksum)
 
 

@@ -40,6 +40,7 @@ class LoadResult:
     warnings: list[str] = field(default_factory=list)
     checksum: int = 0  # of the loaded rows, computed from the stream (see ``canonical``)
     checksum_seconds: float = 0.0  # part of ``seconds`` spent hashing the stream
+    window: tuple[float, float] = (0.0, 0.0)  # Unix time the load started and ended
 
     @property
     def rows_per_second(self) -> float:
@@ -269,6 +270,7 @@ def load_table(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[TablePlan, LoadResult]:
     """Stage ``table`` into ``schema`` (replacing a previous attempt of the same run)."""
+    began = time.time()
     started = time.perf_counter()
     waits: list[float] = []  # seconds spent waiting for the streaming turn or the parents
     with _waited(options.streaming, waits):
@@ -311,6 +313,6 @@ def load_table(
         table.name, plan.name, source_rows, stream.encoder.rows - removed.rows,
         quarantined + removed.rows, seconds, warnings,
         checksum=(stream.encoder.total - removed.hash_sum) % MOD,
-        checksum_seconds=stream.encoder.seconds,
+        checksum_seconds=stream.encoder.seconds, window=(began, time.time()),
     )  # fmt: skip
     return plan, result

@@ -196,6 +196,7 @@ def _stage_once(
         report.loaded_rows = result.loaded_rows
         report.quarantined_rows = result.quarantined_rows
         report.seconds = round(result.seconds, 3)
+        report.load_window = [round(t, 3) for t in result.window]
         report.rows_per_second = round(result.rows_per_second, 1)
         report.warnings = result.warnings
         report.quarantine_sample = bookkeeping.quarantine_sample(pg, run_id, table.name)

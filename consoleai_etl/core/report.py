@@ -32,6 +32,7 @@ class TableReport:
     rows_per_second: float | None = None
     check_seconds: float | None = None  # all checks of the table
     checksum_seconds: float | None = None  # hashing the load stream (inside ``seconds``)
+    load_window: list[float] | None = None  # [start, end] of the load, Unix seconds
     checks: list[CheckReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
