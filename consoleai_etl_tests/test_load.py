@@ -13,7 +13,7 @@ import psycopg
 from consoleai_etl.core.bookkeeping import ensure_bookkeeping
 from consoleai_etl.core.catalog import introspect
 from consoleai_etl.core.checksum import target_checksum
-from consoleai_etl.core.load import BATCH_ROWS, LoadOptions, load_table
+from consoleai_etl.core.load import BATCH_ROWS, GUESS_ROWS, LoadOptions, load_table, plan_source
 from consoleai_etl.core.source import open_source
 
 
@@ -142,3 +142,70 @@ def test_a_tables_own_seconds_exclude_waiting_for_its_streaming_turn(
         )  # fmt: skip
     assert time.perf_counter() - started >= 1.0
     assert result.loaded_rows == 2 and result.seconds < 0.5
+
+
+def _passes(db: Path, pg_dsn: str, table: str):
+    """Load ``table``; (plan, result, passes over the rows, the profiled plan)."""
+    starts: list[int] = []
+    with closing(open_source(db)) as src, psycopg.connect(pg_dsn) as pg:
+        ensure_bookkeeping(pg)
+        plan, result = load_table(
+            src, pg, introspect(src).table(table), schema="stage", target_schema="public",
+            run_id="run-1", progress=lambda done, total: done or starts.append(total),
+        )  # fmt: skip
+        profiled = plan_source(src, introspect(src).table(table), ())
+    return plan, result, len(starts), profiled
+
+
+def test_storage_classes_are_counted_while_streaming_no_profile_scan(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """NUMERIC columns store whole numbers as INTEGER: past the sampled rows, the counted
+    classes differ from the guess but call for the same plan, so one pass suffices."""
+    db = tmp_path / "census.sqlite"
+    rows = GUESS_ROWS * 3
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, amount NUMERIC(10, 2), note TEXT)")
+        conn.executemany(
+            "INSERT INTO t VALUES (?, ?, ?)",
+            ((i, i + 0.5 if i < GUESS_ROWS else i, None if i % 3 else "x") for i in range(rows)),
+        )
+    plan, result, passes, profiled = _passes(db, pg_dsn, "t")
+    assert passes == 1 and result.loaded_rows == rows
+    assert [c.observed for c in plan.columns] == [c.observed for c in profiled.columns]
+    assert plan.column("amount").observed == {"real": GUESS_ROWS, "integer": rows - GUESS_ROWS}
+
+
+def test_a_guess_the_counted_classes_refute_is_loaded_again_with_the_real_plan(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """An untyped column holding integers in its first rows and text later is text."""
+    db = tmp_path / "refuted.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, label)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", ((i, i) for i in range(GUESS_ROWS)))
+        conn.execute("INSERT INTO t VALUES (?, 'late text')", (GUESS_ROWS,))
+    plan, result, passes, profiled = _passes(db, pg_dsn, "t")
+    assert passes == 2 and plan == profiled
+    assert plan.column("label").pg_type.kind == "text"
+    assert (result.loaded_rows, result.quarantined_rows) == (GUESS_ROWS + 1, 0)
+    with psycopg.connect(pg_dsn) as pg:
+        assert pg.execute("SELECT label FROM stage.t WHERE id = 5").fetchone() == ("5",)
+
+
+def test_a_null_past_the_sample_in_a_not_null_column_is_quarantined(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    db = tmp_path / "late_null.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)")  # NOT NULL below
+        conn.executemany("INSERT INTO t VALUES (?, ?)", ((i, i) for i in range(GUESS_ROWS)))
+        conn.execute("INSERT INTO t VALUES (?, NULL)", (GUESS_ROWS,))
+        conn.execute("PRAGMA writable_schema = 1")  # a legacy file: NOT NULL added later
+        conn.execute(
+            "UPDATE sqlite_master SET sql = 'CREATE TABLE t (id INTEGER PRIMARY KEY, "
+            "n INTEGER NOT NULL)' WHERE name = 't'"
+        )
+    plan, result, passes, _ = _passes(db, pg_dsn, "t")
+    assert passes == 2 and plan.column("n").not_null
+    assert (result.loaded_rows, result.quarantined_rows) == (GUESS_ROWS, 1)

@@ -166,7 +166,7 @@ def test_numerics_are_encoded_as_psycopg_encodes_them(tmp_path: Path, pg_dsn: st
         dump = encoder.field_dumper(0)
         reader = _rowcopy.Reader(
             f"{db.as_uri()}?mode=ro", "SELECT x FROM t", ("x",), ("numeric",), encoder.oids,
-            (True,), (dump,), 1000,
+            (True,), (False,), (dump,), 1000,
         )  # fmt: skip
         (column,) = reader.read(100)
         data, _, _ = reader.encode([[Decimal(v) for v in column]])

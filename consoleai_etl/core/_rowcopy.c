@@ -8,7 +8,9 @@
  *     their binary COPY fields (no Python object is made for them);
  *   - hands the columns that do need conversion to Python as one list per column, so the
  *     codecs keep converting a whole batch column at a time (``codec.ColumnCodec.column``);
- *   - ``encode`` then interleaves both into tuples and hashes each row (``row_hash``).
+ *   - ``encode`` then interleaves both into tuples and hashes each row (``row_hash``);
+ *   - it counts every column's storage classes on the way (``census``): the table's
+ *     profile, which the loader would otherwise scan the table for.
  *
  * A row's hash is the one PostgreSQL computes for a stored row as
  * ``hash_array_extended(ARRAY[record_send(ROW(...))], 0)`` (see ``tuples.row_hash_sql``):
@@ -20,7 +22,7 @@
  *
  * Anything it cannot vouch for is left to Python: a converted value of a type it does not
  * encode itself goes through the column's ``dumper`` (psycopg's own binary dumper), and an
- * unconverted column holding a storage class the plan did not expect raises
+ * unconverted column holding a storage class (or a NULL) the plan did not expect raises
  * ``UnexpectedValue``, on which the loader streams the table the Python way. The tests
  * compare both streams byte for byte.
  */
@@ -313,6 +315,8 @@ typedef struct {
     int ncols;
     int *kinds;
     int *converted;   /* 1: handed to Python for conversion */
+    int *not_null;    /* 1: a NULL in this (unconverted) column is unexpected */
+    long long (*census)[5]; /* per column, values of each storage class (SQLite's codes - 1) */
     uint32_t *oids;   /* each column's type oid, for the row hash */
     PyObject *names;  /* tuple of column names, for messages */
     PyObject *dumpers;  /* tuple: per column, psycopg's dumper as a callable, or None */
@@ -327,6 +331,8 @@ static void Reader_dealloc(Reader *self) {
     if (self->db) sqlite3_close(self->db);
     PyMem_Free(self->kinds);
     PyMem_Free(self->converted);
+    PyMem_Free(self->not_null);
+    PyMem_Free(self->census);
     PyMem_Free(self->oids);
     PyMem_Free(self->plain.data);
     PyMem_Free(self->scratch.data);
@@ -365,25 +371,29 @@ static uint32_t *oid_array(PyObject *oids) {
     return out;
 }
 
-/* Reader(uri, query, names, kinds, oids, converted, dumpers, busy_ms) */
+/* Reader(uri, query, names, kinds, oids, converted, not_null, dumpers, busy_ms) */
 static int Reader_init(Reader *self, PyObject *args, PyObject *Py_UNUSED(kwds)) {
     const char *uri, *query;
-    PyObject *names, *kinds, *oids, *converted, *dumpers;
+    PyObject *names, *kinds, *oids, *converted, *not_null, *dumpers;
     int busy_ms;
-    if (!PyArg_ParseTuple(args, "ssO!O!O!O!O!i", &uri, &query, &PyTuple_Type, &names,
+    if (!PyArg_ParseTuple(args, "ssO!O!O!O!O!O!i", &uri, &query, &PyTuple_Type, &names,
                           &PyTuple_Type, &kinds, &PyTuple_Type, &oids, &PyTuple_Type,
-                          &converted, &PyTuple_Type, &dumpers, &busy_ms))
+                          &converted, &PyTuple_Type, &not_null, &PyTuple_Type, &dumpers,
+                          &busy_ms))
         return -1;
     Py_ssize_t n = PyTuple_GET_SIZE(names);
     if (PyTuple_GET_SIZE(kinds) != n || PyTuple_GET_SIZE(oids) != n ||
-        PyTuple_GET_SIZE(converted) != n || PyTuple_GET_SIZE(dumpers) != n) {
+        PyTuple_GET_SIZE(converted) != n || PyTuple_GET_SIZE(not_null) != n ||
+        PyTuple_GET_SIZE(dumpers) != n) {
         PyErr_SetString(PyExc_ValueError, "the column tuples differ in length");
         return -1;
     }
     self->ncols = (int)n;
     self->kinds = PyMem_Calloc(n ? n : 1, sizeof(int));
     self->converted = PyMem_Calloc(n ? n : 1, sizeof(int));
-    if (!self->kinds || !self->converted) {
+    self->not_null = PyMem_Calloc(n ? n : 1, sizeof(int));
+    self->census = PyMem_Calloc(n ? n : 1, sizeof(*self->census));
+    if (!self->kinds || !self->converted || !self->not_null || !self->census) {
         PyErr_NoMemory();
         return -1;
     }
@@ -391,6 +401,8 @@ static int Reader_init(Reader *self, PyObject *args, PyObject *Py_UNUSED(kwds)) 
     for (Py_ssize_t i = 0; i < n; i++) {
         if ((self->kinds[i] = kind_of(PyTuple_GET_ITEM(kinds, i))) < 0) return -1;
         if ((self->converted[i] = PyObject_IsTrue(PyTuple_GET_ITEM(converted, i))) < 0)
+            return -1;
+        if ((self->not_null[i] = PyObject_IsTrue(PyTuple_GET_ITEM(not_null, i))) < 0)
             return -1;
     }
     Py_INCREF(names);
@@ -416,8 +428,8 @@ static int plain_field(Reader *self, int i) {
     sqlite3_stmt *st = self->stmt;
     int storage = sqlite3_column_type(st, i);
     Buffer *b = &self->plain;
-    if (storage == SQLITE_NULL) return buf_null(b);
-    switch (self->kinds[i]) {
+    if (storage == SQLITE_NULL && !self->not_null[i]) return buf_null(b);
+    switch (storage == SQLITE_NULL ? K_OTHER : self->kinds[i]) {
     case K_BIGINT:
         if (storage == SQLITE_INTEGER) return buf_int64(b, (uint64_t)sqlite3_column_int64(st, i));
         break;
@@ -499,6 +511,7 @@ static PyObject *Reader_read(Reader *self, PyObject *arg) {
             goto fail;
         }
         for (int i = 0, j = 0; i < self->ncols; i++) {
+            self->census[i][sqlite3_column_type(self->stmt, i) - 1]++;
             if (!self->converted[i]) {
                 if (plain_field(self, i) < 0) goto fail;
                 continue;
@@ -673,6 +686,23 @@ fail:
     return NULL;
 }
 
+/* census() -> per column, the count of values of each storage class read so far:
+ * (integer, real, text, blob, null), as ``typeof`` would count them. */
+static PyObject *Reader_census(Reader *self, PyObject *Py_UNUSED(ignored)) {
+    PyObject *columns = PyTuple_New(self->ncols);
+    if (!columns) return NULL;
+    for (int i = 0; i < self->ncols; i++) {
+        long long *c = self->census[i];
+        PyObject *counts = Py_BuildValue("(LLLLL)", c[0], c[1], c[2], c[3], c[4]);
+        if (!counts) {
+            Py_DECREF(columns);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(columns, i, counts);
+    }
+    return columns;
+}
+
 static PyObject *Reader_close(Reader *self, PyObject *Py_UNUSED(ignored)) {
     if (self->stmt) sqlite3_finalize(self->stmt);
     if (self->db) sqlite3_close(self->db);
@@ -687,6 +717,8 @@ static PyMethodDef Reader_methods[] = {
      "read(max_rows) -> the converted columns' values of the next batch, or None at the end"},
     {"encode", (PyCFunction)Reader_encode, METH_O,
      "encode(converted columns) -> (COPY tuples, sum of row hashes mod 2**64, hash seconds)"},
+    {"census", (PyCFunction)Reader_census, METH_NOARGS,
+     "census() -> per column (integer, real, text, blob, null) counts of the values read"},
     {"close", (PyCFunction)Reader_close, METH_NOARGS, "finalize the statement, close SQLite"},
     {NULL}
 };
@@ -699,7 +731,7 @@ static PyMemberDef Reader_members[] = {
 static PyTypeObject ReaderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "consoleai_etl.core._rowcopy.Reader",
-    .tp_doc = "Reader(uri, query, names, kinds, oids, converted, dumpers, busy_ms): a SQLite "
+    .tp_doc = "Reader(uri, query, names, kinds, oids, converted, not_null, dumpers, busy_ms): a SQLite "
               "query's rows as binary COPY tuples",
     .tp_basicsize = sizeof(Reader),
     .tp_flags = Py_TPFLAGS_DEFAULT,

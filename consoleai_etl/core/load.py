@@ -20,8 +20,8 @@ from consoleai_etl.core import bookkeeping, constraints, ddl, rowcopy
 from consoleai_etl.core.catalog import ForeignKey, Table, sqlite_quote
 from consoleai_etl.core.codec import ColumnCodec, codec_for, widen_columns
 from consoleai_etl.core.errors import ConversionError, MigrationError
-from consoleai_etl.core.plan import TablePlan, plan_table
-from consoleai_etl.core.profile import profile_table
+from consoleai_etl.core.plan import ColumnPlan, TablePlan, plan_table
+from consoleai_etl.core.profile import Profile, profile_table, row_count, sample_profile
 from consoleai_etl.core.rules import CastingRule
 from consoleai_etl.core.source import UndecodableText, strict_text
 from consoleai_etl.core.tuples import MOD, SIGNATURE, TRAILER, TupleEncoder
@@ -121,6 +121,7 @@ class _Stream:
     quarantine: list[tuple] = field(default_factory=list)
     codecs: list[ColumnCodec] = field(default_factory=list)
     note: str | None = None  # why the optimistic pass was abandoned, if it was
+    census: Profile = field(default_factory=dict)  # storage classes read (compiled pass)
 
 
 def active_codecs(plan: TablePlan, *, optimistic: bool) -> list[tuple[int, ColumnCodec]]:
@@ -160,9 +161,10 @@ def _copy_rows(
     optimistic: bool,
     compiled: str | None = None,
 ) -> _Stream:
-    """COPY the rows: through the compiled reader of the SQLite file at URI ``compiled``
-    (``rowcopy``: a refused value raises), or else the Python way (refused rows are set
-    aside for the quarantine)."""
+    """Create the table and COPY the rows into it, in a savepoint (a refused pass leaves
+    nothing behind): through the compiled reader of the SQLite file at URI ``compiled``
+    (``rowcopy``: a refused value raises; the stream's ``census`` is the table's profile),
+    or else the Python way (refused rows are set aside for the quarantine)."""
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         ddl.qualified(schema, plan.name),
         sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.columns),
@@ -170,42 +172,45 @@ def _copy_rows(
     active = active_codecs(plan, optimistic=optimistic)
     stream = _Stream(TupleEncoder(pg, [c.pg_type.kind for c in plan.columns]))
     batches = (
-        rowcopy.tuples(compiled, plan, active, stream.encoder, BATCH_ROWS)
+        rowcopy.tuples(compiled, plan, active, stream.encoder, BATCH_ROWS, stream.census)
         if compiled
         else _python_tuples(src, plan, stream, active)
     )
-    with pg.cursor().copy(copy_sql) as copy:
-        copy.write(SIGNATURE)
-        if progress:
-            progress(0)  # the rows start flowing (again, on a second pass)
-        for data in batches:
-            copy.write(data)
+    with pg.transaction():
+        pg.execute(ddl.create_table(plan, schema))
+        with pg.cursor().copy(copy_sql) as copy:
+            copy.write(SIGNATURE)
             if progress:
-                progress(stream.encoder.rows)
-        copy.write(TRAILER)
+                progress(0)  # the rows start flowing (again, on a second pass)
+            for data in batches:
+                copy.write(data)
+                if progress:
+                    progress(stream.encoder.rows)
+            copy.write(TRAILER)
     stream.codecs = [codec for _, codec in active]
     return stream
 
 
-def _optimistic(
-    src: sqlite3.Connection,
-    pg: psycopg.Connection,
-    plan: TablePlan,
-    schema: str,
-    progress: Callable[[int], None] | None,
-) -> _Stream:
-    """The fast pass: compiled where the extension is built, else Python with strict UTF-8
-    decoding in C. A value a codec refuses in the compiled pass sends the table through
-    the Python pass, which quarantines exactly the refused rows."""
-    uri = rowcopy.source_uri(src)
-    if uri:
-        try:
-            with pg.transaction():  # a savepoint: the empty table survives
-                return _copy_rows(src, pg, plan, schema, progress, optimistic=True, compiled=uri)
-        except (ConversionError, rowcopy.UnexpectedValue):
-            pass
-    with strict_text(src):
-        return _copy_rows(src, pg, plan, schema, progress, optimistic=True)
+class _Refuted(Exception):
+    """The table's storage classes, counted while streaming, call for another plan."""
+
+
+def _load_form(column: ColumnPlan) -> tuple:
+    """What decides how a column is created and how its values are sent."""
+    rejects_null = column.not_null and column.observed.get("null", 0) > 0
+    return (column.name, column.pg_type, column.not_null, column.identity, column.default,
+            column.rule, column.needs_conversion(), rejects_null,
+            codec_for(column, optimistic=True) is None)  # fmt: skip
+
+
+def _measured(guessed: TablePlan, census: Profile, rules: tuple[CastingRule, ...]) -> TablePlan:
+    """The plan the counted storage classes give; raises ``_Refuted`` unless it loads the
+    table exactly as ``guessed`` did (then only its counts, reasons and warnings differ)."""
+    rows = sum(census[guessed.table.columns[0].name].values()) if guessed.table.columns else 0
+    plan = plan_table(guessed.table, census, rows, rules)
+    if list(map(_load_form, plan.columns)) != list(map(_load_form, guessed.columns)):
+        raise _Refuted
+    return plan
 
 
 def _stream_table(
@@ -214,20 +219,67 @@ def _stream_table(
     plan: TablePlan,
     schema: str,
     progress: Callable[[int], None] | None,
-) -> _Stream:
-    """COPY optimistically (TEXT decoded strictly, server-checked text untouched); if the
-    source or PostgreSQL refuses a value, roll the COPY back and stream the table again
-    the careful way, value by value, so exactly the refused rows are quarantined."""
-    try:
-        with pg.transaction():  # a savepoint: the empty table survives
-            return _optimistic(src, pg, plan, schema, progress)
-    except (UndecodableText, UnicodeDecodeError):
-        why = "a TEXT value is not valid UTF-8"
-    except psycopg.errors.DataError as exc:
-        why = " ".join(filter(None, [exc.diag.message_primary, exc.diag.context]))
+    rules: tuple[CastingRule, ...],
+    *,
+    guessed: bool,
+) -> tuple[TablePlan, _Stream]:
+    """Create and fill the table; returns the plan it was loaded with, and the stream.
+
+    ``plan`` is guessed from a sample when the compiled reader can stream (see
+    ``load_table``): that pass counts the real storage classes on the way and keeps its
+    rows if they call for the same plan. Otherwise, or when a value is refused, the table
+    is profiled and streamed the Python way: optimistically (TEXT decoded strictly,
+    server-checked text untouched), then, if the source or PostgreSQL refuses a value, the
+    careful way, value by value, so exactly the refused rows are quarantined."""
+    uri = rowcopy.source_uri(src) if guessed else None
+    why = None
+    if uri:
+        try:
+            stream = _copy_rows(src, pg, plan, schema, progress, optimistic=True, compiled=uri)
+            return _measured(plan, stream.census, rules), stream
+        except (ConversionError, rowcopy.UnexpectedValue, _Refuted):
+            pass  # the Python pass quarantines exactly the refused rows
+        except UnicodeDecodeError:
+            why = _NOT_UTF8
+        except psycopg.errors.DataError as exc:
+            why = _refusal(exc)
+        plan = plan_source(src, plan.table, rules)
+    if why is None:
+        try:
+            with strict_text(src):
+                return plan, _copy_rows(src, pg, plan, schema, progress, optimistic=True)
+        except UndecodableText:
+            why = _NOT_UTF8
+        except psycopg.errors.DataError as exc:
+            why = _refusal(exc)
     stream = _copy_rows(src, pg, plan, schema, progress, optimistic=False)
     stream.note = f"streamed again value by value, as the fast path was refused: {why}"
-    return stream
+    return plan, stream
+
+
+_NOT_UTF8 = "a TEXT value is not valid UTF-8"
+
+
+def _refusal(exc: psycopg.errors.DataError) -> str:
+    return " ".join(filter(None, [exc.diag.message_primary, exc.diag.context]))
+
+
+GUESS_ROWS = 1_000  # rows sampled for a plan the compiled pass then checks
+
+
+def _first_plan(
+    src: sqlite3.Connection, table: Table, rules: tuple[CastingRule, ...]
+) -> tuple[TablePlan, bool]:
+    """The plan to start loading with, and whether it is a guess: guessed from the first
+    rows' storage classes when the compiled reader streams the table (it counts them all
+    on the way, so no profile scan), else profiled. Columns ruled ``on_error: widen`` need
+    the profile first: their type depends on every value."""
+    if rowcopy.source_uri(src):
+        profile = sample_profile(src, table, GUESS_ROWS)
+        plan = plan_table(table, profile, row_count(src, table), rules)
+        if not any(c.rule.on_error == "widen" and c.pg_type.kind != "text" for c in plan.columns):
+            return plan, True
+    return plan_source(src, table, rules), False
 
 
 def plan_source(src: sqlite3.Connection, table: Table, rules: tuple[CastingRule, ...]) -> TablePlan:
@@ -274,9 +326,8 @@ def load_table(
     started = time.perf_counter()
     waits: list[float] = []  # seconds spent waiting for the streaming turn or the parents
     with _waited(options.streaming, waits):
-        plan = plan_source(src, table, options.rules)
-    source_rows = plan.source_rows
-    warnings = list(plan.warnings)
+        plan, guessed = _first_plan(src, table, options.rules)
+    counted = plan.source_rows  # the progress lines' total
     with pg.transaction():
         pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         pg.execute(
@@ -286,12 +337,12 @@ def load_table(
             "DELETE FROM consoleai_etl.quarantine WHERE run_id = %s AND source_table = %s",
             (run_id, table.name),
         )
-        pg.execute(ddl.create_table(plan, schema))
         with _waited(options.streaming, waits):
-            stream = _stream_table(
-                src, pg, plan, schema, progress and (lambda done: progress(done, source_rows))
-            )
-        warnings += [stream.note] if stream.note else []
+            plan, stream = _stream_table(
+                src, pg, plan, schema, progress and (lambda done: progress(done, counted)),
+                options.rules, guessed=guessed,
+            )  # fmt: skip
+        warnings = [*plan.warnings, *([stream.note] if stream.note else [])]
         for codec in stream.codecs:
             warnings += codec.warnings()
         quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, stream.quarantine)
@@ -310,7 +361,7 @@ def load_table(
         removed += orphans
     seconds = time.perf_counter() - started - sum(waits)
     result = LoadResult(
-        table.name, plan.name, source_rows, stream.encoder.rows - removed.rows,
+        table.name, plan.name, plan.source_rows, stream.encoder.rows - removed.rows,
         quarantined + removed.rows, seconds, warnings,
         checksum=(stream.encoder.total - removed.hash_sum) % MOD,
         checksum_seconds=stream.encoder.seconds, window=(began, time.time()),

@@ -88,6 +88,26 @@ def _split_scan(
         return _guess_counts(conn, table, pairs[:half]) + second.result()
 
 
+def sample_profile(conn: sqlite3.Connection, table: Table, rows: int) -> Profile:
+    """The storage classes of the first ``rows`` rows: a guess, for a load that counts the
+    real ones as it streams (``census_profile``) and starts over if the guess was wrong."""
+    types = ", ".join(f"typeof({sqlite_quote(c.name)})" for c in table.columns)
+    sample = conn.execute(f"SELECT {types} FROM {sqlite_quote(table.name)} LIMIT {rows}")
+    counts = [Counter(classes) for classes in zip(*sample.fetchall(), strict=True)]
+    return {
+        c.name: dict(n)
+        for c, n in zip(table.columns, counts or [{}] * len(table.columns), strict=True)
+    }
+
+
+def census_profile(table: Table, census: tuple[tuple[int, ...], ...]) -> Profile:
+    """A profile from the compiled reader's counts (``STORAGE_CLASSES`` order per column)."""
+    return {
+        c.name: {cls: n for cls, n in zip(STORAGE_CLASSES, counts, strict=True) if n}
+        for c, counts in zip(table.columns, census, strict=True)
+    }
+
+
 def row_count(conn: sqlite3.Connection, table: Table) -> int:
     return conn.execute(f"SELECT count(*) FROM {sqlite_quote(table.name)}").fetchone()[0]
 

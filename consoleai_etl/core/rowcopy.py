@@ -21,6 +21,7 @@ from consoleai_etl.core import _rowcopy
 from consoleai_etl.core.catalog import sqlite_quote
 from consoleai_etl.core.codec import ColumnCodec
 from consoleai_etl.core.plan import TablePlan
+from consoleai_etl.core.profile import census_profile
 from consoleai_etl.core.source import LOCK_WAIT
 from consoleai_etl.core.tuples import TupleEncoder
 
@@ -40,12 +41,14 @@ def tuples(
     active: Sequence[tuple[int, ColumnCodec]],
     encoder: TupleEncoder,
     batch_rows: int,
+    census: dict[str, dict[str, int]] | None = None,
 ) -> Iterator[bytes]:
     """COPY data for ``plan``'s table, one batch at a time, through the compiled reader.
 
     ``active`` are the (position, codec) of the columns that need converting; ``encoder``
     counts the rows and their hashes (and dumps values of types the extension leaves to
-    psycopg)."""
+    psycopg). Once every row is read, ``census`` (if given) is filled with the storage
+    classes counted on the way: the table's profile, without a scan of its own."""
     names = tuple(c.source for c in plan.columns)
     query = f"SELECT {', '.join(map(sqlite_quote, names))} FROM {sqlite_quote(plan.table.name)}"
     converted = {i for i, _ in active}
@@ -56,6 +59,7 @@ def tuples(
         tuple(c.pg_type.kind for c in plan.columns),
         encoder.oids,
         tuple(i in converted for i in range(len(names))),
+        tuple(c.not_null for c in plan.columns),
         tuple(encoder.field_dumper(i) for i in range(len(names))),
         int(LOCK_WAIT * 1000),
     )
@@ -66,3 +70,5 @@ def tuples(
             data, hash_sum, seconds = reader.encode(columns)
             encoder.count(reader.rows, hash_sum, seconds)
             yield data
+        if census is not None:
+            census.update(census_profile(plan.table, reader.census()))
