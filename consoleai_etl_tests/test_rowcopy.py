@@ -30,8 +30,16 @@ COLUMNS = {  # declared type -> values, NULL included
     "TEXT": ["", "ünï ☃ 𝄞", "x" * 10_000, None],
     "VARCHAR(8)": ["abc", "12345678", None],
     "BLOB": [b"", b"\x00\xff", None],
-    "BOOLEAN": [0, 1, None],
-    "DATE": ["0001-01-01", "1999-12-31", "2000-01-01", "9999-12-31", None],
+    "BOOLEAN": [0, 1, None, "true", "false"],
+    "DATE": [
+        "0001-01-01",
+        "1999-12-31",
+        "2000-01-01",
+        "9999-12-31",
+        "2024-02-29",
+        None,
+        "2024-01-01 00:00:00",
+    ],
     "DATETIME": [
         "0001-01-01 00:00:00",
         "1970-01-01 00:00:00.000001",
@@ -39,6 +47,12 @@ COLUMNS = {  # declared type -> values, NULL included
         "1999-12-31 23:59:59",
         1_700_000_000,
         None,
+        " 2024-01-01 10:00:00 ",
+        "2024-01-01 10:00:00.5",
+        "2024-01-01T10:00:00.123",
+        "2024-01-01 10:00:00+02:00",
+        "2024-01-01",
+        "9999-12-31 23:59:59.999999",
     ],
     "TIMESTAMPTZ": ["2024-01-01T10:00:00+02:00", "2024-01-01 10:00:00", None],
     "JSON": ['{"b": 1, "a": [1, 2.50]}', "[]", "null", '"\\u00e9"', None],
@@ -166,7 +180,7 @@ def test_numerics_are_encoded_as_psycopg_encodes_them(tmp_path: Path, pg_dsn: st
         dump = encoder.field_dumper(0)
         reader = _rowcopy.Reader(
             f"{db.as_uri()}?mode=ro", "SELECT x FROM t", ("x",), ("numeric",), encoder.oids,
-            (True,), (False,), (dump,), 1000,
+            (rowcopy.CONVERTED,), (False,), (None,), (dump,), 1000,
         )  # fmt: skip
         (column,) = reader.read(100)
         data, _, _ = reader.encode([[Decimal(v) for v in column]])

@@ -8,6 +8,8 @@
  *     their binary COPY fields (no Python object is made for them);
  *   - hands the columns that do need conversion to Python as one list per column, so the
  *     codecs keep converting a whole batch column at a time (``codec.ColumnCodec.column``);
+ *   - converts the commonest values of date, timestamp and boolean columns itself (ISO
+ *     text, 0/1), calling the column's codec for any other value (``hybrid_field``);
  *   - ``encode`` then interleaves both into tuples and hashes each row (``row_hash``);
  *   - it counts every column's storage classes on the way (``census``): the table's
  *     profile, which the loader would otherwise scan the table for.
@@ -35,6 +37,8 @@
 #include <string.h>
 #include <stdlib.h>
 #include <time.h>
+
+enum mode { PLAIN, CONVERTED, HYBRID };
 
 enum kind {
     K_BIGINT, K_DOUBLE, K_TEXT, K_BYTEA, K_BOOLEAN, K_DATE, K_TIMESTAMP, K_TIMESTAMPTZ,
@@ -314,12 +318,13 @@ typedef struct {
     sqlite3_stmt *stmt;
     int ncols;
     int *kinds;
-    int *converted;   /* 1: handed to Python for conversion */
+    int *mode;        /* PLAIN, CONVERTED (handed to Python) or HYBRID (see hybrid_field) */
     int *not_null;    /* 1: a NULL in this (unconverted) column is unexpected */
     long long (*census)[5]; /* per column, values of each storage class (SQLite's codes - 1) */
     uint32_t *oids;   /* each column's type oid, for the row hash */
     PyObject *names;  /* tuple of column names, for messages */
     PyObject *dumpers;  /* tuple: per column, psycopg's dumper as a callable, or None */
+    PyObject *codecs;   /* tuple: per HYBRID column, its codec (value -> converted value) */
     Buffer plain;     /* this batch's unconverted fields, row after row */
     Buffer scratch;   /* one row's record form, to hash */
     Py_ssize_t rows;  /* rows in this batch */
@@ -330,7 +335,7 @@ static void Reader_dealloc(Reader *self) {
     if (self->stmt) sqlite3_finalize(self->stmt);
     if (self->db) sqlite3_close(self->db);
     PyMem_Free(self->kinds);
-    PyMem_Free(self->converted);
+    PyMem_Free(self->mode);
     PyMem_Free(self->not_null);
     PyMem_Free(self->census);
     PyMem_Free(self->oids);
@@ -338,6 +343,7 @@ static void Reader_dealloc(Reader *self) {
     PyMem_Free(self->scratch.data);
     Py_XDECREF(self->names);
     Py_XDECREF(self->dumpers);
+    Py_XDECREF(self->codecs);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -371,37 +377,43 @@ static uint32_t *oid_array(PyObject *oids) {
     return out;
 }
 
-/* Reader(uri, query, names, kinds, oids, converted, not_null, dumpers, busy_ms) */
+/* Reader(uri, query, names, kinds, oids, modes, not_null, codecs, dumpers, busy_ms) */
 static int Reader_init(Reader *self, PyObject *args, PyObject *Py_UNUSED(kwds)) {
     const char *uri, *query;
-    PyObject *names, *kinds, *oids, *converted, *not_null, *dumpers;
+    PyObject *names, *kinds, *oids, *modes, *not_null, *codecs, *dumpers;
     int busy_ms;
-    if (!PyArg_ParseTuple(args, "ssO!O!O!O!O!O!i", &uri, &query, &PyTuple_Type, &names,
-                          &PyTuple_Type, &kinds, &PyTuple_Type, &oids, &PyTuple_Type,
-                          &converted, &PyTuple_Type, &not_null, &PyTuple_Type, &dumpers,
-                          &busy_ms))
+    if (!PyArg_ParseTuple(args, "ssO!O!O!O!O!O!O!i", &uri, &query, &PyTuple_Type, &names,
+                          &PyTuple_Type, &kinds, &PyTuple_Type, &oids, &PyTuple_Type, &modes,
+                          &PyTuple_Type, &not_null, &PyTuple_Type, &codecs, &PyTuple_Type,
+                          &dumpers, &busy_ms))
         return -1;
     Py_ssize_t n = PyTuple_GET_SIZE(names);
     if (PyTuple_GET_SIZE(kinds) != n || PyTuple_GET_SIZE(oids) != n ||
-        PyTuple_GET_SIZE(converted) != n || PyTuple_GET_SIZE(not_null) != n ||
-        PyTuple_GET_SIZE(dumpers) != n) {
+        PyTuple_GET_SIZE(modes) != n || PyTuple_GET_SIZE(not_null) != n ||
+        PyTuple_GET_SIZE(codecs) != n || PyTuple_GET_SIZE(dumpers) != n) {
         PyErr_SetString(PyExc_ValueError, "the column tuples differ in length");
         return -1;
     }
     self->ncols = (int)n;
     self->kinds = PyMem_Calloc(n ? n : 1, sizeof(int));
-    self->converted = PyMem_Calloc(n ? n : 1, sizeof(int));
+    self->mode = PyMem_Calloc(n ? n : 1, sizeof(int));
     self->not_null = PyMem_Calloc(n ? n : 1, sizeof(int));
     self->census = PyMem_Calloc(n ? n : 1, sizeof(*self->census));
-    if (!self->kinds || !self->converted || !self->not_null || !self->census) {
+    if (!self->kinds || !self->mode || !self->not_null || !self->census) {
         PyErr_NoMemory();
         return -1;
     }
     if (!(self->oids = oid_array(oids))) return -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         if ((self->kinds[i] = kind_of(PyTuple_GET_ITEM(kinds, i))) < 0) return -1;
-        if ((self->converted[i] = PyObject_IsTrue(PyTuple_GET_ITEM(converted, i))) < 0)
+        long mode = PyLong_AsLong(PyTuple_GET_ITEM(modes, i));
+        if (mode == -1 && PyErr_Occurred()) return -1;
+        if (mode < PLAIN || mode > HYBRID ||
+            (mode == HYBRID && !PyCallable_Check(PyTuple_GET_ITEM(codecs, i)))) {
+            PyErr_SetString(PyExc_ValueError, "a mode is unknown, or a hybrid column lacks a codec");
             return -1;
+        }
+        self->mode[i] = (int)mode;
         if ((self->not_null[i] = PyObject_IsTrue(PyTuple_GET_ITEM(not_null, i))) < 0)
             return -1;
     }
@@ -409,6 +421,8 @@ static int Reader_init(Reader *self, PyObject *args, PyObject *Py_UNUSED(kwds)) 
     self->names = names;
     Py_INCREF(dumpers);
     self->dumpers = dumpers;
+    Py_INCREF(codecs);
+    self->codecs = codecs;
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = sqlite3_open_v2(uri, &self->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
@@ -460,6 +474,8 @@ static int plain_field(Reader *self, int i) {
     return -1;
 }
 
+static int hybrid_field(Reader *self, int i);
+
 /* A value for Python to convert: what sqlite3 would return (TEXT decoded strictly). */
 static PyObject *python_value(sqlite3_stmt *st, int i) {
     switch (sqlite3_column_type(st, i)) {
@@ -492,7 +508,7 @@ static PyObject *Reader_read(Reader *self, PyObject *arg) {
     self->rows = 0;
     if (self->done) Py_RETURN_NONE;
     int nconv = 0;
-    for (int i = 0; i < self->ncols; i++) nconv += self->converted[i];
+    for (int i = 0; i < self->ncols; i++) nconv += self->mode[i] == CONVERTED;
     PyObject *columns = PyList_New(nconv);
     if (!columns) return NULL;
     for (int j = 0; j < nconv; j++) {
@@ -512,8 +528,9 @@ static PyObject *Reader_read(Reader *self, PyObject *arg) {
         }
         for (int i = 0, j = 0; i < self->ncols; i++) {
             self->census[i][sqlite3_column_type(self->stmt, i) - 1]++;
-            if (!self->converted[i]) {
-                if (plain_field(self, i) < 0) goto fail;
+            if (self->mode[i] != CONVERTED) {
+                if ((self->mode[i] == PLAIN ? plain_field(self, i) : hybrid_field(self, i)) < 0)
+                    goto fail;
                 continue;
             }
             PyObject *value = python_value(self->stmt, i);
@@ -623,12 +640,90 @@ static int converted_field(Reader *self, Buffer *out, int i, PyObject *value) {
 }
 
 
+/* Two digits at ``p`` as a number, or -1. */
+static inline int two_digits(const unsigned char *p) {
+    return (p[0] >= '0' && p[0] <= '9' && p[1] >= '0' && p[1] <= '9')
+               ? (p[0] - '0') * 10 + (p[1] - '0') : -1;
+}
+
+static int days_in_month(int year, int month) {
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return days[month - 1] + (month == 2 && leap);
+}
+
+/* ISO text as fromisoformat reads its plainest forms: YYYY-MM-DD, and (not for dates)
+ * then ' ' or 'T', HH:MM:SS and optionally .fff or .ffffff. 1 with ``*micros`` (since
+ * PostgreSQL's epoch; days for a date) set, or 0 for any other text: the codec decides. */
+static int iso_moment(const unsigned char *t, int n, int date_only, int64_t *micros) {
+    if (date_only ? n != 10 : (n != 19 && n != 23 && n != 26)) return 0;
+    int century = two_digits(t), years = two_digits(t + 2), month = two_digits(t + 5),
+        day = two_digits(t + 8);
+    if (century < 0 || years < 0 || month < 1 || month > 12 || day < 1 || t[4] != '-' ||
+        t[7] != '-')
+        return 0;
+    int year = century * 100 + years;
+    if (year < 1 || day > days_in_month(year, month)) return 0;
+    int64_t days = days_from_civil(year, (unsigned)month, (unsigned)day) - PG_EPOCH_DAYS;
+    if (date_only) {
+        *micros = days;
+        return 1;
+    }
+    int hour = two_digits(t + 11), minute = two_digits(t + 14), second = two_digits(t + 17);
+    if ((t[10] != ' ' && t[10] != 'T') || t[13] != ':' || t[16] != ':' || hour < 0 ||
+        hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59)
+        return 0;
+    int64_t fraction = 0;
+    if (n > 19) {
+        if (t[19] != '.') return 0;
+        for (int k = 20; k < n; k++) {
+            if (t[k] < '0' || t[k] > '9') return 0;
+            fraction = fraction * 10 + (t[k] - '0');
+        }
+        if (n == 23) fraction *= 1000;
+    }
+    *micros = ((days * 86400 + hour * 3600 + minute * 60 + second) * 1000000) + fraction;
+    return 1;
+}
+
+/* A HYBRID column's value: ISO dates and timestamps, and 0/1 booleans, straight from
+ * SQLite; anything else (NULL included) through the column's codec, then encoded as a
+ * converted value. The tests check both ways give the same bytes. */
+static int hybrid_field(Reader *self, int i) {
+    sqlite3_stmt *st = self->stmt;
+    int storage = sqlite3_column_type(st, i), kind = self->kinds[i];
+    int64_t v;
+    if (storage == SQLITE_TEXT && (kind == K_DATE || kind == K_TIMESTAMP || kind == K_TIMESTAMPTZ)) {
+        if (iso_moment(sqlite3_column_text(st, i), sqlite3_column_bytes(st, i), kind == K_DATE, &v)) {
+            if (kind != K_DATE) return buf_int64(&self->plain, (uint64_t)v);
+            char *p = buf_field(&self->plain, 4, NULL);
+            if (!p) return -1;
+            put_be32(p, (uint32_t)v);
+            return 0;
+        }
+    } else if (storage == SQLITE_INTEGER && kind == K_BOOLEAN) {
+        v = sqlite3_column_int64(st, i);
+        if (v == 0 || v == 1) {
+            char flag = (char)v;
+            return buf_field(&self->plain, 1, &flag) ? 0 : -1;
+        }
+    }
+    PyObject *value = python_value(st, i);
+    if (!value) return -1;
+    PyObject *converted = PyObject_CallOneArg(PyTuple_GET_ITEM(self->codecs, i), value);
+    Py_DECREF(value);
+    if (!converted) return -1;
+    int failed = converted_field(self, &self->plain, i, converted);
+    Py_DECREF(converted);
+    return failed;
+}
+
 /* encode(columns) -> (COPY data, sum of the row hashes mod 2**64, seconds spent hashing):
  * the batch just read, with ``columns`` the converted values (one list per converted column,
  * as ``read`` returned them, each converted). */
 static PyObject *Reader_encode(Reader *self, PyObject *columns) {
     int nconv = 0;
-    for (int i = 0; i < self->ncols; i++) nconv += self->converted[i];
+    for (int i = 0; i < self->ncols; i++) nconv += self->mode[i] == CONVERTED;
     if (!PyList_Check(columns) || PyList_GET_SIZE(columns) != nconv) {
         PyErr_SetString(PyExc_ValueError, "encode needs one list per converted column");
         return NULL;
@@ -650,7 +745,7 @@ static PyObject *Reader_encode(Reader *self, PyObject *columns) {
         out.data[out.len + 1] = (char)self->ncols;
         out.len += 2;
         for (int i = 0, j = 0; i < self->ncols; i++) {
-            if (self->converted[i]) {
+            if (self->mode[i] == CONVERTED) {
                 PyObject *value = PyList_GET_ITEM(PyList_GET_ITEM(columns, j++), r);
                 if (converted_field(self, &out, i, value) < 0) goto fail;
                 continue;
@@ -731,7 +826,7 @@ static PyMemberDef Reader_members[] = {
 static PyTypeObject ReaderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "consoleai_etl.core._rowcopy.Reader",
-    .tp_doc = "Reader(uri, query, names, kinds, oids, converted, not_null, dumpers, busy_ms): a SQLite "
+    .tp_doc = "Reader(uri, query, names, kinds, oids, modes, not_null, codecs, dumpers, busy_ms): a SQLite "
               "query's rows as binary COPY tuples",
     .tp_basicsize = sizeof(Reader),
     .tp_flags = Py_TPFLAGS_DEFAULT,

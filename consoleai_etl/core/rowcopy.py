@@ -1,9 +1,10 @@
 """The compiled load stream: SQLite rows into hashed binary COPY tuples (``_rowcopy.c``).
 
 The loader's first pass. Columns that need no conversion go from SQLite into COPY without
-becoming Python objects; the others reach their codecs as whole batch columns, as in the
-Python stream; the tuples and their hashes are the same bytes and numbers the Python
-stream (``tuples.TupleEncoder``) makes (the tests compare both streams).
+becoming Python objects, and so do ISO dates and timestamps and 0/1 booleans (the reader
+calls the column's codec for their other values); the others reach their codecs as whole
+batch columns, as in the Python stream. The tuples and their hashes are the same bytes and
+numbers the Python stream (``tuples.TupleEncoder``) makes (the tests compare both).
 
 A refused value, or a value of a storage class the plan did not expect (the source changed
 since it was profiled), raises out of the batch; the loader then streams the table again
@@ -26,6 +27,10 @@ from consoleai_etl.core.source import LOCK_WAIT
 from consoleai_etl.core.tuples import TupleEncoder
 
 UnexpectedValue: type[Exception] = _rowcopy.UnexpectedValue
+PLAIN, CONVERTED, HYBRID = 0, 1, 2  # how the reader treats a column (see _rowcopy.c)
+# Kinds whose commonest values (ISO text, 0/1) the reader converts itself, calling the
+# codec for the others, value by value.
+HYBRID_KINDS = frozenset({"date", "timestamp", "timestamptz", "boolean"})
 
 
 def source_uri(src: sqlite3.Connection) -> str | None:
@@ -51,21 +56,27 @@ def tuples(
     classes counted on the way: the table's profile, without a scan of its own."""
     names = tuple(c.source for c in plan.columns)
     query = f"SELECT {', '.join(map(sqlite_quote, names))} FROM {sqlite_quote(plan.table.name)}"
-    converted = {i for i, _ in active}
+    codecs = dict(active)
+    modes = tuple(
+        PLAIN if i not in codecs else HYBRID if c.pg_type.kind in HYBRID_KINDS else CONVERTED
+        for i, c in enumerate(plan.columns)
+    )
+    converted = [(i, codec) for i, codec in active if modes[i] == CONVERTED]
     reader = _rowcopy.Reader(
         uri,
         query,
         names,
         tuple(c.pg_type.kind for c in plan.columns),
         encoder.oids,
-        tuple(i in converted for i in range(len(names))),
+        modes,
         tuple(c.not_null for c in plan.columns),
+        tuple(codecs.get(i) if mode == HYBRID else None for i, mode in enumerate(modes)),
         tuple(encoder.field_dumper(i) for i in range(len(names))),
         int(LOCK_WAIT * 1000),
     )
     with closing(reader):
         while (columns := reader.read(batch_rows)) is not None:
-            for j, (_, codec) in enumerate(active):
+            for j, (_, codec) in enumerate(converted):
                 columns[j] = codec.column(columns[j])
             data, hash_sum, seconds = reader.encode(columns)
             encoder.count(reader.rows, hash_sum, seconds)
