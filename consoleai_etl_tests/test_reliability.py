@@ -25,7 +25,7 @@ from consoleai_etl_tests.helpers import (
     table_digest,
 )
 
-BIG_ROWS = 300_000
+BIG_ROWS = 1_000_000  # a COPY long enough (~0.5 s) for the tests to catch it in flight
 
 
 def big_source(path: Path, rows: int) -> Path:
@@ -101,7 +101,7 @@ def test_killed_run_leaves_the_target_as_before_and_a_rerun_converges(
         )  # fmt: skip
         try:
             wait_for_copy(pg_dsn)
-            time.sleep(0.3)  # inside the COPY of 300k rows, or waiting to promote
+            time.sleep(0.3)  # inside the COPY of 1M rows, or waiting to promote
         finally:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

@@ -1,10 +1,11 @@
 """The compiled load stream: SQLite rows into hashed binary COPY tuples (``_rowcopy.c``).
 
 The loader's first pass. Columns that need no conversion go from SQLite into COPY without
-becoming Python objects, and so do ISO dates and timestamps and 0/1 booleans (the reader
-calls the column's codec for their other values); the others reach their codecs as whole
-batch columns, as in the Python stream. The tuples and their hashes are the same bytes and
-numbers the Python stream (``tuples.TupleEncoder``) makes (the tests compare both).
+becoming Python objects, and so do ISO dates and timestamps, 0/1 booleans and repeated
+short JSON documents (the reader calls the column's codec for the other values, one by
+one); the others reach their codecs as whole batch columns, as in the Python stream. The
+tuples and their hashes are the same bytes and numbers the Python stream
+(``tuples.TupleEncoder``) makes (the tests compare both).
 
 A refused value, or a value of a storage class the plan did not expect (the source changed
 since it was profiled), raises out of the batch; the loader then streams the table again
@@ -21,7 +22,7 @@ from pathlib import Path
 from consoleai_etl.core import _rowcopy
 from consoleai_etl.core.catalog import sqlite_quote
 from consoleai_etl.core.codec import ColumnCodec
-from consoleai_etl.core.plan import TablePlan
+from consoleai_etl.core.plan import ColumnPlan, TablePlan
 from consoleai_etl.core.profile import census_profile
 from consoleai_etl.core.source import LOCK_WAIT
 from consoleai_etl.core.tuples import TupleEncoder
@@ -31,6 +32,16 @@ PLAIN, CONVERTED, HYBRID = 0, 1, 2  # how the reader treats a column (see _rowco
 # Kinds whose commonest values (ISO text, 0/1) the reader converts itself, calling the
 # codec for the others, value by value.
 HYBRID_KINDS = frozenset({"date", "timestamp", "timestamptz", "boolean"})
+
+
+def _mode(column: ColumnPlan) -> int:
+    """How the reader treats a column that needs converting. JSON documents go value by
+    value through the codec, the reader remembering each short one's converted form by its
+    bytes, unless a text repair rule applies (the codec counts every repair)."""
+    kind = column.pg_type.kind
+    if kind in HYBRID_KINDS or (kind == "jsonb" and not column.rule.text_repair):
+        return HYBRID
+    return CONVERTED
 
 
 def source_uri(src: sqlite3.Connection) -> str | None:
@@ -57,10 +68,7 @@ def tuples(
     names = tuple(c.source for c in plan.columns)
     query = f"SELECT {', '.join(map(sqlite_quote, names))} FROM {sqlite_quote(plan.table.name)}"
     codecs = dict(active)
-    modes = tuple(
-        PLAIN if i not in codecs else HYBRID if c.pg_type.kind in HYBRID_KINDS else CONVERTED
-        for i, c in enumerate(plan.columns)
-    )
+    modes = tuple(PLAIN if i not in codecs else _mode(c) for i, c in enumerate(plan.columns))
     converted = [(i, codec) for i, codec in active if modes[i] == CONVERTED]
     reader = _rowcopy.Reader(
         uri,
