@@ -76,12 +76,14 @@ def median_run(runs: list[dict]) -> dict:
 
 
 class Databases:
-    """Fresh databases on one server, dropped at the end."""
+    """Fresh databases on one server. Each is dropped before the next is made: left in
+    place, a measured run's tables would be autovacuumed during the next measurement."""
 
     def __init__(self, server: str) -> None:
         self.server, self.names = server, []
 
     def new(self) -> str:
+        self.drop_all()
         name = f"consoleai_bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(self.server, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -94,6 +96,7 @@ class Databases:
                 conn.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
                 )
+        self.names = []
 
 
 def sample(scale: float) -> Path:

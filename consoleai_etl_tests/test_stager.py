@@ -14,7 +14,7 @@ from consoleai_etl.core.catalog import Table, introspect
 from consoleai_etl.core.order import load_order
 from consoleai_etl.core.pipeline import MigrationConfig
 from consoleai_etl.core.source import open_source
-from consoleai_etl.core.stager import StagedTable, Stager, finish_order, largest_first
+from consoleai_etl.core.stager import StagedTable, Stager, Turn, finish_order, largest_first
 from consoleai_etl_tests.helpers import fetch
 
 SOURCE = """
@@ -193,3 +193,30 @@ def test_a_table_starting_does_not_wait_for_another_tables_open_transaction(pg_d
         with psycopg.connect(pg_dsn, options="-c lock_timeout=1s") as second:
             ensure_bookkeeping(second)  # raised LockNotAvailable while DDL ran every time
             assert second.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_the_streaming_turn_goes_to_the_earliest_table_in_staging_order() -> None:
+    turn, streamed = Turn(), []
+
+    def stream(rank: int) -> None:
+        with turn.hold(rank):
+            streamed.append(rank)
+
+    turn.begin(0)
+    turn.begin(1)
+    later = threading.Thread(target=stream, args=(1,))
+    later.start()
+    later.join(timeout=0.2)
+    assert streamed == []  # table 1 asked first, but table 0 is being staged
+    stream(0)
+    later.join()
+    assert streamed == [0, 1]
+    turn.begin(2)  # a table that fails before it streams lets the next one go
+    turn.begin(3)
+    later = threading.Thread(target=stream, args=(3,))
+    later.start()
+    later.join(timeout=0.2)
+    assert streamed == [0, 1]
+    turn.end(2)
+    later.join()
+    assert streamed == [0, 1, 3]

@@ -305,8 +305,8 @@ class LoadOptions:
     orphans: str = "quarantine"
     deferred: tuple[ForeignKey, ...] = ()  # FKs closing a cycle: created at promotion
     before_foreign_keys: Callable[[], object] | None = None  # e.g. wait for the parents
-    # Held while the table is profiled and streamed (the Python-bound part), so that a
-    # second table staged at the same time overlaps only its PostgreSQL work with it.
+    # Held while the table streams (the Python-bound part), so that a second table staged
+    # at the same time overlaps only its PostgreSQL work with it.
     streaming: AbstractContextManager = field(default_factory=nullcontext)
 
 
@@ -325,8 +325,7 @@ def load_table(
     began = time.time()
     started = time.perf_counter()
     waits: list[float] = []  # seconds spent waiting for the streaming turn or the parents
-    with _waited(options.streaming, waits):
-        plan, guessed = _first_plan(src, table, options.rules)
+    plan, guessed = _first_plan(src, table, options.rules)
     counted = plan.source_rows  # the progress lines' total
     with pg.transaction():
         pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))

@@ -6,9 +6,9 @@ core) and PostgreSQL-bound afterwards (keys, indexes, foreign keys, the checks' 
 which leave Python waiting on a socket). Dagster's in-process executor runs one step at a
 time, so the migration job hands its tables to a ``Stager``: two threads stage them in
 foreign-key order, and each table's Dagster step waits for its own table's report. Only one
-table profiles and streams at a time (two Python-bound streams would just take turns on the
-GIL, slower than one after the other); the other thread meanwhile builds keys, validates
-foreign keys and runs checks, which wait on PostgreSQL. A table waits for its parents to be
+table streams at a time (``Turn``: two streams would take turns on the GIL, measured slower
+than one after the other); the other thread meanwhile builds keys, validates foreign keys
+and runs checks, which wait on PostgreSQL. A table waits for its parents to be
 staged before it creates its foreign keys (they need the parents' keys). Progress lines of
 every table go to whichever step is waiting, so the run log stays live.
 """
@@ -126,6 +126,49 @@ def finish_order(tables: Sequence[StagedTable], rows: dict[str, int]) -> list[St
     return sorted(tables, key=lambda staged: finish[staged.table.name])
 
 
+class Turn:
+    """The streaming turn: one table streams at a time and, of the tables being staged that
+    have not streamed yet, the earliest in staging order goes first, whichever thread asks
+    first. So a small table that another table waits for (its parent, or the Dagster step
+    ahead of it) is not left queuing behind the big one the other thread took."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._busy = False
+        self._pending: set[int] = set()  # ranks of tables started and not yet streamed
+
+    def begin(self, rank: int) -> None:
+        with self._changed:
+            self._pending.add(rank)
+
+    def end(self, rank: int) -> None:
+        with self._changed:
+            self._pending.discard(rank)
+            self._changed.notify_all()
+
+    def hold(self, rank: int) -> AbstractContextManager:
+        """The turn of the table at ``rank``; entered once per attempt to stream it."""
+        return _Hold(self, rank)
+
+
+class _Hold(AbstractContextManager):
+    def __init__(self, turn: Turn, rank: int) -> None:
+        self.turn, self.rank = turn, rank
+
+    def __enter__(self) -> None:
+        turn = self.turn
+        with turn._changed:
+            turn._pending.add(self.rank)
+            turn._changed.wait_for(lambda: not turn._busy and self.rank == min(turn._pending))
+            turn._pending.discard(self.rank)
+            turn._busy = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self.turn._changed:
+            self.turn._busy = False
+            self.turn._changed.notify_all()
+
+
 class Stager:
     """Stages ``tables`` on ``WORKERS`` threads, in the order of ``largest_first``."""
 
@@ -138,8 +181,11 @@ class Stager:
         streaming: AbstractContextManager | None = None,
     ) -> None:
         self.config, self.run_id, self.progress_every = config, run_id, progress_every
-        # One table profiles and streams at a time (see the module doc); a test may watch it.
-        self.streaming = streaming or threading.Lock()
+        # One table streams at a time (see the module doc); a test may watch it.
+        self.turn = Turn()
+        self.streaming: Callable[[int], AbstractContextManager] = (
+            (lambda rank: streaming) if streaming else self.turn.hold
+        )
         staging = bookkeeping.staging_schema(run_id)
         with connect(config.pg_dsn) as pg:  # once, before two threads would race for them
             bookkeeping.ensure_bookkeeping(pg)
@@ -151,20 +197,25 @@ class Stager:
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()  # progress, of any table
         self.futures: dict[str, Future[TableReport]] = {}
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="stage")
-        for staged in largest_first(tables, row_counts(config.sqlite_path, tables)):
-            self.futures[staged.table.name] = self.pool.submit(self._stage, staged)
+        ordered = largest_first(tables, row_counts(config.sqlite_path, tables))
+        for rank, staged in enumerate(ordered):
+            self.futures[staged.table.name] = self.pool.submit(self._stage, staged, rank)
 
-    def _stage(self, staged: StagedTable) -> TableReport:
+    def _stage(self, staged: StagedTable, rank: int) -> TableReport:
         parents = [self.futures[p] for p in staged.parents if p in self.futures]
-        return stage_table(
-            self.config,
-            staged.table,
-            self.run_id,
-            deferred=staged.deferred,
-            progress=Progress(staged.table.name, self.progress_every, self.lines.put),
-            before_foreign_keys=lambda: wait(parents),
-            streaming=self.streaming,
-        )
+        self.turn.begin(rank)
+        try:
+            return stage_table(
+                self.config,
+                staged.table,
+                self.run_id,
+                deferred=staged.deferred,
+                progress=Progress(staged.table.name, self.progress_every, self.lines.put),
+                before_foreign_keys=lambda: wait(parents),
+                streaming=self.streaming(rank),
+            )
+        finally:
+            self.turn.end(rank)
 
     def __contains__(self, table: str) -> bool:
         return table in self.futures
