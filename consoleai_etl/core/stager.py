@@ -146,8 +146,21 @@ class Turn:
             self._pending.discard(rank)
             self._changed.notify_all()
 
+    def acquire(self, rank: int) -> None:
+        with self._changed:
+            self._pending.add(rank)
+            self._changed.wait_for(lambda: not self._busy and rank == min(self._pending))
+            self._pending.discard(rank)
+            self._busy = True
+
+    def release(self) -> None:
+        with self._changed:
+            self._busy = False
+            self._changed.notify_all()
+
     def hold(self, rank: int) -> AbstractContextManager:
-        """The turn of the table at ``rank``; entered once per attempt to stream it."""
+        """The turn of the table at ``rank``, as a context manager entered once per attempt
+        to stream the table (a lost connection streams it again)."""
         return _Hold(self, rank)
 
 
@@ -156,17 +169,10 @@ class _Hold(AbstractContextManager):
         self.turn, self.rank = turn, rank
 
     def __enter__(self) -> None:
-        turn = self.turn
-        with turn._changed:
-            turn._pending.add(self.rank)
-            turn._changed.wait_for(lambda: not turn._busy and self.rank == min(turn._pending))
-            turn._pending.discard(self.rank)
-            turn._busy = True
+        self.turn.acquire(self.rank)
 
     def __exit__(self, *exc_info: object) -> None:
-        with self.turn._changed:
-            self.turn._busy = False
-            self.turn._changed.notify_all()
+        self.turn.release()
 
 
 class Stager:
