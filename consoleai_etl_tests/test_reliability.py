@@ -39,16 +39,18 @@ def big_source(path: Path, rows: int) -> Path:
     return path
 
 
-def wait_for_copy(dsn: str, timeout: float = 60) -> int:
-    """The server pid of the first active COPY into this test's database."""
+def wait_for_copy(dsn: str, timeout: float = 60, skip: list[int] | None = None) -> int:
+    """The server pid of the first active COPY into this test's database, other than the
+    ``skip`` ones (a terminated backend stays listed for a moment)."""
     database = conninfo_to_dict(dsn)["dbname"]
     deadline = time.monotonic() + timeout
     with psycopg.connect(dsn, autocommit=True) as conn:
         while time.monotonic() < deadline:
             row = conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s AND state = 'active' "
-                "AND query LIKE 'COPY %%FROM STDIN%%' AND pid <> pg_backend_pid()",
-                (database,),
+                "AND query LIKE 'COPY %%FROM STDIN%%' AND pid <> pg_backend_pid() "
+                "AND pid <> ALL(%s)",
+                (database, skip or []),
             ).fetchone()
             if row:
                 return row[0]
@@ -122,10 +124,11 @@ def test_a_connection_lost_three_times_fails_the_table_clearly(tmp_path: Path, p
     source = big_source(tmp_path / "big.sqlite", BIG_ROWS)
 
     def terminate_every_copy() -> None:
+        terminated: list[int] = []
         for _ in range(3):
-            pid = wait_for_copy(pg_dsn)
+            terminated.append(wait_for_copy(pg_dsn, skip=terminated))
             with psycopg.connect(pg_dsn, autocommit=True) as conn:
-                conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                conn.execute("SELECT pg_terminate_backend(%s)", (terminated[-1],))
 
     watcher = threading.Thread(target=terminate_every_copy)
     watcher.start()
