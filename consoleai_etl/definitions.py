@@ -21,7 +21,7 @@ from consoleai_etl.core.catalog import Catalog, introspect
 from consoleai_etl.core.errors import SourceError
 from consoleai_etl.core.order import load_order
 from consoleai_etl.core.source import open_source
-from consoleai_etl.core.stager import StagedTable, finish_order, largest_first, row_counts
+from consoleai_etl.core.stager import StagedTable, finish_order, largest_first, table_sizes
 from consoleai_etl.domain import SCHEMA
 from consoleai_etl.report_asset import make_report_asset
 from consoleai_etl.settings import DEFAULT_SQLITE_PATH, MigrationSettings
@@ -43,10 +43,10 @@ def load_catalog(sqlite_path: str | Path) -> Catalog:
         return introspect(conn)
 
 
-def _row_counts(sqlite_path: str | Path, tables: Sequence[StagedTable]) -> dict[str, int]:
-    """Each table's rows, or {} when the file cannot be read (see ``load_catalog``)."""
+def _table_sizes(sqlite_path: str | Path, tables: Sequence[StagedTable]) -> dict[str, int]:
+    """Each table's size estimate, or {} when the file cannot be read (see ``load_catalog``)."""
     try:
-        return row_counts(sqlite_path, tables)
+        return table_sizes(sqlite_path, tables)
     except (SourceError, sqlite3.DatabaseError):
         return {}
 
@@ -65,7 +65,7 @@ def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
         )
         for name in order.tables
     )
-    rows = _row_counts(path, staged)
+    rows = _table_sizes(path, staged)
     finishing = finish_order(largest_first(staged, rows), rows)
     table_assets = [
         make_table_asset(s, staged, priority=len(finishing) - finishing.index(s)) for s in staged

@@ -220,3 +220,20 @@ def test_the_streaming_turn_goes_to_the_earliest_table_in_staging_order() -> Non
     turn.end(2)
     later.join()
     assert streamed == [0, 1, 3]
+
+
+def test_table_sizes_are_estimated_without_counting_every_row(tmp_path: Path, monkeypatch) -> None:
+    from consoleai_etl.core import profile
+
+    db = tmp_path / "sizes.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE sparse (id INTEGER PRIMARY KEY)")
+        conn.executemany("INSERT INTO sparse VALUES (?)", [(1,), (2,), (500,)])
+        conn.execute("CREATE TABLE keyed (k TEXT PRIMARY KEY) WITHOUT ROWID")
+        conn.executemany("INSERT INTO keyed VALUES (?)", [(str(i),) for i in range(50)])
+        conn.execute("CREATE TABLE empty (x)")
+    monkeypatch.setattr(profile, "ESTIMATE_CAP", 20)
+    with closing(open_source(db)) as src:
+        catalog = introspect(src)
+        sizes = {t.name: profile.size_estimate(src, t) for t in catalog.tables}
+    assert sizes == {"sparse": 500, "keyed": 20, "empty": 0}  # largest rowid; capped count

@@ -108,6 +108,21 @@ def census_profile(table: Table, census: tuple[tuple[int, ...], ...]) -> Profile
     }
 
 
+ESTIMATE_CAP = 1_000_000  # rows counted at most by ``size_estimate`` (WITHOUT ROWID tables)
+
+
+def size_estimate(conn: sqlite3.Connection, table: Table) -> int:
+    """About how many rows ``table`` holds, cheaply, to order work by: its largest rowid (one
+    b-tree descent, however big the table), or for a WITHOUT ROWID table a count that stops
+    at ``ESTIMATE_CAP``. Runs on every code location load, so never a full count."""
+    name = sqlite_quote(table.name)
+    if table.without_rowid:
+        query = f"SELECT count(*) FROM (SELECT 1 FROM {name} LIMIT {ESTIMATE_CAP})"
+    else:
+        query = f"SELECT coalesce(max(rowid), 0) FROM {name}"
+    return int(conn.execute(query).fetchone()[0])
+
+
 def row_count(conn: sqlite3.Connection, table: Table) -> int:
     return conn.execute(f"SELECT count(*) FROM {sqlite_quote(table.name)}").fetchone()[0]
 

@@ -31,7 +31,7 @@ from consoleai_etl.core import bookkeeping
 from consoleai_etl.core.catalog import ForeignKey, Table
 from consoleai_etl.core.pipeline import MigrationConfig, stage_table
 from consoleai_etl.core.postgres import connect
-from consoleai_etl.core.profile import row_count
+from consoleai_etl.core.profile import size_estimate
 from consoleai_etl.core.report import TableReport
 from consoleai_etl.core.source import open_source
 
@@ -67,9 +67,10 @@ class StagedTable:
     deferred: tuple[ForeignKey, ...]  # foreign keys closing a cycle: created at promotion
 
 
-def row_counts(sqlite_path: str | Path, tables: Sequence[StagedTable]) -> dict[str, int]:
+def table_sizes(sqlite_path: str | Path, tables: Sequence[StagedTable]) -> dict[str, int]:
+    """Each table's ``size_estimate``: what ``largest_first`` and ``finish_order`` weigh."""
     with closing(open_source(sqlite_path)) as src:
-        return {t.table.name: row_count(src, t.table) for t in tables}
+        return {t.table.name: size_estimate(src, t.table) for t in tables}
 
 
 def largest_first(tables: Sequence[StagedTable], rows: dict[str, int]) -> list[StagedTable]:
@@ -203,7 +204,7 @@ class Stager:
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()  # progress, of any table
         self.futures: dict[str, Future[TableReport]] = {}
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="stage")
-        ordered = largest_first(tables, row_counts(config.sqlite_path, tables))
+        ordered = largest_first(tables, table_sizes(config.sqlite_path, tables))
         for rank, staged in enumerate(ordered):
             self.futures[staged.table.name] = self.pool.submit(self._stage, staged, rank)
 
