@@ -58,6 +58,14 @@ def test_an_enforced_primary_key_is_cited_a_missing_one_is_scanned(
     assert "enforced_by" not in scanned.metadata
 
 
+def _fk_check(src, pg: psycopg.Connection, child, fk: str, quarantined: int = 0):
+    """The foreign_keys check over a target made with ``fk``: (report, the FK's detail)."""
+    _target(pg, pk=True, fk=fk)
+    report = check_foreign_keys(src, pg, child, "t", ("t",), quarantined=quarantined)
+    [detail] = report.metadata["foreign_keys"]
+    return report, detail
+
+
 def test_only_a_validated_foreign_key_to_the_same_parent_is_cited(
     tmp_path: Path, pg_dsn: str
 ) -> None:
@@ -66,9 +74,7 @@ def test_only_a_validated_foreign_key_to_the_same_parent_is_cited(
     outcomes = {}
     with psycopg.connect(pg_dsn, autocommit=True) as pg:
         for fk in ("valid", "not valid", "other", ""):
-            _target(pg, pk=True, fk=fk)
-            report = check_foreign_keys(src, pg, child, "t", ("t",))
-            [detail] = report.metadata["foreign_keys"]
+            report, detail = _fk_check(src, pg, child, fk)
             outcomes[fk] = (report.passed, detail["enforced_by"], detail["target_orphans"])
     assert outcomes == {
         "valid": (True, "c_fk", 0),
@@ -87,9 +93,7 @@ def test_the_source_is_searched_for_orphans_only_when_there_is_something_to_expl
     searched = {}
     with psycopg.connect(pg_dsn, autocommit=True) as pg:
         for fk, quarantined in (("valid", 0), ("valid", 1), ("not valid", 0)):
-            _target(pg, pk=True, fk=fk)
-            report = check_foreign_keys(src, pg, child, "t", ("t",), quarantined=quarantined)
-            [detail] = report.metadata["foreign_keys"]
+            _, detail = _fk_check(src, pg, child, fk, quarantined)
             searched[fk, quarantined] = detail["source_orphans"]
     # None: not searched; 0: searched (the source tables are empty)
     assert searched == {("valid", 0): None, ("valid", 1): 0, ("not valid", 0): 0}

@@ -105,11 +105,32 @@ static int buf_null(Buffer *b) {
     return 0;
 }
 
+/* ``n`` bytes appended as they are (a field or a tuple header already encoded). */
+static int buf_append(Buffer *b, const void *data, Py_ssize_t n) {
+    if (buf_reserve(b, n) < 0) return -1;
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
 static int buf_int64(Buffer *b, uint64_t v) {
     char *p = buf_field(b, 8, NULL);
     if (!p) return -1;
     put_be64(p, v);
     return 0;
+}
+
+static int buf_int32(Buffer *b, uint32_t v) {
+    char *p = buf_field(b, 4, NULL);
+    if (!p) return -1;
+    put_be32(p, v);
+    return 0;
+}
+
+static int buf_double(Buffer *b, double v) {
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    return buf_int64(b, bits);
 }
 
 /* ---- calendar: days between 1970-01-01 and a proleptic Gregorian date ---- */
@@ -483,12 +504,7 @@ static int plain_field(Reader *self, int i) {
         if (storage == SQLITE_INTEGER) return buf_int64(b, (uint64_t)sqlite3_column_int64(st, i));
         break;
     case K_DOUBLE:
-        if (storage == SQLITE_FLOAT) {
-            double v = sqlite3_column_double(st, i);
-            uint64_t bits;
-            memcpy(&bits, &v, 8);
-            return buf_int64(b, bits);
-        }
+        if (storage == SQLITE_FLOAT) return buf_double(b, sqlite3_column_double(st, i));
         break;
     case K_TEXT:
         if (storage == SQLITE_TEXT) {
@@ -603,12 +619,7 @@ static int converted_field(Reader *self, Buffer *out, int i, PyObject *value) {
         }
         break;
     case K_DOUBLE:
-        if (PyFloat_CheckExact(value)) {
-            double v = PyFloat_AS_DOUBLE(value);
-            uint64_t bits;
-            memcpy(&bits, &v, 8);
-            return buf_int64(out, bits);
-        }
+        if (PyFloat_CheckExact(value)) return buf_double(out, PyFloat_AS_DOUBLE(value));
         break;
     case K_TEXT:
     case K_JSONB:
@@ -635,12 +646,7 @@ static int converted_field(Reader *self, Buffer *out, int i, PyObject *value) {
         }
         break;
     case K_DATE:
-        if (PyDate_CheckExact(value)) {
-            char *p = buf_field(out, 4, NULL);
-            if (!p) return -1;
-            put_be32(p, (uint32_t)pg_days(value));
-            return 0;
-        }
+        if (PyDate_CheckExact(value)) return buf_int32(out, (uint32_t)pg_days(value));
         break;
     case K_NUMERIC:
         if (Py_IS_TYPE(value, decimal_type)) {
@@ -665,13 +671,9 @@ static int converted_field(Reader *self, Buffer *out, int i, PyObject *value) {
         PyErr_SetString(PyExc_TypeError, "a dumper must return the field's bytes");
         return -1;
     }
-    int failed = buf_reserve(out, PyBytes_GET_SIZE(field)) < 0;
-    if (!failed) {
-        memcpy(out->data + out->len, PyBytes_AS_STRING(field), PyBytes_GET_SIZE(field));
-        out->len += PyBytes_GET_SIZE(field);
-    }
+    int failed = buf_append(out, PyBytes_AS_STRING(field), PyBytes_GET_SIZE(field));
     Py_DECREF(field);
-    return failed ? -1 : 0;
+    return failed;
 }
 
 
@@ -730,11 +732,8 @@ static int hybrid_field(Reader *self, int i) {
     int64_t v;
     if (storage == SQLITE_TEXT && (kind == K_DATE || kind == K_TIMESTAMP || kind == K_TIMESTAMPTZ)) {
         if (iso_moment(sqlite3_column_text(st, i), sqlite3_column_bytes(st, i), kind == K_DATE, &v)) {
-            if (kind != K_DATE) return buf_int64(&self->plain, (uint64_t)v);
-            char *p = buf_field(&self->plain, 4, NULL);
-            if (!p) return -1;
-            put_be32(p, (uint32_t)v);
-            return 0;
+            return kind == K_DATE ? buf_int32(&self->plain, (uint32_t)v)
+                                  : buf_int64(&self->plain, (uint64_t)v);
         }
     } else if (storage == SQLITE_INTEGER && kind == K_BOOLEAN) {
         v = sqlite3_column_int64(st, i);
@@ -755,10 +754,7 @@ static int hybrid_field(Reader *self, int i) {
             slot = &self->caches[i][hash & (CACHE_SLOTS - 1)];
             if (slot->field && slot->hash == hash && slot->raw_len == raw_len &&
                 memcmp(slot->raw, raw, raw_len) == 0) {
-                if (buf_reserve(&self->plain, slot->field_len) < 0) return -1;
-                memcpy(self->plain.data + self->plain.len, slot->field, slot->field_len);
-                self->plain.len += slot->field_len;
-                return 0;
+                return buf_append(&self->plain, slot->field, slot->field_len);
             }
         }
     }
@@ -809,10 +805,8 @@ static PyObject *Reader_encode(Reader *self, PyObject *columns) {
     if (!ends) return PyErr_NoMemory();
     const char *plain = self->plain.data;
     for (Py_ssize_t r = 0; r < self->rows; r++) {
-        if (buf_reserve(&out, 2) < 0) goto fail;
-        out.data[out.len] = (char)(self->ncols >> 8);
-        out.data[out.len + 1] = (char)self->ncols;
-        out.len += 2;
+        const char count[2] = {(char)(self->ncols >> 8), (char)self->ncols};
+        if (buf_append(&out, count, 2) < 0) goto fail;
         for (int i = 0, j = 0; i < self->ncols; i++) {
             if (self->mode[i] == CONVERTED) {
                 PyObject *value = PyList_GET_ITEM(PyList_GET_ITEM(columns, j++), r);
@@ -820,9 +814,7 @@ static PyObject *Reader_encode(Reader *self, PyObject *columns) {
                 continue;
             }
             Py_ssize_t n = field_size(plain);
-            if (buf_reserve(&out, n) < 0) goto fail;
-            memcpy(out.data + out.len, plain, n);
-            out.len += n;
+            if (buf_append(&out, plain, n) < 0) goto fail;
             plain += n;
         }
         ends[r] = out.len;

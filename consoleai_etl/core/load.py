@@ -221,21 +221,21 @@ def _stream_table(
     progress: Callable[[int], None] | None,
     rules: tuple[CastingRule, ...],
     *,
-    guessed: bool,
+    compiled: str | None,
 ) -> tuple[TablePlan, _Stream]:
     """Create and fill the table; returns the plan it was loaded with, and the stream.
 
-    ``plan`` is guessed from a sample when the compiled reader can stream (see
-    ``load_table``): that pass counts the real storage classes on the way and keeps its
-    rows if they call for the same plan. Otherwise, or when a value is refused, the table
+    With ``compiled`` (the source's URI, see ``_first_plan``), ``plan`` is guessed from a
+    sample and the compiled reader streams the table: that pass counts the real storage
+    classes on the way and keeps its rows if they call for the same plan. Otherwise, or
+    when a value is refused, the table
     is profiled and streamed the Python way: optimistically (TEXT decoded strictly,
     server-checked text untouched), then, if the source or PostgreSQL refuses a value, the
     careful way, value by value, so exactly the refused rows are quarantined."""
-    uri = rowcopy.source_uri(src) if guessed else None
     why = None
-    if uri:
+    if compiled:
         try:
-            stream = _copy_rows(src, pg, plan, schema, progress, optimistic=True, compiled=uri)
+            stream = _copy_rows(src, pg, plan, schema, progress, optimistic=True, compiled=compiled)
             return _measured(plan, stream.census, rules), stream
         except (ConversionError, rowcopy.UnexpectedValue, _Refuted):
             pass  # the Python pass quarantines exactly the refused rows
@@ -269,17 +269,19 @@ GUESS_ROWS = 1_000  # rows sampled for a plan the compiled pass then checks
 
 def _first_plan(
     src: sqlite3.Connection, table: Table, rules: tuple[CastingRule, ...]
-) -> tuple[TablePlan, bool]:
-    """The plan to start loading with, and whether it is a guess: guessed from the first
-    rows' storage classes when the compiled reader streams the table (it counts them all
-    on the way, so no profile scan), else profiled. Columns ruled ``on_error: widen`` need
-    the profile first: their type depends on every value."""
-    if rowcopy.source_uri(src):
+) -> tuple[TablePlan, str | None]:
+    """The plan to start loading with, and the source URI for the compiled reader when
+    that plan is a guess: guessed from the first rows' storage classes when the compiled
+    reader can stream the table (it counts them all on the way, so no profile scan), else
+    profiled. Columns ruled ``on_error: widen`` need the profile first: their type depends
+    on every value."""
+    uri = rowcopy.source_uri(src)
+    if uri:
         profile = sample_profile(src, table, GUESS_ROWS)
         plan = plan_table(table, profile, row_count(src, table), rules)
         if not any(c.rule.on_error == "widen" and c.pg_type.kind != "text" for c in plan.columns):
-            return plan, True
-    return plan_source(src, table, rules), False
+            return plan, uri
+    return plan_source(src, table, rules), None
 
 
 def plan_source(src: sqlite3.Connection, table: Table, rules: tuple[CastingRule, ...]) -> TablePlan:
@@ -325,7 +327,7 @@ def load_table(
     began = time.time()
     started = time.perf_counter()
     waits: list[float] = []  # seconds spent waiting for the streaming turn or the parents
-    plan, guessed = _first_plan(src, table, options.rules)
+    plan, compiled = _first_plan(src, table, options.rules)
     counted = plan.source_rows  # the progress lines' total
     with pg.transaction():
         pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
@@ -339,7 +341,7 @@ def load_table(
         with _waited(options.streaming, waits):
             plan, stream = _stream_table(
                 src, pg, plan, schema, progress and (lambda done: progress(done, counted)),
-                options.rules, guessed=guessed,
+                options.rules, compiled=compiled,
             )  # fmt: skip
         warnings = [*plan.warnings, *([stream.note] if stream.note else [])]
         for codec in stream.codecs:
