@@ -31,7 +31,7 @@ from psycopg.conninfo import make_conninfo
 
 from consoleai_etl.core.catalog import introspect
 from consoleai_etl.core.ddl import create_table
-from consoleai_etl.core.load import plan_source
+from consoleai_etl.core.planner import plan_source
 from consoleai_etl.core.source import open_source
 
 HERE = Path(__file__).resolve().parent

@@ -14,6 +14,7 @@ import argparse
 import json
 import random
 import sqlite3
+import struct
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -232,11 +233,11 @@ def _plant_anomalies(conn: sqlite3.Connection) -> list[dict]:
         "unix_epoch_date",
     )
     plant(
-        "UPDATE users SET created_at = 2459000.5 WHERE id = 2",
+        "UPDATE workflows SET updated_at = 2459000.5 WHERE id = 2",
         (),
-        "users",
+        "workflows",
         2,
-        "created_at",
+        "updated_at",
         "julian_day_date",
     )
     plant(
@@ -297,6 +298,23 @@ def _plant_anomalies(conn: sqlite3.Connection) -> list[dict]:
         "sku",
         "null_primary_key",
     )
+    plant(
+        "UPDATE users SET email = 'user5.' || printf('%.300c', 'x') || '@example.com' WHERE id = 5",
+        (),
+        "users",
+        5,
+        "email",
+        "varchar_overflow",
+    )
+    plant(
+        "UPDATE workflow_runs SET finished_at = '2024-01-02 03:04:05.1234567' WHERE id = 2",
+        (),
+        "workflow_runs",
+        2,
+        "finished_at",
+        "sub_microsecond",
+    )
+    planted += _plant_device_imports(conn)
     # NULL in a NOT NULL column: legacy schemas gained constraints after the data was written.
     conn.execute("UPDATE ec2_instances SET region = NULL WHERE instance_id = 'i-00000000000000001'")
     planted.append(
@@ -308,6 +326,54 @@ def _plant_anomalies(conn: sqlite3.Connection) -> list[dict]:
         }
     )
     return planted
+
+
+DEVICE_IMPORTS = """
+CREATE TABLE device_imports (
+    id INTEGER PRIMARY KEY,
+    location POINT,
+    payload,
+    flags CHAR(0),
+    captured_at TIMESTAMP,
+    day DATETIME
+);
+"""
+ANOMALY_TABLES = ("device_imports",)
+DEVICE_ROWS = 20
+
+
+def _plant_device_imports(conn: sqlite3.Connection) -> list[dict]:
+    """A table of what application databases store against their declarations: GeoPackage
+    geometry BLOBs in a POINT column (INTEGER affinity by SQLite's rule), an untyped column
+    of TEXT holding one 68 KB BLOB, CHAR(0), Core Data's REAL seconds since 2001 in a
+    TIMESTAMP column, and YYYYMMDD integers in a DATETIME column."""
+    conn.executescript(DEVICE_IMPORTS)
+    rng = random.Random(11)
+    conn.executemany(
+        "INSERT INTO device_imports VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (
+                i,
+                b"GP\x00\x01" + struct.pack("<dd", rng.uniform(-180, 180), rng.uniform(-90, 90)),
+                rng.randbytes(68_000) if i == 7 else f"note {i}",
+                "y" if i % 2 else "",
+                650_000_000.25 + i * 86_400,
+                20050525 + i,
+            )
+            for i in range(1, DEVICE_ROWS + 1)
+        ],
+    )
+    where = [
+        (1, "location", "blob_in_point"),
+        (7, "payload", "blob_among_text"),
+        (3, "flags", "char_zero"),
+        (3, "captured_at", "core_data_timestamp"),
+        (4, "day", "yyyymmdd_integer"),
+    ]
+    return [
+        {"table": "device_imports", "key": key, "column": column, "kind": kind}
+        for key, column, kind in where
+    ]
 
 
 def _null_tolerant_schema(schema: str) -> str:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from psycopg import sql
 
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.rules import CastingRule, parse_rules, rule_for
@@ -54,7 +57,11 @@ def test_declared_type_rule_and_column_rule_merge(tmp_path: Path, pg_dsn: str) -
 
 
 def test_on_error_null_sets_the_value_to_null_with_a_warning(tmp_path: Path, pg_dsn: str) -> None:
-    rules = [MS, {"column": "ev.n", "on_error": "null"}, {"column": "ev.price", "on_error": "null"}]
+    rules = [
+        MS,
+        {"column": "ev.n", "target_type": "bigint", "on_error": "null"},
+        {"column": "ev.price", "target_type": "numeric(6,2)", "on_error": "null"},
+    ]
     _result, report = migrate(tmp_path, pg_dsn, EVENTS, casting_rules=rules)
 
     assert report["status"] == "success"
@@ -66,17 +73,15 @@ def test_on_error_null_sets_the_value_to_null_with_a_warning(tmp_path: Path, pg_
     assert "column price: 1 unconvertible values set to NULL (on_error: null)" in warnings
 
 
-def test_on_error_widen_turns_the_column_into_text(tmp_path: Path, pg_dsn: str) -> None:
-    rules = [
-        MS,
-        {"column": "ev.n", "on_error": "widen"},
-        {"column": "ev.price", "on_error": "null"},
-    ]
+def test_on_error_widen_is_the_default_and_can_be_written(tmp_path: Path, pg_dsn: str) -> None:
+    rules = [MS, {"column": "ev.n", "on_error": "widen"}]
     _result, report = migrate(tmp_path, pg_dsn, EVENTS, casting_rules=rules)
     assert fetch(pg_dsn, "SELECT n FROM ev ORDER BY id") == [("1",), ("n/a",), ("3",)]
     plan = {c["name"]: c for c in table_report(report, "ev")["columns"]}
     assert plan["n"]["pg_type"] == "text"
-    assert "widened to text: 1 values could not become bigint" in plan["n"]["reason"]
+    assert plan["n"]["reason"] == (
+        "declared INTEGER; widened to text (e.g. 'n/a' cannot become bigint)"
+    )
 
 
 def test_on_error_fail_fails_the_table_naming_column_and_key(tmp_path: Path, pg_dsn: str) -> None:
@@ -90,10 +95,30 @@ def test_on_error_fail_fails_the_table_naming_column_and_key(tmp_path: Path, pg_
     assert fetch(pg_dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
 
 
-def test_default_policy_is_quarantine(tmp_path: Path, pg_dsn: str) -> None:
-    result, _report = migrate(tmp_path, pg_dsn, EVENTS)
+def test_by_default_stored_values_widen_a_declared_type(tmp_path: Path, pg_dsn: str) -> None:
+    """No rule: every value is loaded unchanged. 1704164645123 is the one number of a
+    DATETIME column and a plausible unix_ms date; 'n/a' widens INTEGER to text; 1.005 has
+    more decimals than NUMERIC(6,2) keeps, so the column becomes numeric."""
+    result, report = migrate(tmp_path, pg_dsn, EVENTS)
+    assert quarantine(pg_dsn, result.run_id) == []
+    assert fetch(pg_dsn, "SELECT id, at, n, price::text FROM ev ORDER BY id") == [
+        (1, datetime(2024, 1, 2, 3, 4, 5, 123000), "1", "1.5"),
+        (2, datetime(2024, 1, 2, 3, 4, 5), "n/a", "2.25"),
+        (3, None, "3", "1.005"),
+    ]
+    plan = {c["name"]: c["pg_type"] for c in table_report(report, "ev")["columns"]}
+    assert plan == {"id": "bigint", "at": "timestamp", "n": "text", "price": "numeric"}
+
+
+def test_a_type_the_user_chose_quarantines_what_it_refuses(tmp_path: Path, pg_dsn: str) -> None:
+    rules = [
+        {"column": "ev.at", "date_encoding": "unix_seconds"},
+        {"column": "ev.n", "target_type": "bigint"},
+        {"declared_type": "NUMERIC", "target_type": "numeric(6,2)"},
+    ]
+    result, _report = migrate(tmp_path, pg_dsn, EVENTS, casting_rules=rules)
     assert [(k, c) for _, k, c, _ in quarantine(pg_dsn, result.run_id)] == [
-        ({"id": 1}, "at"),  # 1704164645123 seconds is past year 9999: not a plain epoch
+        ({"id": 1}, "at"),  # 1704164645123 seconds is past year 9999
         ({"id": 2}, "n"),
         ({"id": 3}, "price"),
     ]
@@ -154,7 +179,43 @@ def test_rule_dataclass_rejects_both_matchers() -> None:
         CastingRule(column="a.b", declared_type="TEXT")
 
 
+# Anomalies whose value arrives unchanged: the type of its column in the target, and whether
+# that type is a widening of the declared one (a warning names the column).
+ARRIVES = {
+    "text_in_integer": ("text", True),
+    "garbage_date": ("text", True),
+    "invalid_json": ("text", True),
+    "varchar_overflow": ("text", True),
+    "sub_microsecond": ("text", True),
+    "blob_in_point": ("bytea", True),
+    "blob_among_text": ("bytea", False),  # untyped: the values decide, no declaration to widen
+    "char_zero": ("text", False),
+    "core_data_timestamp": ("double precision", True),
+    "yyyymmdd_integer": ("bigint", True),
+    "duplicate_email_case": ("text", True),  # users.email, widened by varchar_overflow
+}
+DECODED = {  # numbers of a date column that one encoding explains
+    "unix_epoch_date": datetime(2020, 1, 1),
+    "julian_day_date": datetime(2020, 5, 31),
+}
+KEYS = {"users": "id", "workflow_runs": "id", "audit_events": "id", "workflows": "id",
+        "inventory_items": "sku", "ec2_instances": "instance_id",
+        "device_imports": "id"}  # fmt: skip
+
+
+def _source_value(db: Path, anomaly: dict) -> object:
+    with closing(sqlite3.connect(db)) as conn:
+        table, column, key = anomaly["table"], anomaly["column"], KEYS[anomaly["table"]]
+        return conn.execute(
+            f"SELECT {column} FROM {table} WHERE {key} = ?", (anomaly["key"],)
+        ).fetchone()[0]
+
+
 def test_every_planted_anomaly_is_accounted_for(tmp_path: Path, pg_dsn: str) -> None:
+    """Each planted value is in the target unchanged (its column widened where the
+    declaration could not hold it, with a warning), read as a date (numbers one encoding
+    explains), or in the quarantine with a reason (what no column type can hold, key and
+    foreign key violations)."""
     db = tmp_path / "anomalies.sqlite"
     generate(db, scale=0.02, anomalies=True)
     planted = json.loads(db.with_name(db.name + ".anomalies.json").read_text())
@@ -168,21 +229,25 @@ def test_every_planted_anomaly_is_accounted_for(tmp_path: Path, pg_dsn: str) -> 
         (table, json.dumps(key, sort_keys=True), column)
         for table, key, column, _ in quarantine(pg_dsn, result.run_id)
     }
-    converted = {
-        "unix_epoch_date": ("SELECT created_at FROM users WHERE id = %s", datetime(2020, 1, 1)),
-        "julian_day_date": ("SELECT created_at FROM users WHERE id = %s", datetime(2020, 5, 31)),
-    }
-    keys = {"users": "id", "workflow_runs": "id", "audit_events": "id", "workflows": "id"}
-    keys |= {"inventory_items": "sku", "ec2_instances": "instance_id"}
+    tables = {t["table"]: t for t in report["tables"]}
     for anomaly in planted:
-        table, key, kind = anomaly["table"], anomaly["key"], anomaly["kind"]
-        if kind in converted:
-            query, expected = converted[kind]
-            assert fetch(pg_dsn, query, (key,)) == [(expected,)], anomaly
-        elif kind == "duplicate_email_case":  # not an error: both rows arrive unchanged
-            assert fetch(pg_dsn, "SELECT count(*) FROM users WHERE id = %s", (key,)) == [(1,)]
+        table, key, column, kind = (anomaly[k] for k in ("table", "key", "column", "kind"))
+        select = sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
+            sql.Identifier(column), sql.Identifier(table), sql.Identifier(KEYS[table])
+        )
+        if kind in ARRIVES:
+            pg_type, widened = ARRIVES[kind]
+            stored = fetch(pg_dsn, select, (key,))[0][0]
+            stored = bytes(stored) if pg_type == "bytea" else stored
+            assert stored == _source_value(db, anomaly), anomaly
+            plan = {c["name"]: c for c in tables[table]["columns"]}
+            assert plan[column]["pg_type"] == pg_type, anomaly
+            warned = [w for w in tables[table]["warnings"] if w.startswith(f"column {column}:")]
+            assert any("widened to" in w for w in warned) == widened, (anomaly, warned)
+        elif kind in DECODED:
+            assert fetch(pg_dsn, select, (key,)) == [(DECODED[kind],)], anomaly
         else:
-            source_key = json.dumps({keys[table]: key}, sort_keys=True)
-            assert (table, source_key, anomaly["column"]) in quarantined, anomaly
+            source_key = json.dumps({KEYS[table]: key}, sort_keys=True)
+            assert (table, source_key, column) in quarantined, anomaly
     markdown = (tmp_path / "reports" / "latest.md").read_text()
     assert "SUCCESS_WITH_QUARANTINE" in markdown and "## Quarantined rows" in markdown

@@ -201,9 +201,15 @@ def test_bytea_keeps_bytes_and_raw_invalid_text() -> None:
     assert to_bytea("é") == "é".encode()
 
 
-def test_bytea_refuses_numbers() -> None:
+@pytest.mark.parametrize(("value", "stored"), [(5, b"5"), (-2**63, b"-9223372036854775808"),
+                                               (2.5, b"2.5"), ("é", "é".encode())])  # fmt: skip
+def test_bytea_takes_text_and_numbers_as_their_text_bytes(value: object, stored: bytes) -> None:
+    assert to_bytea(value) == stored  # as SQLite's CAST(x AS BLOB) gives them
+
+
+def test_bytea_refuses_what_has_no_text_form() -> None:
     with pytest.raises(ConversionError, match="cannot become bytea"):
-        to_bytea(5)
+        to_bytea(object())
 
 
 # --- boolean ----------------------------------------------------------------------------------
@@ -271,7 +277,7 @@ def test_timestamp_parses_iso_unix_and_julian(value: object, expected: datetime)
     [
         ("last tuesday", "not an ISO-8601 date/time"),
         ("2020-13-01", "not an ISO-8601 date/time"),
-        (10**15, "unix time out of range"),
+        (10**15, "out of range as unix_seconds"),
         (1e9, "Julian day out of range"),
     ],
 )

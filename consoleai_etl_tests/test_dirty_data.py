@@ -48,26 +48,55 @@ def assert_accounted(report: dict) -> None:
         assert checks["row_count"]["passed"], (table, checks["row_count"]["description"])
 
 
-def test_text_and_real_in_an_integer_column_are_quarantined_alone(
+def column_types(dsn: str, table: str) -> dict[str, str]:
+    return dict(
+        fetch(
+            dsn,
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s",
+            (table,),
+        )
+    )
+
+
+def test_text_and_real_in_an_integer_column_widen_it_to_text_with_a_warning(
     tmp_path: Path, pg_dsn: str
 ) -> None:
     result, report = migrate(
         tmp_path, pg_dsn, "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER);",
         {"t": [(1, 10), (2, "ten"), (3, 2.5), (4, -(2**63)), (5, 2**63 - 1)]},
     )  # fmt: skip
-    assert report["status"] == "success_with_quarantine" and report["promoted"]
-    assert "2 rows quarantined: t (2)" in report["reasons"]
+    assert report["status"] == "success" and report["promoted"]
+    assert column_types(pg_dsn, "t")["n"] == "text"
     assert fetch(pg_dsn, "SELECT id, n FROM t ORDER BY id") == [
-        (1, 10), (4, -(2**63)), (5, 2**63 - 1),
+        (1, "10"), (2, "ten"), (3, "2.5"), (4, str(-(2**63))), (5, str(2**63 - 1)),
     ]  # fmt: skip
-    assert quarantine(pg_dsn, result.run_id) == [
-        ("t", {"id": 2}, "n", "'ten' cannot become bigint"),
-        ("t", {"id": 3}, "n", "2.5 cannot become bigint"),
-    ]
+    assert quarantine(pg_dsn, result.run_id) == []
     assert_accounted(report)
-    assert table_report(report, "t")["quarantined_rows"] == 2
+    [warning] = [w for w in table_report(report, "t")["warnings"] if w.startswith("column n:")]
+    assert warning == (
+        "column n: declared INTEGER (bigint), but stores values it cannot hold unchanged "
+        "(e.g. 'ten' cannot become bigint): widened to text"
+    )
+    metadata = result.asset_materializations_for_node("t")[0].metadata
+    assert warning in metadata["warnings"].value
     markdown = (tmp_path / "reports" / "latest.md").read_text()
-    assert "## Quarantined rows" in markdown and "'ten' cannot become bigint" in markdown
+    assert "widened to text" in markdown
+
+
+def test_reals_in_an_integer_column_widen_it_to_the_narrowest_exact_number(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    _result, report = migrate(
+        tmp_path, pg_dsn, "CREATE TABLE t (id INTEGER PRIMARY KEY, a INT, b INT, c INT);",
+        {"t": [(1, 10, 2**62 + 1, 1), (2, 2.5, 0.5, 2**63 - 1)]},
+    )  # fmt: skip
+    assert report["status"] == "success"
+    # a: 10 and 2.5 are exact doubles; b: 2**62 + 1 is not, numeric holds both exactly.
+    types = column_types(pg_dsn, "t")
+    assert (types["a"], types["b"], types["c"]) == ("double precision", "numeric", "bigint")
+    assert fetch(pg_dsn, "SELECT a, b::text FROM t ORDER BY id") == [
+        (10.0, str(2**62 + 1)), (2.5, "0.5"),
+    ]  # fmt: skip
 
 
 def test_reals_round_trip_bit_exact_including_infinities_nan_and_negative_zero(
@@ -91,42 +120,46 @@ def test_reals_round_trip_bit_exact_including_infinities_nan_and_negative_zero(
     assert stored[:4] == values[:4] and stored[5:] == values[5:]  # SQLite keeps all but -0.0
 
 
-def test_dates_in_every_legacy_encoding(tmp_path: Path, pg_dsn: str) -> None:
-    rows = [
-        (1, "2024-01-02 03:04:05"),
-        (2, "2024-01-02T03:04:05.123"),
-        (3, "2024-01-02T03:04:05Z"),
-        (4, "2024-01-02T05:04:05+02:00"),
-        (5, 1704164645),  # unix epoch seconds
-        (6, 2460311.627835648),  # Julian day
-        (7, "the day after"),
-        (8, None),
-    ]
-    result, _report = migrate(
-        tmp_path, pg_dsn, "CREATE TABLE e (id INTEGER PRIMARY KEY, at DATETIME, d DATE);",
-        {"e": [(i, v, "2024-01-02" if i == 1 else None) for i, v in rows]},
-    )  # fmt: skip
+def test_iso_dates_in_every_spelling_and_each_numeric_encoding(tmp_path: Path, pg_dsn: str) -> None:
     moment = datetime(2024, 1, 2, 3, 4, 5)
-    loaded = dict(fetch(pg_dsn, "SELECT id, at FROM e"))
-    assert loaded[1] == loaded[3] == loaded[4] == loaded[5] == moment
-    assert loaded[2] == datetime(2024, 1, 2, 3, 4, 5, 123000)
-    assert abs((loaded[6] - moment).total_seconds()) < 0.001
-    assert loaded[8] is None and 7 not in loaded
-    assert fetch(pg_dsn, "SELECT d::text FROM e WHERE id = 1") == [("2024-01-02",)]
-    [(table, key, column, reason)] = quarantine(pg_dsn, result.run_id)
-    assert (table, key, column) == ("e", {"id": 7}, "at") and "not an ISO-8601" in reason
+    iso = ["2024-01-02 03:04:05", "2024-01-02T03:04:05.123", "2024-01-02T03:04:05Z",
+           "2024-01-02T05:04:05+02:00", None]  # fmt: skip
+    unix = [1704164645, 1704164645, None, 1704164646, 1704164647]
+    julian = [2460311.627835648, None, 2460311.5, 2460311.5, 2460311.5]
+    mixed = ["2024-01-02 03:04:05", 1704164645, None, None, None]  # one encoding: unix
+    _result, report = migrate(
+        tmp_path, pg_dsn,
+        "CREATE TABLE e (id INTEGER PRIMARY KEY, iso DATETIME, unix DATETIME, jd TIMESTAMP, "
+        "mixed DATETIME, d DATE);",
+        {"e": [(i, *values, "2024-01-02" if i == 0 else None)
+               for i, values in enumerate(zip(iso, unix, julian, mixed, strict=True))]},
+    )  # fmt: skip
+    assert report["status"] == "success"
+    rows = {r[0]: r[1:] for r in fetch(pg_dsn, "SELECT id, iso, unix, jd, mixed FROM e")}
+    assert rows[0][0] == rows[2][0] == rows[3][0] == rows[0][1] == rows[0][3] == moment
+    assert rows[1][0] == datetime(2024, 1, 2, 3, 4, 5, 123000) and rows[1][3] == moment
+    assert abs((rows[0][2] - moment).total_seconds()) < 0.001
+    assert rows[4][0] is None
+    assert fetch(pg_dsn, "SELECT d::text FROM e WHERE id = 0") == [("2024-01-02",)]
+    plan = {c["name"]: c for c in table_report(report, "e")["columns"]}
+    assert "numbers read as unix_seconds (all 4 are plausible dates)" in plan["unix"]["reason"]
+    assert "numbers read as julian_day" in plan["jd"]["reason"]
+    assert "numbers read as unix_seconds (all 1 are plausible dates)" in plan["mixed"]["reason"]
 
 
 def test_booleans_in_every_spelling(tmp_path: Path, pg_dsn: str) -> None:
-    spellings = [1, 0, "t", "f", "true", "false", "yes", "no", "TRUE", 2]
-    result, _report = migrate(
-        tmp_path, pg_dsn, "CREATE TABLE b (id INTEGER PRIMARY KEY, ok BOOLEAN);",
-        {"b": list(enumerate(spellings))},
+    spellings = [1, 0, "t", "f", "true", "false", "yes", "no", "TRUE"]
+    _result, report = migrate(
+        tmp_path, pg_dsn, "CREATE TABLE b (id INTEGER PRIMARY KEY, ok BOOLEAN, n BOOLEAN);",
+        {"b": [(i, v, i % 3) for i, v in enumerate(spellings)]},
     )  # fmt: skip
     assert [v for (v,) in fetch(pg_dsn, "SELECT ok FROM b ORDER BY id")] == [
         True, False, True, False, True, False, True, False, True,
     ]  # fmt: skip
-    assert quarantine(pg_dsn, result.run_id) == [("b", {"id": 9}, "ok", "2 cannot become boolean")]
+    # 0, 1 and 2 are not all booleans: the column keeps the integers.
+    assert column_types(pg_dsn, "b")["n"] == "bigint"
+    assert [v for (v,) in fetch(pg_dsn, "SELECT n FROM b ORDER BY id")] == [0, 1, 2] * 3
+    assert any("widened to bigint" in w for w in table_report(report, "b")["warnings"])
 
 
 def test_nul_bytes_invalid_utf8_blobs_and_json(tmp_path: Path, pg_dsn: str) -> None:
@@ -135,18 +168,27 @@ def test_nul_bytes_invalid_utf8_blobs_and_json(tmp_path: Path, pg_dsn: str) -> N
         "INSERT INTO d VALUES (1, 'clean', x'00ff10', '{\"n\": 1.100000000000000000001}');"
         "INSERT INTO d VALUES (2, 'nul' || char(0) || 'byte', x'', '[]');"
         "INSERT INTO d VALUES (3, CAST(x'6162ff' AS TEXT), NULL, NULL);"
-        "INSERT INTO d VALUES (4, 'ok', NULL, '{\"broken\": ');"
+        "INSERT INTO d VALUES (4, 'ok', NULL, '[1.50]');"
+        "INSERT INTO d VALUES (5, 'ok', NULL, '{\"broken\": ');"
     )
     result, report = migrate(tmp_path, pg_dsn, script)
 
     rows = fetch(pg_dsn, "SELECT id, body, raw, doc::text FROM d ORDER BY id")
-    assert rows == [(1, "clean", b"\x00\xff\x10", '{"n": 1.100000000000000000001}')]
+    # An invalid JSON document is kept as written: the column becomes text (a warning).
+    assert rows == [
+        (1, "clean", b"\x00\xff\x10", '{"n": 1.100000000000000000001}'),
+        (4, "ok", None, "[1.50]"),
+        (5, "ok", None, '{"broken": '),
+    ]
+    assert any(
+        "invalid JSON" in w and "widened to text" in w for w in report["tables"][0]["warnings"]
+    )
     reasons = {
         key["id"]: (column, reason) for _, key, column, reason in quarantine(pg_dsn, result.run_id)
     }
+    assert set(reasons) == {2, 3}  # no type holds a NUL or invalid UTF-8 as text
     assert reasons[2][0] == "body" and "NUL byte" in reasons[2][1]
     assert reasons[3][0] == "body" and "invalid UTF-8" in reasons[3][1]
-    assert reasons[4][0] == "doc" and "invalid JSON" in reasons[4][1]
     row_data = fetch(
         pg_dsn,
         "SELECT row_data FROM consoleai_etl.quarantine WHERE source_key = '{\"id\": 3}'",
@@ -179,7 +221,7 @@ def test_null_and_duplicate_primary_keys_tables_without_key_and_without_rowid(
         "CREATE TABLE k (code PRIMARY KEY, v TEXT);"  # untyped key: 1 and '1' differ in SQLite
         "INSERT INTO k VALUES (1, 'int'), ('1', 'text'), (NULL, 'null'), ('b', 'b');"
         "CREATE TABLE nokey (a INTEGER, b TEXT);"
-        "INSERT INTO nokey VALUES (1, 'x'), ('oops', 'y');"
+        "INSERT INTO nokey VALUES (1, 'x'), (2, 'y' || char(0));"
         "CREATE TABLE wr (a TEXT, b INTEGER, PRIMARY KEY (a, b)) WITHOUT ROWID;"
         "INSERT INTO wr VALUES ('x', 1), ('x', 2);"
         "CREATE TABLE empty (id INTEGER PRIMARY KEY);"
@@ -194,7 +236,13 @@ def test_null_and_duplicate_primary_keys_tables_without_key_and_without_rowid(
         [
             ("k", {"code": None}, "code", "NULL in a NOT NULL column"),
             ("k", {"code": "1"}, "code", "duplicate primary key (the first occurrence was kept)"),
-            ("nokey", {"rowid": 2}, "a", "'oops' cannot become bigint"),
+            (
+                "nokey",
+                {"rowid": 2},
+                "b",
+                "'y\\x00' cannot become text: contains a NUL byte, "
+                "which PostgreSQL text cannot hold",
+            ),
         ],
         key=str,
     )

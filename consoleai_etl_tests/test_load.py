@@ -13,7 +13,8 @@ import psycopg
 from consoleai_etl.core.bookkeeping import ensure_bookkeeping
 from consoleai_etl.core.catalog import introspect
 from consoleai_etl.core.checksum import target_checksum
-from consoleai_etl.core.load import BATCH_ROWS, GUESS_ROWS, LoadOptions, load_table, plan_source
+from consoleai_etl.core.load import BATCH_ROWS, LoadOptions, load_table
+from consoleai_etl.core.planner import GUESS_ROWS, plan_source
 from consoleai_etl.core.source import open_source
 
 
@@ -101,16 +102,18 @@ def test_clean_text_takes_the_fast_path(tmp_path: Path, pg_dsn: str, stream: str
 def test_text_the_server_refuses_is_streamed_again_and_quarantined(
     tmp_path: Path, pg_dsn: str, stream: str
 ) -> None:
-    """A NUL, an over-long varchar and invalid UTF-8 each abandon the fast path: the table
-    is streamed again value by value and exactly the refused rows are quarantined. (The
-    compiled pass sends TEXT bytes untouched, so PostgreSQL is the one refusing bad UTF-8.)"""
-    bad_utf8 = "invalid byte sequence" if stream == "compiled" else "not valid UTF-8"
-    for declared, bad, reason in [
-        ("TEXT", "a\x00b", "0x00"),
-        ("VARCHAR(5)", "123456", "value too long"),
-        ("TEXT", None, bad_utf8),
-    ]:
-        db = tmp_path / f"{reason[:5]}.sqlite"
+    """A NUL and invalid UTF-8 (which no column type holds as text) each abandon the fast
+    path: the table is streamed again value by value and exactly the refused rows are
+    quarantined. (The compiled pass sends TEXT bytes untouched, so PostgreSQL is the one
+    refusing bad UTF-8.)"""
+    for n, (declared, bad, reason) in enumerate(
+        [
+            ("TEXT", "a\x00b", "0x00"),
+            ("VARCHAR(5)", "a\x00b", "0x00"),
+            ("TEXT", None, "not valid UTF-8"),
+        ]
+    ):
+        db = tmp_path / f"{n}.sqlite"
         _text_table(db, declared, ["ok", "fine"])
         with closing(sqlite3.connect(db)) as conn, conn:
             if bad is None:  # raw bytes stored as TEXT
@@ -123,6 +126,25 @@ def test_text_the_server_refuses_is_streamed_again_and_quarantined(
         assert (result.loaded_rows, result.quarantined_rows) == (2, 1)
         assert texts == ["ok", "fine"]
         assert (stored.rows, stored.value) == (2, result.checksum)
+
+
+def test_text_longer_than_its_declared_length_widens_the_column(
+    tmp_path: Path, pg_dsn: str, stream: str
+) -> None:
+    """SQLite never enforces VARCHAR(n): a longer value is valid, so the column becomes
+    text (with a warning) rather than the row being quarantined."""
+    db = tmp_path / "long.sqlite"
+    _text_table(db, "VARCHAR(5)", ["ok", "x" * 134, None])
+    result, stored, texts = _load(db, pg_dsn, "t")
+    assert (result.loaded_rows, result.quarantined_rows) == (3, 0)
+    assert texts == ["ok", "x" * 134, None]
+    assert (stored.rows, stored.value) == (3, result.checksum)
+    [warning] = [w for w in result.warnings if w.startswith("column label:")]
+    assert warning == (
+        "column label: declared VARCHAR(5) (varchar(5)), but stores values it cannot hold "
+        f"unchanged (e.g. {repr('x' * 134)[:57]}... cannot become varchar(5): 134 characters, "
+        "longer than 5): widened to text"
+    )
 
 
 def test_a_tables_own_seconds_exclude_waiting_for_its_streaming_turn(

@@ -87,7 +87,7 @@ def test_unusable_declared_type_gives_none(declared: str) -> None:
         ({"real": 2}, DOUBLE, "only numbers"),
         ({"blob": 1, "null": 4}, PgType("bytea", "bytea"), "only BLOBs"),
         ({"integer": 5, "text": 1}, TEXT, "mixed storage classes (integer, text)"),
-        ({"blob": 1, "text": 1}, TEXT, "mixed storage classes (blob, text)"),
+        ({"blob": 1, "text": 1}, PgType("bytea", "bytea"), "BLOBs among others (blob, text)"),
     ],
 )
 def test_observed_pg_type(observed: dict[str, int], expected: PgType, why: str) -> None:

@@ -19,8 +19,8 @@ from consoleai_etl.core.load import (
     _python_tuples,
     _Stream,
     active_codecs,
-    plan_source,
 )
+from consoleai_etl.core.planner import plan_source
 from consoleai_etl.core.source import open_source, strict_text
 from consoleai_etl.core.tuples import TupleEncoder, row_hash_sql
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from consoleai_etl.sample import BASE_ROWS, ROLES, TABLE_ORDER, generate
+from consoleai_etl.sample import ANOMALY_TABLES, BASE_ROWS, ROLES, TABLE_ORDER, generate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -215,6 +215,51 @@ def _null_in_not_null(conn: sqlite3.Connection, item: dict) -> None:
     assert _value(conn, item) is None
 
 
+def _varchar_overflow(conn: sqlite3.Connection, item: dict) -> None:
+    declared = _declared(conn, item["table"], item["column"])[0]
+    limit = int(re.fullmatch(r"VARCHAR\((\d+)\)", declared)[1])
+    assert len(str(_value(conn, item))) > limit
+
+
+def _sub_microsecond(conn: sqlite3.Connection, item: dict) -> None:
+    assert re.search(r"\.\d{6}[1-9]", str(_value(conn, item)))
+
+
+def _all_of_class(conn: sqlite3.Connection, item: dict, storage: str) -> None:
+    column, table = item["column"], item["table"]
+    classes = conn.execute(f"SELECT DISTINCT typeof({column}) FROM {table}").fetchall()
+    assert classes == [(storage,)]
+
+
+def _blob_in_point(conn: sqlite3.Connection, item: dict) -> None:
+    assert _declared(conn, item["table"], item["column"])[0] == "POINT"
+    _all_of_class(conn, item, "blob")
+
+
+def _blob_among_text(conn: sqlite3.Connection, item: dict) -> None:
+    assert _declared(conn, item["table"], item["column"])[0] == ""
+    assert len(_value(conn, item)) >= 68_000
+    classes = conn.execute(f"SELECT DISTINCT typeof({item['column']}) FROM {item['table']}")
+    assert sorted(classes) == [("blob",), ("text",)]
+
+
+def _char_zero(conn: sqlite3.Connection, item: dict) -> None:
+    assert _declared(conn, item["table"], item["column"])[0] == "CHAR(0)"
+    assert len(_value(conn, item)) > 0
+
+
+def _core_data_timestamp(conn: sqlite3.Connection, item: dict) -> None:
+    assert _declared(conn, item["table"], item["column"])[0] == "TIMESTAMP"
+    _all_of_class(conn, item, "real")
+    assert 3e8 < _value(conn, item) < 1e9  # seconds since 2001: 2010..2032
+
+
+def _yyyymmdd_integer(conn: sqlite3.Connection, item: dict) -> None:
+    assert _declared(conn, item["table"], item["column"])[0] == "DATETIME"
+    _all_of_class(conn, item, "integer")
+    datetime.strptime(str(_value(conn, item)), "%Y%m%d")
+
+
 ANOMALY_CHECKS: dict[str, Callable[[sqlite3.Connection, dict], None]] = {
     "orphan_fk": _orphan_fk,
     "text_in_integer": _text_in_integer,
@@ -227,6 +272,13 @@ ANOMALY_CHECKS: dict[str, Callable[[sqlite3.Connection, dict], None]] = {
     "invalid_json": _invalid_json,
     "null_primary_key": _null_primary_key,
     "null_in_not_null": _null_in_not_null,
+    "varchar_overflow": _varchar_overflow,
+    "sub_microsecond": _sub_microsecond,
+    "blob_in_point": _blob_in_point,
+    "blob_among_text": _blob_among_text,
+    "char_zero": _char_zero,
+    "core_data_timestamp": _core_data_timestamp,
+    "yyyymmdd_integer": _yyyymmdd_integer,
 }
 
 
@@ -243,7 +295,7 @@ def test_anomaly_manifest_lists_every_kind(anomalies_db: tuple[Path, list[dict]]
     assert {item["kind"] for item in planted} == set(ANOMALY_CHECKS)
     for item in planted:
         assert set(item) == {"table", "key", "column", "kind"}
-        assert item["table"] in TABLE_ORDER
+        assert item["table"] in (*TABLE_ORDER, *ANOMALY_TABLES)
 
 
 def test_every_listed_anomaly_is_present(anomalies_db: tuple[Path, list[dict]]) -> None:

@@ -15,19 +15,24 @@ from decimal import Context, Decimal, Inexact, InvalidOperation
 from operator import attrgetter, methodcaller
 
 from consoleai_etl.core.convert import JSON_CACHE_CHARS, cached_jsonb_form
+from consoleai_etl.core.declared import PgType
 from consoleai_etl.core.errors import ConversionError
-from consoleai_etl.core.plan import PgType
 
 Bulk = Callable[[Sequence[object]], list | None]
 REFUSALS = (ConversionError, ValueError, TypeError, OverflowError, ArithmeticError)
 
+ISO_MICROSECONDS = len("2000-01-01 00:00:00.000000")
 _tzinfo = attrgetter("tzinfo")
 _as_utc = methodcaller("replace", tzinfo=UTC)
 
 
 def _naive_moments(values: Sequence[object]) -> list[datetime] | None:
     """ISO text without an offset, parsed; None when any value carries an offset (the
-    per-value converter shifts those to UTC). Non-text values make ``fromisoformat`` raise."""
+    per-value converter shifts those to UTC) or may be finer than microseconds (longer
+    than ``YYYY-MM-DD HH:MM:SS.ffffff``: the per-value converter refuses a rounding).
+    Non-text values make ``len`` or ``fromisoformat`` raise."""
+    if max(map(len, values), default=0) > ISO_MICROSECONDS:
+        return None
     moments = list(map(datetime.fromisoformat, values))
     return None if any(map(_tzinfo, moments)) else moments
 

@@ -9,15 +9,13 @@ it changed so the report can say so.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from consoleai_etl.core.bulk import REFUSALS, Bulk, bulk_for
-from consoleai_etl.core.catalog import sqlite_quote
 from consoleai_etl.core.convert import Converter
 from consoleai_etl.core.errors import ConversionError
-from consoleai_etl.core.plan import ColumnPlan, PgType, TablePlan
+from consoleai_etl.core.plan import ColumnPlan
 from consoleai_etl.core.source import InvalidText
 
 
@@ -68,7 +66,7 @@ class ColumnCodec:
         try:
             return self.convert(value)
         except ConversionError:
-            if self.plan.rule.on_error == "null" and not self.plan.not_null:
+            if self.plan.on_error == "null" and not self.plan.not_null:
                 self.nulled += 1
                 return None
             raise
@@ -112,40 +110,3 @@ def codec_for(column: ColumnPlan, *, optimistic: bool = False) -> ColumnCodec | 
         return None
     bulk = None if column.rule.text_repair else bulk_for(column.pg_type)
     return ColumnCodec(column, column.converter(), bulk=bulk)
-
-
-def widen_columns(src: sqlite3.Connection, plan: TablePlan) -> TablePlan:
-    """Columns ruled ``on_error: widen`` become text when any stored value would be refused.
-
-    Decided by a scan of just those columns before the table is created, because a column's
-    type cannot change in the middle of a COPY.
-    """
-    columns = []
-    for column in plan.columns:
-        if column.rule.on_error == "widen" and column.pg_type.kind != "text":
-            refused = _count_refused(src, plan.table.name, column)
-            if refused:
-                column = replace(
-                    column,
-                    pg_type=PgType("text", "text"),
-                    reason=f"{column.reason}; widened to text: {refused} values could not "
-                    f"become {column.pg_type.sql}",
-                )
-        columns.append(column)
-    return replace(plan, columns=tuple(columns))
-
-
-def _count_refused(src: sqlite3.Connection, table: str, column: ColumnPlan) -> int:
-    convert = column.converter()
-    cursor = src.execute(
-        f"SELECT {sqlite_quote(column.source)} FROM {sqlite_quote(table)} "
-        f"WHERE {sqlite_quote(column.source)} IS NOT NULL"
-    )
-    refused = 0
-    while batch := cursor.fetchmany(5_000):
-        for (value,) in batch:
-            try:
-                convert(value)
-            except ConversionError:
-                refused += 1
-    return refused

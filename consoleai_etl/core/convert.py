@@ -11,19 +11,18 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from decimal import Context, Decimal, InvalidOperation
 from functools import lru_cache
 
 from consoleai_etl.core.canonical import jsonb_object, jsonb_text, numeric_text
+from consoleai_etl.core.date_encodings import as_datetime
 from consoleai_etl.core.errors import ConversionError
 from consoleai_etl.core.source import InvalidText
 
 Converter = Callable[[object], object]
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-UNIX_EPOCH = datetime(1970, 1, 1)
-JULIAN_UNIX_EPOCH = 2440587.5  # Julian day number of 1970-01-01 00:00 UTC
 JULIAN_MIN, JULIAN_MAX = 1721425.5, 5373484.5  # 0001-01-01 .. 9999-12-31, Python's range
 TRUE_TEXT = frozenset({"1", "t", "true", "y", "yes", "on"})
 FALSE_TEXT = frozenset({"0", "f", "false", "n", "no", "off"})
@@ -133,12 +132,18 @@ def make_text(max_length: int | None) -> Converter:
 
 
 def to_bytea(value: object) -> bytes:
+    """BLOBs as they are; text and numbers as the bytes of their text form, which is what
+    SQLite's own ``CAST(x AS BLOB)`` gives (the plan warns when a column holds any)."""
     if type(value) is bytes:
         return value
     if isinstance(value, InvalidText):
         return bytes(value)
     if type(value) is str:
         return value.encode("utf-8")
+    if type(value) is int:
+        return str(value).encode("ascii")
+    if type(value) is float:
+        return repr(value).encode("ascii")
     raise _refuse(value, "bytea")
 
 
@@ -154,36 +159,40 @@ def to_boolean(value: object) -> bool:
     raise _refuse(value, "boolean")
 
 
-def _from_julian(value: float, target: str) -> datetime:
-    if not JULIAN_MIN <= value <= JULIAN_MAX:
-        raise _refuse(value, target, "Julian day out of range")
-    return UNIX_EPOCH + timedelta(days=value - JULIAN_UNIX_EPOCH)
+_SUB_MICROSECOND = re.compile(r"[.,]\d{6}(\d+)")
 
 
-def _from_unix(seconds: float, value: object, target: str) -> datetime:
+def _from_iso(text: str, target: str) -> datetime:
+    """ISO-8601 text; a fraction finer than PostgreSQL's microseconds is refused unless its
+    extra digits are zeros (Python would drop them, PostgreSQL would round: either way a
+    silent change)."""
     try:
-        return UNIX_EPOCH + timedelta(seconds=seconds)
-    except OverflowError:
-        raise _refuse(value, target, "unix time out of range") from None
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _refuse(text, target, "not an ISO-8601 date/time") from None
+    if len(text) > 26 and (extra := _SUB_MICROSECOND.search(text)) and extra[1].strip("0"):
+        raise _refuse(text, target, "finer than microseconds, which PostgreSQL would round")
+    return moment
 
 
 def _parse_datetime(value: object, target: str, encoding: str) -> datetime:
-    """ISO-8601 text always; numbers as the date encoding says.
+    """ISO-8601 text always; numbers as the date encoding says (``iso`` refuses them).
 
     ``auto`` reads integers as unix seconds and reals as Julian days (SQLite's own two
-    numeric date forms); ``iso`` refuses numbers; the others read any number their way.
-    """
+    numeric date forms); the planner replaces it by one encoding that explains every
+    number of the column, or by ``iso``, before any row is loaded (``date_encodings``)."""
     if type(value) is str:
-        try:
-            return datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise _refuse(value, target, "not an ISO-8601 date/time") from None
+        return _from_iso(value.strip(), target)
     if type(value) not in (int, float) or not math.isfinite(value) or encoding == "iso":
         raise _refuse(value, target)
-    if encoding == "julian_day" or (encoding == "auto" and type(value) is float):
-        return _from_julian(value, target)
-    seconds = value / 1000 if encoding == "unix_ms" else value
-    return _from_unix(seconds, value, target)
+    if encoding == "auto":
+        encoding = "julian_day" if type(value) is float else "unix_seconds"
+    if encoding == "julian_day" and not JULIAN_MIN <= value <= JULIAN_MAX:
+        raise _refuse(value, target, "Julian day out of range")
+    try:
+        return as_datetime(value, encoding)
+    except (OverflowError, ValueError):
+        raise _refuse(value, target, f"out of range as {encoding}") from None
 
 
 def make_temporal(kind: str, encoding: str = "auto") -> Converter:

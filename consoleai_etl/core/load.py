@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from consoleai_etl.core import bookkeeping, constraints, ddl, rowcopy
+from consoleai_etl.core import bookkeeping, constraints, ddl, planner, rowcopy
 from consoleai_etl.core.catalog import ForeignKey, Table, sqlite_quote
-from consoleai_etl.core.codec import ColumnCodec, codec_for, widen_columns
+from consoleai_etl.core.codec import ColumnCodec, codec_for
 from consoleai_etl.core.errors import ConversionError, MigrationError
-from consoleai_etl.core.plan import ColumnPlan, TablePlan, plan_table
-from consoleai_etl.core.profile import Profile, profile_table, row_count, sample_profile
+from consoleai_etl.core.plan import TablePlan
+from consoleai_etl.core.profile import Profile
 from consoleai_etl.core.rules import CastingRule
 from consoleai_etl.core.source import UndecodableText, strict_text
 from consoleai_etl.core.tuples import MOD, SIGNATURE, TRAILER, TupleEncoder
@@ -101,7 +101,7 @@ def _convert_rows(
                 values[i] = codec(values[i])
         except ConversionError as exc:
             key = {"rowid": raw[0]} if key_offset else {names[k]: raw[k] for k in key_positions}
-            if plan.columns[i].rule.on_error == "fail":
+            if plan.columns[i].on_error == "fail":
                 raise MigrationError(
                     f"{plan.table.name}.{names[i]} at {key}: {exc} (on_error: fail)"
                 ) from None
@@ -191,28 +191,6 @@ def _copy_rows(
     return stream
 
 
-class _Refuted(Exception):
-    """The table's storage classes, counted while streaming, call for another plan."""
-
-
-def _load_form(column: ColumnPlan) -> tuple:
-    """What decides how a column is created and how its values are sent."""
-    rejects_null = column.not_null and column.observed.get("null", 0) > 0
-    return (column.name, column.pg_type, column.not_null, column.identity, column.default,
-            column.rule, column.needs_conversion(), rejects_null,
-            codec_for(column, optimistic=True) is None)  # fmt: skip
-
-
-def _measured(guessed: TablePlan, census: Profile, rules: tuple[CastingRule, ...]) -> TablePlan:
-    """The plan the counted storage classes give; raises ``_Refuted`` unless it loads the
-    table exactly as ``guessed`` did (then only its counts, reasons and warnings differ)."""
-    rows = sum(census[guessed.table.columns[0].name].values()) if guessed.table.columns else 0
-    plan = plan_table(guessed.table, census, rows, rules)
-    if list(map(_load_form, plan.columns)) != list(map(_load_form, guessed.columns)):
-        raise _Refuted
-    return plan
-
-
 def _stream_table(
     src: sqlite3.Connection,
     pg: psycopg.Connection,
@@ -225,25 +203,26 @@ def _stream_table(
 ) -> tuple[TablePlan, _Stream]:
     """Create and fill the table; returns the plan it was loaded with, and the stream.
 
-    With ``compiled`` (the source's URI, see ``_first_plan``), ``plan`` is guessed from a
-    sample and the compiled reader streams the table: that pass counts the real storage
-    classes on the way and keeps its rows if they call for the same plan. Otherwise, or
-    when a value is refused, the table
-    is profiled and streamed the Python way: optimistically (TEXT decoded strictly,
-    server-checked text untouched), then, if the source or PostgreSQL refuses a value, the
-    careful way, value by value, so exactly the refused rows are quarantined."""
+    With ``compiled`` (the source's URI), ``plan`` is guessed from a sample and the
+    compiled reader streams the table: that pass counts the real storage classes on the
+    way and keeps its rows if they call for the same plan (``planner.measured``).
+    Otherwise, or when a value is refused, the table is profiled and planned again (which
+    widens the columns some value did not fit, ``planner.plan_source``) and streamed the
+    Python way: optimistically (TEXT decoded strictly, server-checked text untouched),
+    then, if the source or PostgreSQL refuses a value, the careful way, value by value, so
+    exactly the refused rows are quarantined."""
     why = None
     if compiled:
         try:
             stream = _copy_rows(src, pg, plan, schema, progress, optimistic=True, compiled=compiled)
-            return _measured(plan, stream.census, rules), stream
-        except (ConversionError, rowcopy.UnexpectedValue, _Refuted):
-            pass  # the Python pass quarantines exactly the refused rows
+            return planner.measured(plan, stream.census, rules), stream
+        except (ConversionError, rowcopy.UnexpectedValue, planner.Refuted):
+            pass  # the profiled plan widens or quarantines what was refused
         except UnicodeDecodeError:
             why = _NOT_UTF8
-        except psycopg.errors.DataError as exc:
-            why = _refusal(exc)
-        plan = plan_source(src, plan.table, rules)
+        except psycopg.errors.DataError:
+            pass  # e.g. a text longer than its declared length: the profiled plan widens it
+        plan = planner.plan_source(src, plan.table, rules)
     if why is None:
         try:
             with strict_text(src):
@@ -262,33 +241,6 @@ _NOT_UTF8 = "a TEXT value is not valid UTF-8"
 
 def _refusal(exc: psycopg.errors.DataError) -> str:
     return " ".join(filter(None, [exc.diag.message_primary, exc.diag.context]))
-
-
-GUESS_ROWS = 1_000  # rows sampled for a plan the compiled pass then checks
-
-
-def _first_plan(
-    src: sqlite3.Connection, table: Table, rules: tuple[CastingRule, ...]
-) -> tuple[TablePlan, str | None]:
-    """The plan to start loading with, and the source URI for the compiled reader when
-    that plan is a guess: guessed from the first rows' storage classes when the compiled
-    reader can stream the table (it counts them all on the way, so no profile scan), else
-    profiled. Columns ruled ``on_error: widen`` need the profile first: their type depends
-    on every value."""
-    uri = rowcopy.source_uri(src)
-    if uri:
-        profile = sample_profile(src, table, GUESS_ROWS)
-        plan = plan_table(table, profile, row_count(src, table), rules)
-        if not any(c.rule.on_error == "widen" and c.pg_type.kind != "text" for c in plan.columns):
-            return plan, uri
-    return plan_source(src, table, rules), None
-
-
-def plan_source(src: sqlite3.Connection, table: Table, rules: tuple[CastingRule, ...]) -> TablePlan:
-    """Profile, plan and widen ``table``: the one plan both loading and re-verifying use,
-    so a verify-only run converts the source exactly as the load did."""
-    source_rows, profile = profile_table(src, table)
-    return widen_columns(src, plan_table(table, profile, source_rows, rules))
 
 
 @contextmanager
@@ -327,7 +279,9 @@ def load_table(
     began = time.time()
     started = time.perf_counter()
     waits: list[float] = []  # seconds spent waiting for the streaming turn or the parents
-    plan, compiled = _first_plan(src, table, options.rules)
+    uri = rowcopy.source_uri(src)
+    plan, guessed = planner.first_plan(src, table, options.rules, guess=uri is not None)
+    compiled = uri if guessed else None  # a profiled plan goes straight to the Python stream
     counted = plan.source_rows  # the progress lines' total
     with pg.transaction():
         pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))

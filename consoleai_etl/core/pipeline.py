@@ -22,9 +22,10 @@ from consoleai_etl.core import bookkeeping, verify
 from consoleai_etl.core.catalog import ForeignKey, Table
 from consoleai_etl.core.checksum import Checksum, Key, check_checksum, quarantined_keys
 from consoleai_etl.core.errors import MigrationError
-from consoleai_etl.core.load import LoadOptions, load_table, plan_source
+from consoleai_etl.core.load import LoadOptions, load_table
 from consoleai_etl.core.names import pg_identifier
 from consoleai_etl.core.plan import TablePlan
+from consoleai_etl.core.planner import plan_source
 from consoleai_etl.core.postgres import connect, redact
 from consoleai_etl.core.promote import Promotion, promote
 from consoleai_etl.core.report import FAILURE, CheckReport, MigrationReport, TableReport, decide

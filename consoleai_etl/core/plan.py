@@ -5,6 +5,9 @@ REAL -> double precision, NUMERIC/DECIMAL(p,s) -> numeric(p,s), BLOB -> bytea, B
 boolean, TEXT -> text, VARCHAR(n)/CHAR(n) -> varchar(n) (never blank-padded char(n)),
 DATE -> date, DATETIME/TIMESTAMP -> timestamp, JSON -> jsonb. A missing or unknown declared
 type is decided from the storage classes the column actually holds.
+
+This module is pure: it plans from what was measured. Reading the source to measure it,
+and widening a declared type that some stored value does not fit, is ``planner``'s job.
 """
 
 from __future__ import annotations
@@ -14,19 +17,12 @@ from dataclasses import dataclass, field
 
 from consoleai_etl.core import convert
 from consoleai_etl.core.catalog import Column, Table
+from consoleai_etl.core.date_encodings import NumberRange, auto_encoding, suggestion
+from consoleai_etl.core.declared import PgType, declared_pg_type
 from consoleai_etl.core.names import pg_identifier
 from consoleai_etl.core.rules import DEFAULT_RULE, CastingRule, ColumnRule, rule_for
 
-STORAGE_CLASSES = ("integer", "real", "text", "blob", "null")
-
-
-@dataclass(frozen=True)
-class PgType:
-    kind: str  # converter family: bigint, double, numeric, text, bytea, boolean, date, ...
-    sql: str  # the type as written in DDL
-    length: int | None = None
-    precision: int | None = None
-    scale: int | None = None
+TEMPORAL_KINDS = frozenset({"date", "timestamp", "timestamptz"})
 
 
 @dataclass(frozen=True)
@@ -41,9 +37,27 @@ class ColumnPlan:
     default: object
     reason: str
     rule: ColumnRule = DEFAULT_RULE
+    # How numbers in a date/time column are read: the rule's encoding, or for ``auto`` the
+    # one that explains every stored number (``iso``: none does, numbers are refused).
+    encoding: str = "auto"
+    widened: str | None = None  # why the stored values overruled the declared type
 
     def converter(self) -> convert.Converter:
-        return converter_for(self.pg_type, self.rule.date_encoding)
+        return converter_for(self.pg_type, self.encoding)
+
+    @property
+    def numbers_unmeasured(self) -> bool:
+        """A date column stores numbers whose encoding needs all of them measured first."""
+        return self.pg_type.kind in TEMPORAL_KINDS and self.encoding == "auto"
+
+    @property
+    def on_error(self) -> str:
+        """What a value the planned type refuses does: the rule's ``on_error``, else
+        ``widen`` (the planner chooses a type every stored value fits) for a type only
+        suggested by the declaration or the values, and ``quarantine`` for a type the user
+        chose (a ``target_type`` or a ``date_encoding`` rule)."""
+        chosen = self.rule.target_type is not None or self.rule.date_encoding != "auto"
+        return self.rule.on_error or ("quarantine" if chosen else "widen")
 
     @property
     def native_classes(self) -> frozenset[str]:
@@ -81,46 +95,6 @@ class TablePlan:
         return tuple(self.column(n).name for n in source_names)
 
 
-_TYPE_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_ ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")
-
-
-def declared_pg_type(declared: str) -> PgType | None:
-    """The PostgreSQL type for a declared SQLite type, or None when it says nothing usable."""
-    match = _TYPE_RE.match(declared)
-    if not match:
-        return None
-    base = " ".join(match.group(1).upper().split())
-    first = int(match.group(2)) if match.group(2) else None
-    second = int(match.group(3)) if match.group(3) else None
-    if base in ("BOOLEAN", "BOOL"):
-        return PgType("boolean", "boolean")
-    if base == "DATE":
-        return PgType("date", "date")
-    if base in ("DATETIME", "TIMESTAMP", "TIMESTAMP WITHOUT TIME ZONE"):
-        return PgType("timestamp", "timestamp")
-    if base in ("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"):
-        return PgType("timestamptz", "timestamptz")
-    if base in ("JSON", "JSONB"):
-        return PgType("jsonb", "jsonb")
-    if "INT" in base:
-        return PgType("bigint", "bigint")
-    if base in ("NUMERIC", "DECIMAL"):
-        if first is None:
-            return PgType("numeric", "numeric")
-        if not 1 <= first <= 1000 or (second or 0) > first:
-            return None
-        return PgType("numeric", f"numeric({first},{second or 0})", None, first, second or 0)
-    if base in ("REAL", "DOUBLE", "DOUBLE PRECISION", "FLOAT"):
-        return PgType("double", "double precision")
-    if any(word in base for word in ("CHAR", "CLOB", "TEXT")):
-        if first and "CHAR" in base:
-            return PgType("text", f"varchar({first})", first)
-        return PgType("text", "text")
-    if base in ("BLOB", "BYTEA"):
-        return PgType("bytea", "bytea")
-    return None
-
-
 def observed_pg_type(observed: dict[str, int]) -> tuple[PgType, str]:
     """Type chosen from the values stored, with the reason, for untyped/unknown columns."""
     classes = set(observed) - {"null"}
@@ -132,7 +106,28 @@ def observed_pg_type(observed: dict[str, int]) -> tuple[PgType, str]:
         return PgType("double", "double precision"), "only numbers stored"
     if classes == {"blob"}:
         return PgType("bytea", "bytea"), "only BLOBs stored"
+    if "blob" in classes:
+        return PgType("bytea", "bytea"), f"BLOBs among others ({', '.join(sorted(classes))})"
     return PgType("text", "text"), f"mixed storage classes ({', '.join(sorted(classes))})"
+
+
+def _encoding(
+    pg_type: PgType, rule: ColumnRule, observed: dict[str, int], numbers: NumberRange | None
+) -> tuple[str, str | None]:
+    """(date encoding, note for the reason) of a column: the rule's, or for ``auto`` the one
+    every stored number is plausible under; ``iso`` when no number is stored or none fits.
+    ``auto`` is kept when numbers are stored but not measured yet: the planner then
+    measures them before loading."""
+    if pg_type.kind not in TEMPORAL_KINDS or rule.date_encoding != "auto":
+        return rule.date_encoding, None
+    if not {"integer", "real"} & set(observed):
+        return "iso", None
+    if numbers is None:
+        return "auto", None
+    encoding = auto_encoding(numbers)
+    if encoding is None:
+        return "iso", None
+    return encoding, f"numbers read as {encoding} (all {numbers.count} are plausible dates)"
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -232,7 +227,11 @@ class SqlDefault:
 
 
 def plan_column(
-    table: Table, column: Column, observed: dict[str, int], rule: ColumnRule = DEFAULT_RULE
+    table: Table,
+    column: Column,
+    observed: dict[str, int],
+    rule: ColumnRule = DEFAULT_RULE,
+    numbers: NumberRange | None = None,
 ) -> tuple[ColumnPlan, list]:
     declared = declared_pg_type(column.declared_type) if column.declared_type else None
     if rule.target_type is not None:
@@ -252,8 +251,18 @@ def plan_column(
     identity = table.rowid_alias == column.name
     if identity:
         reason += "; rowid alias -> identity"
+    encoding, note = _encoding(pg_type, rule, observed, numbers)
+    if note:
+        reason += f"; {note}"
     default, warning = translate_default(column.default_sql, pg_type)
     warnings = [f"column {column.name}: {warning}"] if warning else []
+    if numbers is not None and encoding == "iso":
+        warnings.append(f"column {column.name}: {suggestion(numbers)}")
+    if pg_type.kind == "bytea" and set(observed) - {"blob", "null"}:
+        warnings.append(
+            f"column {column.name}: its text and numbers are stored as the bytes of their "
+            "text form, as SQLite's CAST(x AS BLOB) gives them"
+        )
     plan = ColumnPlan(
         source=column.name,
         name=pg_identifier(column.name),
@@ -265,6 +274,7 @@ def plan_column(
         default=default,
         reason=reason,
         rule=rule,
+        encoding=encoding,
     )
     if plan.name != column.name:
         warnings.append(f"column {column.name!r} renamed to {plan.name!r} (63-byte limit)")
@@ -276,12 +286,16 @@ def plan_table(
     profile: dict[str, dict[str, int]],
     source_rows: int,
     rules: tuple[CastingRule, ...] = (),
+    numbers: dict[str, NumberRange] | None = None,
 ) -> TablePlan:
-    """The target plan for ``table`` given its measured storage-class profile and rules."""
+    """The target plan for ``table`` given its measured storage-class profile, the
+    measured numbers of its date columns (``planner``) and the casting rules."""
     columns, warnings = [], []
     for column in table.columns:
         rule = rule_for(rules, table.name, column.name, column.declared_type)
-        plan, column_warnings = plan_column(table, column, profile.get(column.name, {}), rule)
+        plan, column_warnings = plan_column(
+            table, column, profile.get(column.name, {}), rule, (numbers or {}).get(column.name)
+        )
         columns.append(plan)
         warnings += column_warnings
     name = pg_identifier(table.name)

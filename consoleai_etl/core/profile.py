@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 from consoleai_etl.core.catalog import Column, Table, sqlite_quote
-from consoleai_etl.core.plan import STORAGE_CLASSES
+from consoleai_etl.core.declared import STORAGE_CLASSES
 from consoleai_etl.core.source import open_source
 
 Profile = dict[str, dict[str, int]]

@@ -2,17 +2,19 @@
 
 A rule matches ``table.column`` (exact spelling) or a declared type (case-insensitive, e.g.
 ``DATETIME``); a column rule wins over a type rule, and each field left unset falls back to
-the next rule, then to the safe default (plan's type, auto date encoding, quarantine, no
-text repair).
+the next rule, then to the safe default (the planner's type, auto date encoding, no text
+repair, and ``widen`` for a value the planned type refuses, unless the rule chose the type:
+then ``quarantine``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from consoleai_etl.core.declared import declared_pg_type
 from consoleai_etl.core.errors import MigrationError
 
-DATE_ENCODINGS = ("auto", "iso", "unix_seconds", "unix_ms", "julian_day")
+DATE_ENCODINGS = ("auto", "iso", "unix_seconds", "unix_ms", "julian_day", "core_data_seconds")
 ON_ERROR = ("quarantine", "fail", "widen", "null")
 TEXT_REPAIRS = ("strip_nul", "latin1")
 ORPHAN_POLICIES = ("quarantine", "keep", "fail")
@@ -37,15 +39,12 @@ class CastingRule:
         _one_of(where, "on_error", self.on_error, ON_ERROR)
         for repair in self.text_repair:
             _one_of(where, "text_repair", repair, TEXT_REPAIRS)
-        if self.target_type is not None:
-            from consoleai_etl.core.plan import declared_pg_type
-
-            if declared_pg_type(self.target_type) is None:
-                raise MigrationError(
-                    f"{where}: unsupported target_type {self.target_type!r} (use bigint, "
-                    "double precision, numeric(p,s), text, varchar(n), bytea, boolean, date, "
-                    "timestamp, timestamptz or jsonb)"
-                )
+        if self.target_type is not None and declared_pg_type(self.target_type) is None:
+            raise MigrationError(
+                f"{where}: unsupported target_type {self.target_type!r} (use bigint, "
+                "double precision, numeric(p,s), text, varchar(n), bytea, boolean, date, "
+                "timestamp, timestamptz or jsonb)"
+            )
 
 
 def _one_of(where: str, name: str, value: str | None, allowed: tuple[str, ...]) -> None:
@@ -59,7 +58,7 @@ class ColumnRule:
 
     target_type: str | None = None
     date_encoding: str = "auto"
-    on_error: str = "quarantine"
+    on_error: str | None = None  # None: the planner's default (see ``ColumnPlan.on_error``)
     text_repair: tuple[str, ...] = ()
     source: str = "default"  # which rule(s) decided, for the report
 

@@ -17,8 +17,8 @@ from sqlglot import exp
 
 from consoleai_etl.core.catalog import Catalog, SchemaObject
 from consoleai_etl.core.ddl import qualified
+from consoleai_etl.core.declared import declared_pg_type
 from consoleai_etl.core.names import pg_identifier
-from consoleai_etl.core.plan import declared_pg_type
 
 
 @dataclass
