@@ -31,7 +31,8 @@ def make_verify_op(table: Table) -> dg.OpDefinition:
         out=dg.Out(TableReport),
     )
     def _verify(context: dg.OpExecutionContext, settings: MigrationSettings):
-        report = guarded_step(context, table, lambda: verify_table(settings.to_config(), table))
+        config = checked_config(context, settings)  # the run's snapshot of the source
+        report = guarded_step(context, table, lambda: verify_table(config, table))
         yield from check_events(table, report, dg.AssetCheckEvaluation)
         yield dg.Output(report)
 
@@ -45,7 +46,7 @@ def consistency_report(
     config = settings.to_config()
     report = new_report(context, config)
     report.tables = sorted(tables, key=lambda t: t.table)
-    finalize(config, report)
+    finalize(config, report, snapshot=settings.snapshot)
     result = publish(context, config, report)
     yield dg.Output(None, metadata=result.metadata)
 

@@ -131,7 +131,7 @@ def make_report_asset(
             tuple(t for t in catalog.tables if t.name in loaded),
             tuple((t, fk) for t, fk in deferred if t.name in loaded),
         )
-        finalize(config, report, promotion)
+        finalize(config, report, promotion, settings.snapshot)
         return publish(context.op_execution_context, config, report)
 
     return migration_report

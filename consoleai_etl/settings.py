@@ -7,6 +7,7 @@ resources:
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +19,7 @@ from consoleai_etl.core.pipeline import MODES, MigrationConfig
 from consoleai_etl.core.postgres import embedded_dsn
 from consoleai_etl.core.preflight import RunLock, check_source, check_target
 from consoleai_etl.core.rules import parse_rules
+from consoleai_etl.core.snapshot import Snapshot
 from consoleai_etl.core.stager import Stager
 
 DEFAULT_SQLITE_PATH = "data/consoleai_legacy.sqlite"
@@ -96,15 +98,18 @@ class MigrationSettings(dg.ConfigurableResource):
     _lock: RunLock | None = PrivateAttr(default=None)
     _checked: bool = PrivateAttr(default=False)
     _stager: Stager | None = PrivateAttr(default=None)
+    _snapshot: Snapshot | None = PrivateAttr(default=None)
 
     def preflight(self, *, lock: bool) -> MigrationConfig:
         """Check options, source and target once per run, before anything is written; with
-        ``lock``, also take the per-schema lock that keeps a second migration out.
+        ``lock``, also take the per-schema lock that keeps a second migration out. Then take
+        the run's ``Snapshot`` of the source: the returned config points the readers at it.
 
         Called by the first step of a run (the ``preflight`` asset or op, or the first table
         step of a partial selection). It raises ``MigrationError`` with a one-line message
         inside a step, because Dagster's CLI turns resource-setup errors into tracebacks.
-        The lock lives on this resource until teardown: in-process execution shares it.
+        The lock and the snapshot live on this resource until teardown: in-process execution
+        shares them, so every step reads the same moment of the source.
         """
         config = self.to_config()
         if not self._checked:
@@ -113,7 +118,15 @@ class MigrationSettings(dg.ConfigurableResource):
             self._checked = True
         if lock and self._lock is None:
             self._lock = RunLock(config.pg_dsn, config.target_schema)
-        return config
+        if self._snapshot is None:
+            self._snapshot = Snapshot.take(config.sqlite_path)
+        return replace(config, sqlite_path=str(self._snapshot.path))
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The run's snapshot; None in a process whose steps took none (the report step
+        of a multi-process run)."""
+        return self._snapshot
 
     def stager(self, start: Callable[[], Stager]) -> Stager:
         """The run's ``Stager``, started by the first table step that asks (in-process
@@ -126,6 +139,9 @@ class MigrationSettings(dg.ConfigurableResource):
         if self._stager is not None:
             self._stager.close()
             self._stager = None
+        if self._snapshot is not None:  # after the stager: its threads read the copy
+            self._snapshot.close()
+            self._snapshot = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None

@@ -92,8 +92,14 @@ def preflight(
     context: dg.AssetExecutionContext, settings: MigrationSettings
 ) -> dg.MaterializeResult:
     config = checked_config(context, settings)
+    snapshot = settings.snapshot
+    context.log.info(f"source {snapshot.source}: {snapshot.method}")
     return dg.MaterializeResult(
-        metadata={"source": config.sqlite_path, "target_schema": config.target_schema}
+        metadata={
+            "source": str(snapshot.source),
+            "source_snapshot": snapshot.method,
+            "target_schema": config.target_schema,
+        }
     )
 
 

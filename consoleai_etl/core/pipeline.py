@@ -30,6 +30,7 @@ from consoleai_etl.core.postgres import connect, redact
 from consoleai_etl.core.promote import Promotion, promote
 from consoleai_etl.core.report import FAILURE, CheckReport, MigrationReport, TableReport, decide
 from consoleai_etl.core.rules import ORPHAN_POLICIES, CastingRule
+from consoleai_etl.core.snapshot import Snapshot, SourceChanged
 from consoleai_etl.core.source import open_source
 
 MODES = ("replace",)
@@ -254,12 +255,26 @@ def verify_table(config: MigrationConfig, table: Table) -> TableReport:
     return report
 
 
+NO_SNAPSHOT = "no run-wide snapshot: each table was read when its step ran (separate processes)"
+
+
 def finalize(
-    config: MigrationConfig, report: MigrationReport, promotion: Promotion | None = None
+    config: MigrationConfig,
+    report: MigrationReport,
+    promotion: Promotion | None = None,
+    snapshot: Snapshot | None = None,
 ) -> MigrationReport:
     """Decide the verdict, promote (when a promotion is given and allowed), record the run,
-    write the files. The consistency job passes no promotion: it only verifies."""
+    write the files. The consistency job passes no promotion: it only verifies. A source
+    that ``snapshot`` finds written to since the run started fails the run right before
+    the promotion, when every table has been read."""
     decide(report)
+    report.source_snapshot = snapshot.method if snapshot else NO_SNAPSHOT
+    if snapshot:
+        try:
+            snapshot.check_unchanged()
+        except SourceChanged as exc:
+            report.fail(str(exc))
     staging = bookkeeping.staging_schema(report.run_id)
     try:
         with connect(config.pg_dsn) as pg:

@@ -66,6 +66,7 @@ class MigrationReport:
     views: list[dict[str, object]] = field(default_factory=list)
     idempotency: dict[str, object] | None = None
     schema_objects_skipped: list[dict[str, str]] = field(default_factory=list)
+    source_snapshot: str | None = None  # how every table was read as of one moment
 
     @property
     def totals(self) -> dict[str, int]:
@@ -106,6 +107,7 @@ class MigrationReport:
             f"- source `{self.source_path}` → target `{self.target}` schema "
             f"`{self.target_schema}` (mode {self.mode}); "
             f"promoted: {'yes' if self.promoted else 'no'}",
+            *([f"- source read: {self.source_snapshot}"] if self.source_snapshot else []),
             f"- {totals['tables']} tables, {totals['source_rows']:,} source rows, "
             f"{totals['loaded_rows']:,} loaded, {totals['quarantined_rows']:,} quarantined, "
             f"{totals['failed_checks']} of {totals['checks']} checks failed",
