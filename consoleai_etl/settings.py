@@ -17,7 +17,7 @@ from pydantic import Field, PrivateAttr
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.pipeline import MODES, MigrationConfig
 from consoleai_etl.core.postgres import embedded_dsn
-from consoleai_etl.core.preflight import RunLock, check_source, check_target
+from consoleai_etl.core.preflight import RunLock, check_ownership, check_source, check_target
 from consoleai_etl.core.rules import parse_rules
 from consoleai_etl.core.snapshot import Snapshot
 from consoleai_etl.core.stager import Stager
@@ -89,6 +89,12 @@ class MigrationSettings(dg.ConfigurableResource):
         default=None,
         description="FK orphans: quarantine (default) | keep | fail (CONSOLEAI_ORPHANS).",
     )
+    replace_existing: bool | None = Field(
+        default=None,
+        description="Replace tables/views of the same name that no earlier run promoted into "
+        "the target schema (an application's own); else the run stops in preflight "
+        "(CONSOLEAI_REPLACE_EXISTING).",
+    )
     casting_rules: list[CastingRuleConfig] | None = Field(
         default=None,
         description="Per-column / per-declared-type overrides; else the YAML file named by "
@@ -102,8 +108,9 @@ class MigrationSettings(dg.ConfigurableResource):
 
     def preflight(self, *, lock: bool) -> MigrationConfig:
         """Check options, source and target once per run, before anything is written; with
-        ``lock``, also take the per-schema lock that keeps a second migration out. Then take
-        the run's ``Snapshot`` of the source: the returned config points the readers at it.
+        ``lock`` (the migration job), also check that the run would replace only what earlier
+        runs promoted, and take the per-schema lock that keeps a second migration out. Then
+        take the run's ``Snapshot`` of the source: the returned config points the readers at it.
 
         Called by the first step of a run (the ``preflight`` asset or op, or the first table
         step of a partial selection). It raises ``MigrationError`` with a one-line message
@@ -115,6 +122,8 @@ class MigrationSettings(dg.ConfigurableResource):
         if not self._checked:
             check_source(config.sqlite_path)
             check_target(config.pg_dsn, config.target_schema)
+            if lock and not config.dry_run and not config.replace_existing:
+                check_ownership(config.sqlite_path, config.pg_dsn, config.target_schema)
             self._checked = True
         if lock and self._lock is None:
             self._lock = RunLock(config.pg_dsn, config.target_schema)
@@ -161,6 +170,9 @@ class MigrationSettings(dg.ConfigurableResource):
             else self.allow_divergence,
             mode=self.mode or env.get("CONSOLEAI_MODE", "replace"),
             orphans=self.orphans or env.get("CONSOLEAI_ORPHANS", "quarantine"),
+            replace_existing=_env_flag("CONSOLEAI_REPLACE_EXISTING")
+            if self.replace_existing is None
+            else self.replace_existing,
             casting_rules=parse_rules(
                 [rule.model_dump() for rule in self.casting_rules]
                 if self.casting_rules is not None

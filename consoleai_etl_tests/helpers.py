@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import psycopg
-from dagster import ExecuteInProcessResult
+from dagster import DagsterEventType, ExecuteInProcessResult
 from psycopg import sql
 
 from consoleai_etl.definitions import build_definitions
@@ -40,6 +40,27 @@ def execute(dsn: str, query: str | sql.Composable, params: tuple = ()) -> None:
         conn.execute(query, params or None)
 
 
+def run_raw(
+    sqlite_path: Path,
+    dsn: str,
+    report_dir: Path,
+    job: str = "legacy_migration_job",
+    **options: object,
+) -> ExecuteInProcessResult:
+    """Run ``job`` in process with the settings given as run config; no report is expected
+    (a run stopped by its preflight writes none)."""
+    defs = build_definitions(sqlite_path)
+    config = {
+        "sqlite_path": str(sqlite_path),
+        "pg_dsn": dsn,
+        "report_dir": str(report_dir),
+        **options,
+    }
+    return defs.resolve_job_def(job).execute_in_process(
+        run_config={"resources": {"settings": {"config": config}}}, raise_on_error=False
+    )
+
+
 def run_job(
     sqlite_path: Path,
     dsn: str,
@@ -48,18 +69,16 @@ def run_job(
     **options: object,
 ) -> tuple[ExecuteInProcessResult, dict]:
     """Run ``job`` in process with the settings given as run config; return result + report."""
-    defs = build_definitions(sqlite_path)
-    config = {
-        "sqlite_path": str(sqlite_path),
-        "pg_dsn": dsn,
-        "report_dir": str(report_dir),
-        **options,
-    }
-    result = defs.resolve_job_def(job).execute_in_process(
-        run_config={"resources": {"settings": {"config": config}}}, raise_on_error=False
-    )
+    result = run_raw(sqlite_path, dsn, report_dir, job, **options)
     report = json.loads((report_dir / f"migration-report-{result.run_id}.json").read_text())
     return result, report
+
+
+def preflight_error(result: ExecuteInProcessResult) -> str:
+    """The one-line reason of the preflight step's failure (every other step was skipped)."""
+    failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert [e.step_key for e in failures] == ["preflight"]
+    return failures[0].event_specific_data.user_failure_data.description
 
 
 def table_digest(dsn: str, schema: str, table: str, order_by: str) -> tuple[int, str]:

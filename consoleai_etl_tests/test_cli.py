@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,45 @@ def test_cli_output_never_shows_the_password(sample_db: Path, pg_dsn: str, tmp_p
     assert done.returncode == 0, done.stderr[-2000:]
     assert secret not in done.stdout + done.stderr
     assert all(secret not in p.read_text() for p in (tmp_path / "reports").iterdir())
+
+
+def test_cli_exits_nonzero_before_dropping_an_application_table(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    db = tmp_path / "src.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.executescript("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);")
+    execute(pg_dsn, "CREATE TABLE public.notes (id int, app_body text)")
+    execute(pg_dsn, "INSERT INTO public.notes VALUES (1, 'the application''s own row')")
+
+    done = dagster_cli(tmp_path, db, pg_dsn, "-j", "legacy_migration_job")
+
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if " - ERROR - " in line]
+    assert "schema public already has table notes, not created by an earlier run" in errors[0]
+    assert "replace_existing: true" in errors[0] and "Traceback" not in done.stderr
+    assert fetch(pg_dsn, "SELECT * FROM public.notes") == [(1, "the application's own row")]
+
+
+def test_cli_exits_zero_with_warnings_when_a_view_is_not_created(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """Every table is proven and promoted; the view that cannot be proven is left out, and
+    the status (not a plain success) says so. Exit 0: the data migrated."""
+    db = tmp_path / "src.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(
+            "CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT);"
+            "INSERT INTO books (title) VALUES ('Emma');"
+            "CREATE VIEW sorted AS SELECT title_sort(title) AS s FROM books;"
+        )
+
+    done = dagster_cli(tmp_path, db, pg_dsn, "-j", "legacy_migration_job")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = latest_report(tmp_path)
+    assert report["status"] == "success_with_warnings" and report["promoted"]
+    assert report["reasons"] == [
+        "view sorted not created: calls title_sort(), a function of the application, not of SQLite"
+    ]
+    assert fetch(pg_dsn, "SELECT title FROM public.books") == [("Emma",)]

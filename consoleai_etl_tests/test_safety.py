@@ -12,35 +12,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dagster import DagsterEventType, DagsterInvalidConfigError
+from dagster import DagsterInvalidConfigError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from consoleai_etl.core.preflight import RunLock
-from consoleai_etl.definitions import build_definitions
-from consoleai_etl_tests.helpers import checks_by_table, fetch, run_job
+from consoleai_etl_tests.helpers import checks_by_table, fetch, preflight_error, run_job, run_raw
 
 NOT_SQLITE = b"hello, not a database\n"
-
-
-def run_raw(sqlite_path: Path, dsn: str, report_dir: Path, **options: object):
-    """Run the migration job; no report is expected when the run stops before its steps."""
-    config = {"sqlite_path": str(sqlite_path), "pg_dsn": dsn, "report_dir": str(report_dir)}
-    return (
-        build_definitions(sqlite_path)
-        .resolve_job_def("legacy_migration_job")
-        .execute_in_process(
-            run_config={"resources": {"settings": {"config": {**config, **options}}}},
-            raise_on_error=False,
-        )
-    )
-
-
-def preflight_error(result) -> str:
-    """The one-line reason of the preflight step's failure (every other step was skipped)."""
-    failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
-    assert [e.step_key for e in failures] == ["preflight"]
-    return failures[0].event_specific_data.user_failure_data.description
 
 
 def assert_nothing_written(dsn: str, report_dir: Path) -> None:

@@ -1,4 +1,5 @@
-"""The ``consoleai_etl`` bookkeeping schema: quarantine, run history, staging schemas."""
+"""The ``consoleai_etl`` bookkeeping schema: quarantine, run history, owned relations, staging
+schemas. All SQL on ``consoleai_etl.*`` lives here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Iterable
 
 import psycopg
 from psycopg import sql
+
+from consoleai_etl.core.report import MigrationReport
 
 SCHEMA = "consoleai_etl"
 STAGING_PREFIX = "consoleai_etl_stage_"
@@ -40,12 +43,21 @@ CREATE TABLE IF NOT EXISTS consoleai_etl.runs (
     quarantined_rows bigint NOT NULL,
     report jsonb NOT NULL
 );
+CREATE TABLE IF NOT EXISTS consoleai_etl.owned_relations (
+    target_schema text NOT NULL,
+    name text NOT NULL,
+    relid oid NOT NULL,
+    run_id text NOT NULL,
+    promoted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (target_schema, name)
+);
 """
 
 
 _READY = (
     "SELECT to_regclass('consoleai_etl.runs') IS NOT NULL "
-    "AND to_regclass('consoleai_etl.quarantine_run_table_idx') IS NOT NULL"
+    "AND to_regclass('consoleai_etl.quarantine_run_table_idx') IS NOT NULL "
+    "AND to_regclass('consoleai_etl.owned_relations') IS NOT NULL"
 )
 
 
@@ -132,6 +144,30 @@ def quarantine_sample(
     return [{"key": key, "column": column, "reason": reason} for key, column, reason in rows]
 
 
+def record_run(conn: psycopg.Connection, report: MigrationReport) -> None:
+    """The run's row of ``consoleai_etl.runs`` (updated when the run records it again)."""
+    totals = report.totals
+    conn.execute(
+        "INSERT INTO consoleai_etl.runs (run_id, status, dry_run, promoted, source_path, "
+        "target_schema, source_rows, loaded_rows, quarantined_rows, report) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (run_id) DO UPDATE SET finished_at = now(), status = EXCLUDED.status, "
+        "promoted = EXCLUDED.promoted, report = EXCLUDED.report",
+        (
+            report.run_id,
+            report.status,
+            report.dry_run,
+            report.promoted,
+            report.source_path,
+            report.target_schema,
+            totals["source_rows"],
+            totals["loaded_rows"],
+            totals["quarantined_rows"],
+            report.to_json(),
+        ),
+    )
+
+
 def previous_report(
     conn: psycopg.Connection, target_schema: str, run_id: str
 ) -> dict[str, object] | None:
@@ -151,3 +187,38 @@ def last_promoted_run(conn: psycopg.Connection, target_schema: str) -> str | Non
         (target_schema,),
     ).fetchone()
     return row[0] if row else None
+
+
+def owned_relations(conn: psycopg.Connection, target_schema: str) -> dict[str, int]:
+    """Name -> oid of the tables and views runs of this tool promoted into ``target_schema``.
+
+    The oid is what proves ownership: a relation dropped by someone and created again under
+    the same name is a new object, not ours. Empty before the first run created the schema
+    (preflight reads this before anything is written)."""
+    if conn.execute("SELECT to_regclass('consoleai_etl.owned_relations')").fetchone()[0] is None:
+        return {}
+    rows = conn.execute(
+        "SELECT name, relid FROM consoleai_etl.owned_relations WHERE target_schema = %s",
+        (target_schema,),
+    ).fetchall()
+    return {name: int(relid) for name, relid in rows}
+
+
+def record_owned(
+    conn: psycopg.Connection, target_schema: str, run_id: str, names: Iterable[str]
+) -> None:
+    """Own exactly those of ``names`` that exist in ``target_schema`` now (the promoted
+    tables and the views created). Runs in the promotion's transaction, so a promotion that
+    rolls back leaves the earlier record as it was."""
+    names = list(names)
+    conn.execute(
+        "DELETE FROM consoleai_etl.owned_relations WHERE target_schema = %s AND name = ANY(%s)",
+        (target_schema, names),
+    )
+    conn.execute(
+        "INSERT INTO consoleai_etl.owned_relations (target_schema, name, relid, run_id) "
+        "SELECT n.nspname, c.relname, c.oid, %s FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p', 'v')",
+        (run_id, target_schema, names),
+    )

@@ -47,6 +47,7 @@ class MigrationConfig:
     mode: str = "replace"
     orphans: str = "quarantine"
     casting_rules: tuple[CastingRule, ...] = ()
+    replace_existing: bool = False  # may drop same-named relations no earlier run promoted
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -285,11 +286,19 @@ def finalize(
                 )
             if promotion and report.status != FAILURE and not config.dry_run:
                 try:
-                    with pg.transaction():
+                    with pg.transaction(), closing(open_source(config.sqlite_path)) as src:
                         report.promoted = True
-                        warnings, views = promote(pg, staging, config.target_schema, promotion)
+                        warnings, views = promote(
+                            pg,
+                            src,
+                            report.run_id,
+                            config.target_schema,
+                            promotion,
+                            replace_existing=config.replace_existing,
+                        )
                         report.warnings += warnings
                         report.views = [asdict(v) for v in views]
+                        decide(report)  # again, now that the views are known
                         _record(pg, report)
                 except (MigrationError, psycopg.Error) as exc:
                     report.promoted = False
@@ -311,23 +320,4 @@ def finalize(
 
 def _record(pg: psycopg.Connection, report: MigrationReport) -> None:
     report.finished_at = now()
-    totals = report.totals
-    pg.execute(
-        "INSERT INTO consoleai_etl.runs (run_id, status, dry_run, promoted, source_path, "
-        "target_schema, source_rows, loaded_rows, quarantined_rows, report) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (run_id) DO UPDATE SET finished_at = now(), status = EXCLUDED.status, "
-        "promoted = EXCLUDED.promoted, report = EXCLUDED.report",
-        (
-            report.run_id,
-            report.status,
-            report.dry_run,
-            report.promoted,
-            report.source_path,
-            report.target_schema,
-            totals["source_rows"],
-            totals["loaded_rows"],
-            totals["quarantined_rows"],
-            report.to_json(),
-        ),
-    )
+    bookkeeping.record_run(pg, report)

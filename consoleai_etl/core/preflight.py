@@ -1,6 +1,7 @@
-"""Checks run before any step: is the source a sound SQLite file, is the target usable, and
-is no other migration writing to the same schema. Each failure is one line that names the
-file, server or schema and says what to do, and nothing has been written yet."""
+"""Checks run before any step: is the source a sound SQLite file, is the target usable, would
+the run replace only what earlier runs promoted, and is no other migration writing to the
+same schema. Each failure is one line that names the file, server or schema and says what to
+do, and nothing has been written yet."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from consoleai_etl.core.catalog import introspect
 from consoleai_etl.core.errors import SourceError, TargetError
 from consoleai_etl.core.postgres import connect, redact
+from consoleai_etl.core.promote import Promotion, existing_relations, ownership_error, unowned
 from consoleai_etl.core.source import open_source
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -66,6 +69,18 @@ def check_target(dsn: str, schema: str) -> None:
                 f"{' '.join(str(exc).split())} (grant CREATE on the database, or create the "
                 "schemas beforehand)"
             ) from None
+
+
+def check_ownership(sqlite_path: str | Path, dsn: str, schema: str) -> None:
+    """No table or view of the source's names exists in ``schema`` unless an earlier run
+    promoted it there: replacing it would drop an application's rows. Read only."""
+    with closing(open_source(sqlite_path)) as src:
+        catalog = introspect(src)
+    names = Promotion(catalog, catalog.tables).names
+    with connect(dsn) as pg:
+        foreign = unowned(pg, existing_relations(pg, schema, names), schema)
+    if foreign:
+        raise ownership_error(schema, foreign)
 
 
 class RunLock:

@@ -9,6 +9,7 @@ from pathlib import Path
 SUCCESS = "success"
 SUCCESS_WITH_QUARANTINE = "success_with_quarantine"
 SUCCESS_WITH_DIVERGENCE = "success_with_divergence"
+SUCCESS_WITH_WARNINGS = "success_with_warnings"  # tables proven, some views not created
 FAILURE = "failure"
 ALL_CLEAR = "all checks passed, no row quarantined"
 
@@ -155,15 +156,36 @@ class MigrationReport:
         warnings += [
             f"- {o['kind']} `{_md(o['name'])}` not migrated" for o in self.schema_objects_skipped
         ]
-        warnings += [
-            f"- view `{_md(v['name'])}` not created: {_md(v['error'])}; source SQL: "
-            f"`{_md(v['source_sql'])}`; translated: `{_md(v['target_sql'])}`"
+        if warnings:
+            lines += ["", "## Warnings", "", *warnings]
+        return "\n".join(lines + self._view_lines()) + "\n"
+
+    def _view_lines(self) -> list[str]:
+        """Each view: created and proven (rows and checksum on both sides), or why not."""
+        if not self.views:
+            return []
+        lines = [
+            "",
+            "## Views",
+            "",
+            "| view | created | SQLite rows | PostgreSQL rows | checksum | reason |",
+            "| --- | --- | ---: | ---: | --- | --- |",
+        ]
+        for v in self.views:
+            same = v["sqlite_checksum"] == v["pg_checksum"]
+            checksum = v["pg_checksum"] if same else f"{v['sqlite_checksum']} ≠ {v['pg_checksum']}"
+            lines.append(
+                f"| {_md(v['name'])} | {'✅' if v['created'] else '❌'} | "
+                f"{_num(v['sqlite_rows'])} | {_num(v['pg_rows'])} | {checksum or '—'} | "
+                f"{_md(v['reason'] or 'same rows as in SQLite')} |"
+            )
+        lines += [
+            f"- `{_md(v['name'])}` source SQL: `{_md(v['source_sql'])}`; translated: "
+            f"`{_md(v['target_sql'])}`"
             for v in self.views
             if not v["created"]
         ]
-        if warnings:
-            lines += ["", "## Warnings", "", *warnings]
-        return "\n".join(lines) + "\n"
+        return lines
 
     def compare_with(self, previous: dict | None) -> None:
         """Record whether every table has the same rows and checksum as a previous run."""
@@ -222,8 +244,18 @@ def _num(value: float | None, spec: str = ",") -> str:
     return "—" if value is None else format(value, spec)
 
 
+def view_problems(report: MigrationReport) -> list[str]:
+    return [
+        f"view {v['name']} not created: {v['reason']}" for v in report.views if not v["created"]
+    ]
+
+
 def decide(report: MigrationReport) -> None:
-    """Set ``status`` and ``reasons`` from the tables, checks and quarantine counts."""
+    """Set ``status`` and ``reasons`` from the tables, checks, quarantine counts and views.
+
+    A view that was not created lowers a plain success to ``success_with_warnings`` (the
+    tables are all proven, the target lacks views); with any other status its reason is
+    added. Called again once the promotion has created (or refused) the views."""
     reasons = [f"{t.table}: load failed: {t.error}" for t in report.tables if t.error]
     failed = [
         f"{t.table}: check {c.name} failed: {c.description}"
@@ -245,5 +277,8 @@ def decide(report: MigrationReport) -> None:
         status = SUCCESS_WITH_QUARANTINE
     else:
         status = SUCCESS
+    views = view_problems(report)
+    if status == SUCCESS and views:
+        status = SUCCESS_WITH_WARNINGS
     report.status = status
-    report.reasons = reasons + failed or [ALL_CLEAR]
+    report.reasons = reasons + failed + views or [ALL_CLEAR]
