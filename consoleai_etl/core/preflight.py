@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from consoleai_etl.core.bookkeeping import lock_staging
 from consoleai_etl.core.errors import SourceError, TargetError
 from consoleai_etl.core.postgres import connect, redact
 from consoleai_etl.core.source import open_source
@@ -68,7 +69,16 @@ def check_target(dsn: str, schema: str) -> None:
             ) from None
 
 
-class RunLock:
+class _SessionLock:
+    """A connection whose session holds an advisory lock."""
+
+    conn: psycopg.Connection
+
+    def release(self) -> None:
+        self.conn.close()  # closing the session releases the lock
+
+
+class RunLock(_SessionLock):
     """A session advisory lock per target schema: one migration at a time writes there."""
 
     def __init__(self, dsn: str, schema: str) -> None:
@@ -91,5 +101,17 @@ class RunLock:
                 "finish, or stop it, then run again"
             )
 
-    def release(self) -> None:
-        self.conn.close()  # closing the session releases the lock
+
+class StagingLock(_SessionLock):
+    """A session advisory lock on the run's staging schema, held for the run's whole life
+    (taken before the schema is created): other runs' ``drop_stale_staging`` drops only
+    staging schemas whose lock is free, that is whose run is dead."""
+
+    def __init__(self, dsn: str, staging: str) -> None:
+        self.conn = connect(dsn, autocommit=True)
+        if not lock_staging(self.conn, staging):
+            self.conn.close()
+            raise TargetError(
+                f"the staging schema {staging} is held by another session (same run id?): "
+                "start the run again"
+            )
