@@ -14,10 +14,17 @@ import dagster as dg
 import yaml
 from pydantic import Field, PrivateAttr
 
+from consoleai_etl.core.bookkeeping import staging_schema
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.pipeline import MODES, MigrationConfig
 from consoleai_etl.core.postgres import embedded_dsn
-from consoleai_etl.core.preflight import RunLock, check_ownership, check_source, check_target
+from consoleai_etl.core.preflight import (
+    RunLock,
+    StagingLock,
+    check_ownership,
+    check_source,
+    check_target,
+)
 from consoleai_etl.core.rules import parse_rules
 from consoleai_etl.core.snapshot import Snapshot
 from consoleai_etl.core.stager import Stager
@@ -102,6 +109,7 @@ class MigrationSettings(dg.ConfigurableResource):
     )
 
     _lock: RunLock | None = PrivateAttr(default=None)
+    _staging_lock: StagingLock | None = PrivateAttr(default=None)
     _checked: bool = PrivateAttr(default=False)
     _stager: Stager | None = PrivateAttr(default=None)
     _snapshot: Snapshot | None = PrivateAttr(default=None)
@@ -137,6 +145,12 @@ class MigrationSettings(dg.ConfigurableResource):
         of a multi-process run)."""
         return self._snapshot
 
+    def hold_staging(self, config: MigrationConfig, run_id: str) -> None:
+        """Mark the run's staging schema alive (``StagingLock``) from its first table step
+        until teardown, so that another run starting meanwhile leaves it alone."""
+        if self._staging_lock is None:
+            self._staging_lock = StagingLock(config.pg_dsn, staging_schema(run_id))
+
     def stager(self, start: Callable[[], Stager]) -> Stager:
         """The run's ``Stager``, started by the first table step that asks (in-process
         execution shares this resource between steps, as it does the lock)."""
@@ -151,9 +165,10 @@ class MigrationSettings(dg.ConfigurableResource):
         if self._snapshot is not None:  # after the stager: its threads read the copy
             self._snapshot.close()
             self._snapshot = None
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        for lock in (self._lock, self._staging_lock):
+            if lock is not None:
+                lock.release()
+        self._lock = self._staging_lock = None
 
     def to_config(self) -> MigrationConfig:
         """The resolved, framework-free config; starts the embedded PostgreSQL if no DSN."""

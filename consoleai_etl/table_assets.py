@@ -137,6 +137,7 @@ def _stage(
     """The table's report: from the run's ``Stager`` in the migration job (whose in-process
     executor shares it between steps), else staged right here in the step."""
     log = context.log.info
+    settings.hold_staging(config, context.run.run_id)
     if context.run.job_name == MIGRATION_JOB:
         stager = settings.stager(
             lambda: Stager(

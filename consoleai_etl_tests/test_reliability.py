@@ -14,9 +14,9 @@ from contextlib import closing
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from consoleai_etl.core.bookkeeping import STAGING_PREFIX
+from consoleai_etl.core.bookkeeping import STAGING_PREFIX, ensure_bookkeeping
 from consoleai_etl_tests.helpers import (
     checks_by_table,
     dagster_env,
@@ -140,3 +140,20 @@ def test_a_connection_lost_three_times_fails_the_table_clearly(tmp_path: Path, p
     assert big["error"].startswith("lost the connection to PostgreSQL 3 times, last: ")
     assert len(big["warnings"]) == 2  # the two earlier attempts
     assert fetch(pg_dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+def test_an_sql_error_is_not_retried(tmp_path: Path, pg_dsn: str) -> None:
+    """psycopg files many server errors under OperationalError, as it does a lost
+    connection; a lock timeout (SQLSTATE 55P03) is one, and retrying would only repeat it."""
+    source = big_source(tmp_path / "big.sqlite", 1_000)
+    with psycopg.connect(pg_dsn) as conn:
+        ensure_bookkeeping(conn)
+    impatient = make_conninfo(pg_dsn, options="-c lock_timeout=200")
+    with psycopg.connect(pg_dsn) as maintenance:  # e.g. a VACUUM FULL of the quarantine
+        maintenance.execute("LOCK TABLE consoleai_etl.quarantine IN ACCESS EXCLUSIVE MODE")
+        result, report = run_job(source, impatient, tmp_path / "reports")
+
+    assert not result.success and report["status"] == "failure" and not report["promoted"]
+    [big] = report["tables"]
+    assert big["error"].startswith("canceling statement due to lock timeout")
+    assert not any(w.startswith("loaded again") for w in big["warnings"])

@@ -38,6 +38,7 @@ def corrupt_copy(sample_db: Path, target: Path) -> Path:
     ("make_source", "message"),
     [
         (lambda tmp, sample: tmp / "missing.sqlite", "does not exist"),
+        (lambda tmp, sample: _directory(tmp / "legacy.sqlite"), "is a directory"),
         (lambda tmp, sample: _write(tmp / "notes.txt", NOT_SQLITE), "not a SQLite database"),
         (lambda tmp, sample: corrupt_copy(sample, tmp / "corrupt.sqlite"), "corrupt"),
         (lambda tmp, sample: _empty_db(tmp / "empty.sqlite"), "has no tables"),
@@ -56,6 +57,11 @@ def test_bad_source_stops_with_one_line_and_writes_nothing(
 
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
+    return path
+
+
+def _directory(path: Path) -> Path:
+    path.mkdir()
     return path
 
 

@@ -425,6 +425,24 @@ static uint32_t *oid_array(PyObject *oids) {
 }
 
 /* Reader(uri, query, names, kinds, oids, modes, not_null, codecs, dumpers, busy_ms) */
+/* A stand-in for a collation the schema names but SQLite lacks (the writing application
+ * registered it, like Anki's "unicase"): SQLite resolves the collations of the b-tree a
+ * statement reads when it prepares it, so a WITHOUT ROWID table keyed by such a column
+ * cannot even be scanned without one. The reader's SELECT only scans, so the stand-in
+ * (ASCII case-insensitive, as SQLite's NOCASE) decides no order; the Python connections
+ * define their own (source.register_stand_ins) for the queries that compare. */
+static int stand_in_compare(void *unused, int n1, const void *a, int n2, const void *b) {
+    (void)unused;
+    int r = sqlite3_strnicmp(a, b, n1 < n2 ? n1 : n2);
+    return r ? r : n1 - n2;
+}
+
+static void define_stand_in(void *unused, sqlite3 *db, int encoding, const char *name) {
+    (void)unused;
+    (void)encoding;
+    sqlite3_create_collation(db, name, SQLITE_UTF8, NULL, stand_in_compare);
+}
+
 static int Reader_init(Reader *self, PyObject *args, PyObject *Py_UNUSED(kwds)) {
     const char *uri, *query;
     PyObject *names, *kinds, *oids, *modes, *not_null, *codecs, *dumpers;
@@ -483,6 +501,7 @@ static int Reader_init(Reader *self, PyObject *args, PyObject *Py_UNUSED(kwds)) 
     rc = sqlite3_open_v2(uri, &self->db,
                          SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(self->db, busy_ms);
+    if (rc == SQLITE_OK) rc = sqlite3_collation_needed(self->db, NULL, define_stand_in);
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(self->db, query, -1, &self->stmt, NULL);
     Py_END_ALLOW_THREADS
     if (rc != SQLITE_OK) return sqlite_failed(self, "open");

@@ -78,15 +78,34 @@ def staging_schema(run_id: str) -> str:
     return STAGING_PREFIX + run_id.replace("-", "")[:12]
 
 
+# The advisory lock key of a staging schema: a run holds it on a session for its whole life
+# (``preflight.StagingLock``). The two-int form keeps it apart from the one-bigint keys of
+# the run lock and the bootstrap lock.
+STAGING_LOCK_KEY = "hashtext('consoleai_etl.staging'), hashtext(%s)"
+
+
+def lock_staging(conn: psycopg.Connection, name: str) -> bool:
+    """Take the session lock that marks ``name``'s run alive; False if a session holds it."""
+    query = f"SELECT pg_try_advisory_lock({STAGING_LOCK_KEY})"
+    return bool(conn.execute(query, (name,)).fetchone()[0])
+
+
 def drop_stale_staging(conn: psycopg.Connection, keep: str) -> list[str]:
-    """Drop staging schemas left by earlier runs (failed runs keep theirs for inspection)."""
+    """Drop staging schemas left by dead runs (a failed run keeps its own for inspection
+    until then). A schema whose lock some session holds belongs to a run still going, maybe
+    into another target schema, and is kept. Inside the caller's transaction: the lock taken
+    here is held until it commits, so two runs starting at once never drop the same one."""
     rows = conn.execute(
         "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) AND nspname <> %s",
         (STAGING_PREFIX, keep),
     ).fetchall()
+    dropped = []
     for (name,) in rows:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
-    return [name for (name,) in rows]
+        dead = conn.execute(f"SELECT pg_try_advisory_xact_lock({STAGING_LOCK_KEY})", (name,))
+        if dead.fetchone()[0]:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+            dropped.append(name)
+    return dropped
 
 
 def jsonable(value: object) -> object:

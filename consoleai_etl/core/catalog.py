@@ -6,8 +6,12 @@ later by ``profile`` inside each table's load, so that building the Dagster grap
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,16 @@ class Index:
     unique: bool
     origin: str  # "c" CREATE INDEX, "u" UNIQUE constraint, "pk" primary key
     unsupported: str | None = None  # why it cannot be recreated (expression, partial, collation)
+    collations: tuple[str, ...] = ()  # the custom collations of its key columns
+
+
+@dataclass(frozen=True)
+class CustomCollation:
+    """A collation the table's schema names that SQLite does not define: the application
+    that wrote the file registered it (Anki's ``unicase``). Read with a stand-in."""
+
+    name: str
+    used_by: tuple[str, ...]  # "column x", "index y"
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,7 @@ class Table:
     indexes: tuple[Index, ...]
     without_rowid: bool
     sql: str
+    collations: tuple[CustomCollation, ...] = ()
 
     @property
     def rowid_alias(self) -> str | None:
@@ -84,6 +99,65 @@ class Catalog:
 
 def sqlite_quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+BUILTIN_COLLATIONS = frozenset({"BINARY", "NOCASE", "RTRIM"})
+_COLLATE = re.compile(
+    r"""\bCOLLATE\s+("(?:[^"]|"")+"|'(?:[^']|'')+'|`(?:[^`]|``)+`|\[[^\]]+\]|[\w$]+)""",
+    re.IGNORECASE,
+)
+
+
+def _unquote(token: str) -> str:
+    if token[0] in "\"'`":
+        return token[1:-1].replace(token[0] * 2, token[0])
+    return token[1:-1] if token[0] == "[" else token
+
+
+def is_custom(collation: str | None) -> bool:
+    return collation is not None and collation.upper() not in BUILTIN_COLLATIONS
+
+
+def schema_collations(conn: sqlite3.Connection) -> set[str]:
+    """Every non-built-in collation named in the schema's SQL (tables, indexes, views,
+    triggers). A ``COLLATE`` inside a string literal is counted too: a stand-in defined
+    for a name nothing uses is harmless."""
+    texts = conn.execute("SELECT sql FROM sqlite_master WHERE sql LIKE '%collate%'")
+    names = {_unquote(m) for (text,) in texts for m in _COLLATE.findall(text)}
+    return {name for name in names if is_custom(name)}
+
+
+def _column_collations(table_sql: str) -> dict[str, str]:
+    """{column: collation} declared in a CREATE TABLE. SQLite's pragmas do not tell a
+    column's collation, so the DDL is parsed (only when it names a collation), without the
+    table options after its column list (``WITHOUT ROWID``, ``STRICT``: sqlglot knows
+    neither); an unparsable DDL gives {}."""
+    if not _COLLATE.search(table_sql):
+        return {}
+    try:
+        create = sqlglot.parse_one(table_sql[: table_sql.rindex(")") + 1], read="sqlite")
+    except (ValueError, sqlglot.errors.SqlglotError):
+        return {}
+    return {
+        column.name: constraint.kind.this.name
+        for column in create.find_all(exp.ColumnDef)
+        for constraint in column.constraints
+        if isinstance(constraint.kind, exp.CollateColumnConstraint)
+    }
+
+
+def _custom_collations(table_sql: str, indexes: tuple[Index, ...]) -> tuple[CustomCollation, ...]:
+    """The custom collations of a table's columns and indexes, each with what uses it
+    (SQLite matches collation names case-insensitively; the first spelling is kept)."""
+    uses = [(name, f"column {column}") for column, name in _column_collations(table_sql).items()]
+    uses += [(name, f"index {index.name}") for index in indexes for name in index.collations]
+    spelling: dict[str, str] = {}
+    users: dict[str, dict[str, None]] = {}  # an ordered set per collation
+    for name, user in uses:
+        if is_custom(name):
+            spelling.setdefault(name.upper(), name)
+            users.setdefault(name.upper(), {})[user] = None
+    return tuple(CustomCollation(spelling[key], tuple(users[key])) for key in sorted(users))
 
 
 def _pragma(conn: sqlite3.Connection, pragma: str, name: str) -> list[tuple]:
@@ -151,9 +225,31 @@ def _indexes(conn: sqlite3.Connection, table: str) -> tuple[Index, ...]:
                 unique=bool(unique),
                 origin=origin,
                 unsupported=unsupported,
+                collations=tuple(dict.fromkeys(row[4] for row in keys if is_custom(row[4]))),
             )
         )
     return tuple(indexes)
+
+
+def _table(
+    conn: sqlite3.Connection,
+    name: str,
+    columns: tuple[Column, ...],
+    primary_keys: dict[str, tuple[str, ...]],
+    without_rowid: bool,
+    table_sql: str,
+) -> Table:
+    indexes = _indexes(conn, name)
+    return Table(
+        name=name,
+        columns=columns,
+        primary_key=primary_keys[name],
+        foreign_keys=_foreign_keys(conn, name, primary_keys),
+        indexes=indexes,
+        without_rowid=without_rowid,
+        sql=table_sql,
+        collations=_custom_collations(table_sql, indexes),
+    )
 
 
 def introspect(conn: sqlite3.Connection) -> Catalog:
@@ -188,14 +284,13 @@ def introspect(conn: sqlite3.Connection) -> Catalog:
         for name, cols in columns.items()
     }
     tables = tuple(
-        Table(
-            name=name,
-            columns=columns[name],
-            primary_key=primary_keys[name],
-            foreign_keys=_foreign_keys(conn, name, primary_keys),
-            indexes=_indexes(conn, name),
-            without_rowid=without_rowid[name],
-            sql=sql_by_name.get(name) or "",
+        _table(
+            conn,
+            name,
+            columns[name],
+            primary_keys,
+            without_rowid[name],
+            sql_by_name.get(name) or "",
         )
         for name in table_names
     )

@@ -26,7 +26,7 @@ from consoleai_etl.core.load import LoadOptions, load_table
 from consoleai_etl.core.names import pg_identifier
 from consoleai_etl.core.plan import TablePlan
 from consoleai_etl.core.planner import plan_source
-from consoleai_etl.core.postgres import connect, redact
+from consoleai_etl.core.postgres import connect, connection_lost, redact
 from consoleai_etl.core.promote import Promotion, promote
 from consoleai_etl.core.report import FAILURE, CheckReport, MigrationReport, TableReport, decide
 from consoleai_etl.core.rules import ORPHAN_POLICIES, CastingRule
@@ -144,7 +144,8 @@ def stage_table(
     """Load ``table`` into the run's staging schema and check it there.
 
     A lost connection rolls the table's transaction back on the server, so the table is
-    simply loaded again, after a pause, at most ``len(RETRY_BACKOFF)`` more times.
+    simply loaded again, after a pause, at most ``len(RETRY_BACKOFF)`` more times. An SQL
+    error is not retried: it would fail the same way again.
     """
     options = LoadOptions(
         config.casting_rules, config.orphans, deferred, before_foreign_keys,
@@ -155,8 +156,10 @@ def stage_table(
         report = TableReport(table=table.name, target_table=pg_identifier(table.name))
         try:
             _stage_once(config, table, run_id, options, progress, report)
-        except psycopg.OperationalError as exc:
-            if pause is None:
+        except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
+            if not connection_lost(exc):
+                report.error = _one_line(exc)
+            elif pause is None:
                 report.error = (
                     f"lost the connection to PostgreSQL {len(retries) + 1} times, last: "
                     f"{_one_line(exc)}"
@@ -165,8 +168,6 @@ def stage_table(
                 retries.append(f"attempt {len(retries) + 1} lost its connection ({_one_line(exc)})")
                 time.sleep(pause)
                 continue
-        except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
-            report.error = _one_line(exc)
         report.warnings = [f"loaded again: {r}" for r in retries] + report.warnings
         return report
     raise AssertionError("unreachable: the last attempt always returns")

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from consoleai_etl.core import convert
-from consoleai_etl.core.catalog import Column, Table
+from consoleai_etl.core.catalog import Column, CustomCollation, Table
 from consoleai_etl.core.date_encodings import NumberRange, auto_encoding, suggestion
 from consoleai_etl.core.declared import PgType, declared_pg_type
 from consoleai_etl.core.names import pg_identifier
@@ -281,6 +281,15 @@ def plan_column(
     return plan, warnings
 
 
+def _collation_warning(collation: CustomCollation) -> str:
+    return (
+        f"collation {collation.name} ({', '.join(collation.used_by)}) is defined by the "
+        "application that wrote the file, not by SQLite: read with a case-insensitive "
+        "stand-in (Unicode case folding); the PostgreSQL columns use the default collation, "
+        f"so ordering and uniqueness by {collation.name} are not reproduced"
+    )
+
+
 def plan_table(
     table: Table,
     profile: dict[str, dict[str, int]],
@@ -306,4 +315,5 @@ def plan_table(
     for index in table.indexes:
         if index.unsupported:
             warnings.append(f"index {index.name} not recreated: {index.unsupported}")
+    warnings += map(_collation_warning, table.collations)
     return TablePlan(table, name, tuple(columns), source_rows, tuple(warnings))

@@ -15,6 +15,10 @@ _PASSWORD_IN_KEYWORDS = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", 
 
 
 UTC_SESSION = "-c TimeZone=UTC"
+# SQLSTATEs of a session the server ended: class 08 (connection exception) and the
+# shutdowns of class 57 (57P01 admin shutdown, which pg_terminate_backend sends, 57P02
+# crash shutdown, 57P03 cannot connect now).
+CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
 
 
 def redact(text: str) -> str:
@@ -51,3 +55,15 @@ def connect(dsn: str, **kwargs: object) -> psycopg.Connection:
             f"cannot connect to PostgreSQL at {redact(dsn)}: {redact(reason)} "
             "(check CONSOLEAI_PG_DSN)"
         ) from None
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is the connection dropping (worth a retry), not an SQL error.
+
+    psycopg files many server errors under ``OperationalError`` (a table over the column
+    limit, a row too big, a statement timeout), and those fail the same way every time. A
+    lost connection either carries one of the ``CONNECTION_LOST`` states or, when the
+    socket simply closed, no SQLSTATE at all."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    return exc.sqlstate is None or exc.sqlstate.startswith(CONNECTION_LOST)

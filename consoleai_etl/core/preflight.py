@@ -12,18 +12,21 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from consoleai_etl.core.catalog import introspect
+from consoleai_etl.core.bookkeeping import lock_staging
+from consoleai_etl.core.catalog import Catalog, introspect
 from consoleai_etl.core.errors import SourceError, TargetError
 from consoleai_etl.core.postgres import connect, redact
 from consoleai_etl.core.promote import Promotion, existing_relations, ownership_error, unowned
 from consoleai_etl.core.source import open_source
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+PG_MAX_COLUMNS = 1600  # PostgreSQL's limit per table (SQLite allows 2,000 by default)
 DATA_PROBLEMS = ("NULL value in ", "CHECK constraint failed in ")
 
 
 def check_source(path: str | Path) -> None:
-    """The source exists, is SQLite, passes ``quick_check``, is readable and has tables."""
+    """The source exists, is SQLite, passes ``quick_check``, is readable, has tables, and
+    each of them fits in PostgreSQL."""
     file = Path(path)
     if file.is_file():
         with file.open("rb") as handle:
@@ -39,6 +42,7 @@ def check_source(path: str | Path) -> None:
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
                 "AND name NOT LIKE 'sqlite_%'"
             ).fetchone()[0]
+            catalog = introspect(conn)
         except sqlite3.DatabaseError as exc:
             raise SourceError(
                 f"source {file} is corrupt ({exc}): restore it from a backup or repair it "
@@ -54,6 +58,19 @@ def check_source(path: str | Path) -> None:
         )
     if tables == 0:
         raise SourceError(f"source {file} has no tables: nothing to migrate")
+    check_limits(file, catalog)
+
+
+def check_limits(file: Path, catalog: Catalog) -> None:
+    """Every table fits PostgreSQL's column limit: a wider one would fail only when its
+    CREATE TABLE reaches the server, after other tables were staged."""
+    for table in catalog.tables:
+        if len(table.columns) > PG_MAX_COLUMNS:
+            raise SourceError(
+                f"source {file}: table {table.name} has {len(table.columns):,} columns, more "
+                f"than PostgreSQL's limit of {PG_MAX_COLUMNS:,}: split it into narrower tables "
+                "or drop it, in a copy of the file, then migrate the copy"
+            )
 
 
 def check_target(dsn: str, schema: str) -> None:
@@ -83,7 +100,16 @@ def check_ownership(sqlite_path: str | Path, dsn: str, schema: str) -> None:
         raise ownership_error(schema, foreign)
 
 
-class RunLock:
+class _SessionLock:
+    """A connection whose session holds an advisory lock."""
+
+    conn: psycopg.Connection
+
+    def release(self) -> None:
+        self.conn.close()  # closing the session releases the lock
+
+
+class RunLock(_SessionLock):
     """A session advisory lock per target schema: one migration at a time writes there."""
 
     def __init__(self, dsn: str, schema: str) -> None:
@@ -106,5 +132,17 @@ class RunLock:
                 "finish, or stop it, then run again"
             )
 
-    def release(self) -> None:
-        self.conn.close()  # closing the session releases the lock
+
+class StagingLock(_SessionLock):
+    """A session advisory lock on the run's staging schema, held for the run's whole life
+    (taken before the schema is created): other runs' ``drop_stale_staging`` drops only
+    staging schemas whose lock is free, that is whose run is dead."""
+
+    def __init__(self, dsn: str, staging: str) -> None:
+        self.conn = connect(dsn, autocommit=True)
+        if not lock_staging(self.conn, staging):
+            self.conn.close()
+            raise TargetError(
+                f"the staging schema {staging} is held by another session (same run id?): "
+                "start the run again"
+            )
