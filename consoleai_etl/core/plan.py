@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from consoleai_etl.core import convert
 from consoleai_etl.core.catalog import Column, Table
-from consoleai_etl.core.names import pg_identifier
+from consoleai_etl.core.names import pg_identifier, renamed_because
 from consoleai_etl.core.rules import DEFAULT_RULE, CastingRule, ColumnRule, rule_for
 
 STORAGE_CLASSES = ("integer", "real", "text", "blob", "null")
@@ -267,7 +267,8 @@ def plan_column(
         rule=rule,
     )
     if plan.name != column.name:
-        warnings.append(f"column {column.name!r} renamed to {plan.name!r} (63-byte limit)")
+        why = renamed_because(column.name)
+        warnings.append(f"column {column.name!r} renamed to {plan.name!r} ({why})")
     return plan, warnings
 
 
@@ -286,7 +287,7 @@ def plan_table(
         warnings += column_warnings
     name = pg_identifier(table.name)
     if name != table.name:
-        warnings.append(f"table {table.name!r} renamed to {name!r} (63-byte limit)")
+        warnings.append(f"table {table.name!r} renamed to {name!r} ({renamed_because(table.name)})")
     if _CHECK.search(_QUOTED.sub("''", table.sql)):
         warnings.append("CHECK constraints not recreated (see the source DDL)")
     for index in table.indexes:

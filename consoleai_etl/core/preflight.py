@@ -11,7 +11,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from consoleai_etl.core.catalog import Catalog, introspect
 from consoleai_etl.core.errors import SourceError, TargetError
+from consoleai_etl.core.names import pg_clashes, pg_identifier
 from consoleai_etl.core.postgres import connect, redact
 from consoleai_etl.core.source import open_source
 
@@ -36,6 +38,7 @@ def check_source(path: str | Path) -> None:
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
                 "AND name NOT LIKE 'sqlite_%'"
             ).fetchone()[0]
+            clash = name_clash(introspect(conn))
         except sqlite3.DatabaseError as exc:
             raise SourceError(
                 f"source {file} is corrupt ({exc}): restore it from a backup or repair it "
@@ -51,6 +54,23 @@ def check_source(path: str | Path) -> None:
         )
     if tables == 0:
         raise SourceError(f"source {file} has no tables: nothing to migrate")
+    if clash:
+        raise SourceError(f"source {file}: {clash}: rename one of them in the source")
+
+
+def name_clash(catalog: Catalog) -> str | None:
+    """Source names PostgreSQL would hold under one name (a long name shortened to another
+    table's or column's spelling, or "" next to ``EMPTY_NAME``), which would lose one."""
+    for group in pg_clashes(t.name for t in catalog.tables):
+        return f"tables {_spelled(group)} become one PostgreSQL table"
+    for table in catalog.tables:
+        for group in pg_clashes(c.name for c in table.columns):
+            return f"table {table.name}: columns {_spelled(group)} become one PostgreSQL column"
+    return None
+
+
+def _spelled(group: tuple[str, ...]) -> str:
+    return f"{' and '.join(map(repr, group))} ({pg_identifier(group[0])!r})"
 
 
 def check_target(dsn: str, schema: str) -> None:
