@@ -3,18 +3,21 @@ PostgreSQL under its source spelling, through a real Dagster run."""
 
 from __future__ import annotations
 
+import hashlib
 import keyword
 import random
 import re
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from dagster import AssetKey, ExecuteInProcessResult, TableSchema
 from dagster._core.definitions.utils import DISALLOWED_NAMES, is_valid_name
 from psycopg import sql
 
 from consoleai_etl.checks import RESERVED_NAMES, asset_keys
-from consoleai_etl.core.catalog import introspect, sqlite_quote
+from consoleai_etl.core.catalog import Catalog, introspect, sqlite_quote
 from consoleai_etl.core.errors import SourceError
 from consoleai_etl.core.names import (
     EMPTY_NAME,
@@ -126,8 +129,6 @@ def test_preflight_names_columns_that_share_a_postgresql_name(tmp_path: Path) ->
 
 
 def _sha256(name: str) -> str:
-    import hashlib
-
     return hashlib.sha256(name.encode()).hexdigest()
 
 
@@ -146,6 +147,17 @@ def _source_with(conn: sqlite3.Connection, names: list[str]) -> sqlite3.Connecti
         conn.executemany(f"INSERT INTO {sqlite_quote(name)} VALUES ({values})", rows)
     conn.commit()
     return conn
+
+
+def _catalog_of(path: Path) -> Catalog:
+    with closing(sqlite3.connect(path)) as conn:
+        return introspect(conn)
+
+
+def _column_schema(result: ExecuteInProcessResult, key: AssetKey) -> TableSchema:
+    """The ``dagster/column_schema`` metadata the run recorded for ``key``."""
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
+    return event.materialization.metadata["dagster/column_schema"].value
 
 
 def test_a_run_migrates_tables_with_any_name(tmp_path: Path, pg_dsn: str) -> None:
@@ -178,3 +190,10 @@ def test_a_run_migrates_tables_with_any_name(tmp_path: Path, pg_dsn: str) -> Non
     by_table = {t["table"]: t for t in report["tables"]}
     assert any("column '' renamed to '(empty name)'" in w for w in by_table["class"]["warnings"])
     assert by_table[""]["target_table"] == EMPTY_NAME
+    schema = _column_schema(result, asset_keys(_catalog_of(db).tables)["class"])
+    assert [c.name for c in schema.columns] == ["id", "class", EMPTY_NAME]
+
+    result, report = run_job(db, pg_dsn, tmp_path, job="consistency_check_job")
+    assert result.success and report["status"] == "success", report["reasons"]
+    evaluated = {e.asset_key.to_user_string() for e in result.get_asset_check_evaluations()}
+    assert evaluated == keys - {"preflight", "migration_report"}
