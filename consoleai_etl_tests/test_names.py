@@ -116,14 +116,14 @@ def test_preflight_stops_on_names_that_share_a_postgresql_name(tmp_path: Path) -
         check_source(db)
     message = str(raised.value)
     assert "\n" not in message and str(db) in message
-    assert f"tables '' and '{EMPTY_NAME}' ('{EMPTY_NAME}') become one PostgreSQL table" in message
+    assert f"tables '' and '{EMPTY_NAME}' would be one PostgreSQL table, '{EMPTY_NAME}'" in message
 
 
 def test_preflight_names_columns_that_share_a_postgresql_name(tmp_path: Path) -> None:
     db = tmp_path / "clash.sqlite"
     with sqlite3.connect(db) as conn:
         conn.executescript(f'CREATE TABLE t ("" INTEGER, "{EMPTY_NAME}" INTEGER);')
-    expected = f"table t: columns '' and '{EMPTY_NAME}' ('{EMPTY_NAME}') become one"
+    expected = f"table t: columns '' and '{EMPTY_NAME}' would be one column, '{EMPTY_NAME}'"
     with pytest.raises(SourceError, match=re.escape(expected)):
         check_source(db)
 

@@ -83,14 +83,14 @@ def dagster_names(names: Iterable[str], reserved: Set[str] = frozenset()) -> dic
     """``dagster_name`` of each name, unique across ``names``: names whose short derived
     form another name shares get the long one (SHA-256 collisions aside, long forms never
     clash), until none is shared. It depends on the set of names only, not their order."""
-    names = sorted(set(names))
+    distinct = sorted(set(names))
     long: set[str] = set()
     while True:
-        mapped = {n: dagster_name(n, reserved, long=n in long) for n in names}
-        users: dict[str, list[str]] = {}
+        mapped = {n: dagster_name(n, reserved, long=n in long) for n in distinct}
+        holders: dict[str, list[str]] = {}
         for name, result in mapped.items():
-            users.setdefault(result, []).append(name)
-        shared = {n for group in users.values() if len(group) > 1 for n in group} - long
+            holders.setdefault(result, []).append(name)
+        shared = {n for group in holders.values() if len(group) > 1 for n in group} - long
         if not shared:
             return mapped
         long |= shared

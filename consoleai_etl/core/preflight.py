@@ -61,16 +61,16 @@ def check_source(path: str | Path) -> None:
 def name_clash(catalog: Catalog) -> str | None:
     """Source names PostgreSQL would hold under one name (a long name shortened to another
     table's or column's spelling, or "" next to ``EMPTY_NAME``), which would lose one."""
-    for group in pg_clashes(t.name for t in catalog.tables):
-        return f"tables {_spelled(group)} become one PostgreSQL table"
+    if tables := pg_clashes(t.name for t in catalog.tables):
+        return f"tables {_spelled(tables[0], 'PostgreSQL table')}"
     for table in catalog.tables:
-        for group in pg_clashes(c.name for c in table.columns):
-            return f"table {table.name}: columns {_spelled(group)} become one PostgreSQL column"
+        if columns := pg_clashes(c.name for c in table.columns):
+            return f"table {table.name}: columns {_spelled(columns[0], 'column')}"
     return None
 
 
-def _spelled(group: tuple[str, ...]) -> str:
-    return f"{' and '.join(map(repr, group))} ({pg_identifier(group[0])!r})"
+def _spelled(group: tuple[str, ...], kind: str) -> str:
+    return f"{' and '.join(map(repr, group))} would be one {kind}, {pg_identifier(group[0])!r}"
 
 
 def check_target(dsn: str, schema: str) -> None:
