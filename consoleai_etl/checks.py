@@ -5,10 +5,13 @@ and turns a table's ``CheckReport`` list into results, marking any check that di
 as failed (with the table's load error), so nothing is silently missing from the UI.
 """
 
+from collections.abc import Iterable
+
 import dagster as dg
+from dagster._core.definitions.utils import DISALLOWED_NAMES
 
 from consoleai_etl.core.catalog import Table
-from consoleai_etl.core.names import dagster_name
+from consoleai_etl.core.names import dagster_names
 from consoleai_etl.core.report import CheckReport, TableReport
 from consoleai_etl.core.verify import check_names
 
@@ -21,13 +24,24 @@ CHECK_DESCRIPTIONS = {
 }
 
 
-def asset_key(table: Table) -> dg.AssetKey:
-    return dg.AssetKey(dagster_name(table.name))
+PREFLIGHT_NAME = "preflight"
+REPORT_NAME = "migration_report"
+# Names no table asset may take: Dagster's own reserved words (every Python keyword,
+# "context", "config", "input", "type"...) and the code location's other two assets.
+RESERVED_NAMES = frozenset(DISALLOWED_NAMES) | {PREFLIGHT_NAME, REPORT_NAME}
 
 
-def check_specs(table: Table) -> list[dg.AssetCheckSpec]:
+def asset_keys(tables: Iterable[Table]) -> dict[str, dg.AssetKey]:
+    """The asset key of every table, by table name: valid in Dagster, unique in the catalog
+    and the same for the same set of table names (``users`` stays ``users``,
+    ``order-items`` becomes ``order_items__89455f5c``; see ``names.dagster_name``)."""
+    names = dagster_names((t.name for t in tables), RESERVED_NAMES)
+    return {table: dg.AssetKey(name) for table, name in names.items()}
+
+
+def check_specs(table: Table, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec(name, asset=asset_key(table), description=CHECK_DESCRIPTIONS[name])
+        dg.AssetCheckSpec(name, asset=key, description=CHECK_DESCRIPTIONS[name])
         for name in check_names(table)
     ]
 
@@ -54,13 +68,14 @@ def dagster_metadata(values: dict[str, object]) -> dict[str, object]:
 
 def check_events(
     table: Table,
+    key: dg.AssetKey,
     report: TableReport,
     event_type: type[dg.AssetCheckResult] | type[dg.AssetCheckEvaluation] = dg.AssetCheckResult,
 ) -> list:
     """Check results for an asset step, or ``AssetCheckEvaluation`` events for a plain op."""
     return [
         event_type(
-            asset_key=asset_key(table),
+            asset_key=key,
             check_name=check.name,
             passed=check.passed,
             description=check.description,

@@ -7,10 +7,9 @@ the assets' check pages) and hands its TableReport to a report op that runs last
 
 import dagster as dg
 
-from consoleai_etl.checks import check_events
+from consoleai_etl.checks import asset_keys, check_events
 from consoleai_etl.console_log import CONCISE_CONSOLE
 from consoleai_etl.core.catalog import Catalog, Table
-from consoleai_etl.core.names import dagster_name
 from consoleai_etl.core.pipeline import finalize, verify_table
 from consoleai_etl.core.report import TableReport
 from consoleai_etl.report_asset import new_report, publish
@@ -24,16 +23,16 @@ def consistency_preflight(context: dg.OpExecutionContext, settings: MigrationSet
     checked_config(context, settings)
 
 
-def make_verify_op(table: Table) -> dg.OpDefinition:
+def make_verify_op(table: Table, key: dg.AssetKey) -> dg.OpDefinition:
     @dg.op(
-        name=f"verify_{dagster_name(table.name)}",
+        name=f"verify_{key.to_python_identifier()}",
         ins={"after": dg.In(dg.Nothing)},
         out=dg.Out(TableReport),
     )
     def _verify(context: dg.OpExecutionContext, settings: MigrationSettings):
         config = checked_config(context, settings)  # the run's snapshot of the source
         report = guarded_step(context, table, lambda: verify_table(config, table))
-        yield from check_events(table, report, dg.AssetCheckEvaluation)
+        yield from check_events(table, key, report, dg.AssetCheckEvaluation)
         yield dg.Output(report)
 
     return _verify
@@ -52,7 +51,8 @@ def consistency_report(
 
 
 def make_consistency_job(catalog: Catalog) -> dg.JobDefinition:
-    verify_ops = [make_verify_op(t) for t in catalog.tables]
+    keys = asset_keys(catalog.tables)
+    verify_ops = [make_verify_op(t, keys[t.name]) for t in catalog.tables]
 
     @dg.job(
         name="consistency_check_job",

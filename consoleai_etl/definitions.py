@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from consoleai_etl.checks import asset_keys
 from consoleai_etl.consistency_job import make_consistency_job
 from consoleai_etl.console_log import CONCISE_CONSOLE, concise_console_logger
 from consoleai_etl.core.catalog import Catalog, introspect
@@ -67,8 +68,10 @@ def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
     )
     rows = _table_sizes(path, staged)
     finishing = finish_order(largest_first(staged, rows), rows)
+    keys = asset_keys(catalog.tables)
     table_assets = [
-        make_table_asset(s, staged, priority=len(finishing) - finishing.index(s)) for s in staged
+        make_table_asset(s, staged, keys, priority=len(finishing) - finishing.index(s))
+        for s in staged
     ]
     migration_job = dg.define_asset_job(
         MIGRATION_JOB,

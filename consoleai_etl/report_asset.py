@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from consoleai_etl.checks import asset_key
+from consoleai_etl.checks import REPORT_NAME, asset_keys
 from consoleai_etl.core.catalog import Catalog, ForeignKey, Table
 from consoleai_etl.core.pipeline import MigrationConfig, finalize, now
 from consoleai_etl.core.postgres import redact
@@ -20,7 +20,7 @@ from consoleai_etl.core.report import FAILURE, CheckReport, MigrationReport, Tab
 from consoleai_etl.settings import MigrationSettings
 from consoleai_etl.table_assets import PREFLIGHT_KEY, TABLE_REPORT_KEY
 
-REPORT_KEY = dg.AssetKey("migration_report")
+REPORT_KEY = dg.AssetKey(REPORT_NAME)
 
 
 def _records(context: dg.OpExecutionContext, event_type: dg.DagsterEventType) -> list:
@@ -29,7 +29,8 @@ def _records(context: dg.OpExecutionContext, event_type: dg.DagsterEventType) ->
 
 def _run_tables(context: dg.OpExecutionContext, catalog: Catalog) -> list[TableReport]:
     """TableReports of the tables this run planned, with missing tables and checks failed."""
-    by_key = {asset_key(t): t for t in catalog.tables}
+    keys = asset_keys(catalog.tables)
+    by_key = {keys[t.name]: t for t in catalog.tables}
     planned = {
         r.event_log_entry.dagster_event.asset_key
         for r in _records(context, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
@@ -113,7 +114,7 @@ def make_report_asset(
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=REPORT_KEY,
-        deps=[PREFLIGHT_KEY, *(asset_key(t) for t in catalog.tables)],
+        deps=[PREFLIGHT_KEY, *asset_keys(catalog.tables).values()],
         group_name="migration",
         kinds={"postgres"},
         description="Verdict of the run; promotes the staged tables when every check passed.",

@@ -6,12 +6,12 @@ the step, because a failed step would skip the report.
 """
 
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 
 import dagster as dg
 
-from consoleai_etl.checks import asset_key, check_events, check_specs, dagster_metadata
+from consoleai_etl.checks import PREFLIGHT_NAME, check_events, check_specs, dagster_metadata
 from consoleai_etl.core.catalog import Table
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.names import pg_identifier
@@ -79,7 +79,7 @@ def guarded_step(
         )
 
 
-PREFLIGHT_KEY = dg.AssetKey("preflight")
+PREFLIGHT_KEY = dg.AssetKey(PREFLIGHT_NAME)
 
 
 @dg.asset(
@@ -114,7 +114,9 @@ def checked_config(
 
 
 def _run_tables(
-    context: dg.AssetExecutionContext, tables: Sequence[StagedTable]
+    context: dg.AssetExecutionContext,
+    tables: Sequence[StagedTable],
+    keys: Mapping[str, dg.AssetKey],
 ) -> list[StagedTable]:
     """The tables this run materializes, in foreign-key order."""
     selection = context.run.asset_selection
@@ -122,8 +124,8 @@ def _run_tables(
     return [
         staged
         for staged in tables
-        if (selection is None or asset_key(staged.table) in selection)
-        and (steps is None or asset_key(staged.table).to_python_identifier() in steps)
+        if (selection is None or keys[staged.table.name] in selection)
+        and (steps is None or keys[staged.table.name].to_python_identifier() in steps)
     ]
 
 
@@ -133,6 +135,7 @@ def _stage(
     config: MigrationConfig,
     staged: StagedTable,
     tables: Sequence[StagedTable],
+    keys: Mapping[str, dg.AssetKey],
 ) -> TableReport:
     """The table's report: from the run's ``Stager`` in the migration job (whose in-process
     executor shares it between steps), else staged right here in the step."""
@@ -141,7 +144,10 @@ def _stage(
     if context.run.job_name == MIGRATION_JOB:
         stager = settings.stager(
             lambda: Stager(
-                config, context.run.run_id, _run_tables(context, tables), PROGRESS_EVERY_SECONDS
+                config,
+                context.run.run_id,
+                _run_tables(context, tables, keys),
+                PROGRESS_EVERY_SECONDS,
             )
         )
         if staged.table.name in stager:
@@ -156,10 +162,14 @@ def _stage(
 
 
 def make_table_asset(
-    staged: StagedTable, tables: Sequence[StagedTable], priority: int = 0
+    staged: StagedTable,
+    tables: Sequence[StagedTable],
+    keys: Mapping[str, dg.AssetKey],
+    priority: int = 0,
 ) -> dg.AssetsDefinition:
     """The asset for ``staged.table``; it waits for the tables its foreign keys point at.
-    ``tables`` are all tables of the code location, in foreign-key order.
+    ``tables`` are all tables of the code location, in foreign-key order, and ``keys``
+    their asset keys by table name (``checks.asset_keys``).
 
     ``priority`` orders the steps that are ready at once (Dagster's ``dagster/priority``
     tag), in the order the ``Stager`` is expected to finish the tables: each step then
@@ -167,12 +177,13 @@ def make_table_asset(
     are still being staged. Otherwise a step whose table finishes last would hold back the
     others' Dagster work (events and check results: ~80 ms a step) until the very end."""
     table = staged.table
+    key = keys[table.name]
     upstream = [t.table for t in tables if t.table.name in staged.parents]
 
     @dg.asset(
-        key=asset_key(table),
-        deps=[PREFLIGHT_KEY, *(asset_key(parent) for parent in upstream)],
-        check_specs=check_specs(table),
+        key=key,
+        deps=[PREFLIGHT_KEY, *(keys[parent.name] for parent in upstream)],
+        check_specs=check_specs(table, key),
         group_name=TABLE_GROUP,
         kinds={"sqlite", "postgres"},
         op_tags={"dagster/priority": str(priority)},
@@ -184,7 +195,7 @@ def make_table_asset(
         report = guarded_step(
             context.op_execution_context,
             table,
-            lambda: _stage(context, settings, config, staged, tables),
+            lambda: _stage(context, settings, config, staged, tables, keys),
         )
         if report.error:
             context.log.error(f"{table.name}: load failed: {report.error}")
@@ -194,7 +205,7 @@ def make_table_asset(
                 f"({report.rows_per_second:,.0f} rows/s), {report.quarantined_rows} quarantined"
             )
         return dg.MaterializeResult(
-            metadata=table_metadata(report), check_results=check_events(table, report)
+            metadata=table_metadata(report), check_results=check_events(table, key, report)
         )
 
     return _table

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import string
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -75,8 +76,21 @@ class Table:
             return None
         return column.name if column.declared_type.strip().upper() == "INTEGER" else None
 
+    @property
+    def rowid_name(self) -> str | None:
+        """A name that reads SQLite's own rowid: ``rowid``, or ``_rowid_`` or ``oid`` when a
+        column is called so (a column of that name, in any ASCII case, hides the rowid from
+        ``SELECT``). None for a WITHOUT ROWID table, or when columns hide all three."""
+        if self.without_rowid:
+            return None
+        taken = {ascii_fold(c.name) for c in self.columns}
+        return next((name for name in ROWID_NAMES if name not in taken), None)
+
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
+
+
+ROWID_NAMES = ("rowid", "_rowid_", "oid")  # SQLite's three names for a table's rowid
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,14 @@ class Catalog:
 
     def table(self, name: str) -> Table:
         return next(t for t in self.tables if t.name == name)
+
+
+def ascii_fold(name: str) -> str:
+    """``name`` as SQLite compares names: ASCII letters in lower case, the rest as is."""
+    return name.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def sqlite_quote(name: str) -> str:
@@ -206,6 +228,34 @@ def _foreign_keys(
     return tuple(fks)
 
 
+# One token of SQL text: a quoted name or string, a comment, or one character.
+_SQL_TOKEN = re.compile(
+    r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|\[[^\]]*\]|`(?:[^`]|``)*`|--[^\n]*|/\*.*?\*/|.',
+    re.DOTALL,
+)
+
+
+def _quoted_strings(index_sql: str, columns: set[str]) -> list[str]:
+    """The double-quoted words of an index's key list that name none of ``columns``
+    (ASCII-folded): SQLite reads such a word as a string, so ``CREATE INDEX i ON t
+    ("type")`` on a table without a column ``type`` indexes a constant."""
+    tokens = [t for t in _SQL_TOKEN.findall(index_sql) if not t.isspace()]
+    keys = tokens[tokens.index("(") + 1 :] if "(" in tokens else []
+    words = [t[1:-1].replace('""', '"') for t in keys if t.startswith('"')]
+    return [w for w in words if ascii_fold(w) not in columns]
+
+
+def _expression_reason(conn: sqlite3.Connection, table: str, index: str) -> str:
+    """Why an expression index is not recreated, naming the words SQLite took for strings."""
+    found = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (index,)).fetchone()
+    columns = {ascii_fold(row[1]) for row in _pragma(conn, "table_xinfo", table)}
+    strings = _quoted_strings((found or ("",))[0] or "", columns)
+    if not strings:
+        return "expression index"
+    quoted = ", ".join(sqlite_quote(s) for s in strings)
+    return f"expression index: SQLite read {quoted} as a string, as no column has that name"
+
+
 def _indexes(conn: sqlite3.Connection, table: str) -> tuple[Index, ...]:
     indexes = []
     for _seq, name, unique, origin, partial in _pragma(conn, "index_list", table):
@@ -214,7 +264,7 @@ def _indexes(conn: sqlite3.Connection, table: str) -> tuple[Index, ...]:
         if partial:
             unsupported = "partial index (WHERE clause)"
         elif any(row[1] == -2 for row in keys):
-            unsupported = "expression index"
+            unsupported = _expression_reason(conn, table, name)
         elif any(row[4] not in ("BINARY", None) for row in keys):
             unsupported = "non-binary collation " + ", ".join(sorted({str(r[4]) for r in keys}))
         indexes.append(

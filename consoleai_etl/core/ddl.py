@@ -104,16 +104,20 @@ def _action(action: str) -> str:
 
 
 def set_identity(plan: TablePlan, schema: str) -> sql.Composed | None:
-    """Move the identity sequence past max(id) so new rows do not collide with loaded ones."""
+    """Move the identity sequence past max(id) so new rows do not collide with loaded ones:
+    its next value is max(id) + 1, or 1 when no id is positive (the sequence's least value).
+    At max(id) = 2^63-1 it has no next value (a new row needs an explicit id), where
+    ``max(id) + 1`` would overflow bigint and fail the table."""
     identity = next((c for c in plan.columns if c.identity), None)
     if identity is None:
         return None
     table = qualified(schema, plan.name)
     return sql.SQL(
-        "SELECT setval(pg_get_serial_sequence({}, {}), coalesce(max({}), 0) + 1, false) FROM {}"
+        "SELECT setval(pg_get_serial_sequence({}, {}), greatest(max({id}), 1), "
+        "coalesce(max({id}) >= 1, false)) FROM {}"
     ).format(
         sql.Literal(table.as_string()),
         sql.Literal(identity.name),
-        sql.Identifier(identity.name),
         table,
+        id=sql.Identifier(identity.name),
     )

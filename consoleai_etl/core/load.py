@@ -48,11 +48,26 @@ class LoadResult:
 
 
 def _select(table: Table) -> tuple[str, int]:
-    """SELECT for the stream; tables without a primary key also read rowid as their key."""
+    """SELECT for the stream; tables without a primary key also read the rowid as their
+    key, under a name no column hides (``Table.rowid_name``; without one, a row to
+    quarantine has no key: see ``_source_key``)."""
     columns = ", ".join(sqlite_quote(c.name) for c in table.columns)
-    if table.primary_key or table.without_rowid:
+    if table.primary_key or table.rowid_name is None:
         return f"SELECT {columns} FROM {sqlite_quote(table.name)}", 0
-    return f"SELECT rowid, {columns} FROM {sqlite_quote(table.name)}", 1
+    return f"SELECT {table.rowid_name}, {columns} FROM {sqlite_quote(table.name)}", 1
+
+
+def _source_key(table: Table, raw: tuple, key_offset: int, key_positions: list[int]) -> dict:
+    """The key a quarantined row is filed under: its primary key, or its rowid."""
+    if key_offset:
+        return {"rowid": raw[0]}
+    if not table.primary_key:
+        raise MigrationError(
+            f"table {table.name}: a row must be quarantined but has no key, as columns "
+            "named rowid, _rowid_ and oid hide SQLite's rowid and there is no primary key: "
+            "rename one of those columns or add a primary key in the source"
+        )
+    return {table.columns[k].name: raw[k] for k in key_positions}
 
 
 def _batches(src: sqlite3.Connection, query: str) -> Iterator[list[tuple]]:
@@ -100,7 +115,7 @@ def _convert_rows(
             for i, codec in active:
                 values[i] = codec(values[i])
         except ConversionError as exc:
-            key = {"rowid": raw[0]} if key_offset else {names[k]: raw[k] for k in key_positions}
+            key = _source_key(plan.table, raw, key_offset, key_positions)
             if plan.columns[i].on_error == "fail":
                 raise MigrationError(
                     f"{plan.table.name}.{names[i]} at {key}: {exc} (on_error: fail)"

@@ -19,7 +19,7 @@ from consoleai_etl.core import convert
 from consoleai_etl.core.catalog import Column, CustomCollation, Table
 from consoleai_etl.core.date_encodings import NumberRange, auto_encoding, suggestion
 from consoleai_etl.core.declared import PgType, declared_pg_type
-from consoleai_etl.core.names import pg_identifier
+from consoleai_etl.core.names import pg_identifier, renamed_because
 from consoleai_etl.core.rules import DEFAULT_RULE, CastingRule, ColumnRule, rule_for
 
 TEMPORAL_KINDS = frozenset({"date", "timestamp", "timestamptz"})
@@ -277,7 +277,8 @@ def plan_column(
         encoding=encoding,
     )
     if plan.name != column.name:
-        warnings.append(f"column {column.name!r} renamed to {plan.name!r} (63-byte limit)")
+        why = renamed_because(column.name)
+        warnings.append(f"column {column.name!r} renamed to {plan.name!r} ({why})")
     return plan, warnings
 
 
@@ -309,7 +310,7 @@ def plan_table(
         warnings += column_warnings
     name = pg_identifier(table.name)
     if name != table.name:
-        warnings.append(f"table {table.name!r} renamed to {name!r} (63-byte limit)")
+        warnings.append(f"table {table.name!r} renamed to {name!r} ({renamed_because(table.name)})")
     if _CHECK.search(_QUOTED.sub("''", table.sql)):
         warnings.append("CHECK constraints not recreated (see the source DDL)")
     for index in table.indexes:

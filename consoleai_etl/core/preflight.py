@@ -15,6 +15,7 @@ from psycopg import sql
 from consoleai_etl.core.bookkeeping import lock_staging
 from consoleai_etl.core.catalog import Catalog, introspect
 from consoleai_etl.core.errors import SourceError, TargetError
+from consoleai_etl.core.names import pg_clashes, pg_identifier
 from consoleai_etl.core.postgres import connect, redact
 from consoleai_etl.core.promote import Promotion, existing_relations, ownership_error, unowned
 from consoleai_etl.core.source import open_source
@@ -59,6 +60,8 @@ def check_source(path: str | Path) -> None:
     if tables == 0:
         raise SourceError(f"source {file} has no tables: nothing to migrate")
     check_limits(file, catalog)
+    if clash := name_clash(catalog):
+        raise SourceError(f"source {file}: {clash}: rename one of them in the source")
 
 
 def check_limits(file: Path, catalog: Catalog) -> None:
@@ -71,6 +74,21 @@ def check_limits(file: Path, catalog: Catalog) -> None:
                 f"than PostgreSQL's limit of {PG_MAX_COLUMNS:,}: split it into narrower tables "
                 "or drop it, in a copy of the file, then migrate the copy"
             )
+
+
+def name_clash(catalog: Catalog) -> str | None:
+    """Source names PostgreSQL would hold under one name (a long name shortened to another
+    table's or column's spelling, or "" next to ``EMPTY_NAME``), which would lose one."""
+    if tables := pg_clashes(t.name for t in catalog.tables):
+        return f"tables {_spelled(tables[0], 'PostgreSQL table')}"
+    for table in catalog.tables:
+        if columns := pg_clashes(c.name for c in table.columns):
+            return f"table {table.name}: columns {_spelled(columns[0], 'column')}"
+    return None
+
+
+def _spelled(group: tuple[str, ...], kind: str) -> str:
+    return f"{' and '.join(map(repr, group))} would be one {kind}, {pg_identifier(group[0])!r}"
 
 
 def check_target(dsn: str, schema: str) -> None:

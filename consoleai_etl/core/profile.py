@@ -113,13 +113,14 @@ ESTIMATE_CAP = 1_000_000  # rows counted at most by ``size_estimate`` (WITHOUT R
 
 def size_estimate(conn: sqlite3.Connection, table: Table) -> int:
     """About how many rows ``table`` holds, cheaply, to order work by: its largest rowid (one
-    b-tree descent, however big the table), or for a WITHOUT ROWID table a count that stops
-    at ``ESTIMATE_CAP``. Runs on every code location load, so never a full count."""
+    b-tree descent, however big the table), or for a WITHOUT ROWID table (or one whose
+    columns hide the rowid) a count that stops at ``ESTIMATE_CAP``. Runs on every code
+    location load, so never a full count."""
     name = sqlite_quote(table.name)
-    if table.without_rowid:
+    if table.rowid_name is None:
         query = f"SELECT count(*) FROM (SELECT 1 FROM {name} LIMIT {ESTIMATE_CAP})"
     else:
-        query = f"SELECT coalesce(max(rowid), 0) FROM {name}"
+        query = f"SELECT coalesce(max({table.rowid_name}), 0) FROM {name}"
     return int(conn.execute(query).fetchone()[0])
 
 
