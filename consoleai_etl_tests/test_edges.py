@@ -59,17 +59,21 @@ def test_integers_past_2_53_and_int4_are_stored_bit_exact(tmp_path: Path, pg_dsn
     assert fetch(pg_dsn, "SELECT max(id) FROM big") == [(2**63 - 1,)]
 
 
+NUL_REASON = "'bad\\x00' cannot become text: contains a NUL byte, which PostgreSQL text cannot hold"
+
+
 def test_columns_named_rowid_oid_or__rowid__do_not_replace_the_real_rowid(
     tmp_path: Path, pg_dsn: str
 ) -> None:
     db = build(
         tmp_path / "src.sqlite",
         "CREATE TABLE keyed (id INTEGER PRIMARY KEY, ROWID TEXT, oid TEXT, _rowid_ TEXT);"
-        "CREATE TABLE keyless (ROWID TEXT, n INTEGER);"
-        "CREATE TABLE two_hidden (rowid TEXT, _ROWID_ INTEGER, n INTEGER);"
-        "INSERT INTO keyless (_rowid_, ROWID, n) VALUES (10, 'ten', 1), (20, 'twenty', 'bad');"
-        "INSERT INTO two_hidden (oid, rowid, _rowid_, n) VALUES (7, 'a', 700, 'bad'), "
-        "(8, 'b', 800, 2);",
+        "CREATE TABLE keyless (ROWID TEXT, n TEXT);"
+        "CREATE TABLE two_hidden (rowid TEXT, _ROWID_ INTEGER, n TEXT);"
+        "INSERT INTO keyless (_rowid_, ROWID, n) VALUES (10, 'ten', '1'), "
+        "(20, 'twenty', 'bad' || char(0));"
+        "INSERT INTO two_hidden (oid, rowid, _rowid_, n) VALUES (7, 'a', 700, 'bad' || char(0)), "
+        "(8, 'b', 800, '2');",
         {"keyed": [(1, "r1", "o1", "u1"), (2, "r2", "o2", "u2")]},
     )
     result, report = run_job(db, pg_dsn, tmp_path / "reports", allow_divergence=True)
@@ -78,12 +82,12 @@ def test_columns_named_rowid_oid_or__rowid__do_not_replace_the_real_rowid(
     assert fetch(pg_dsn, 'SELECT id, "ROWID", oid, _rowid_ FROM keyed ORDER BY id') == [
         (1, "r1", "o1", "u1"), (2, "r2", "o2", "u2"),
     ]  # fmt: skip
-    assert fetch(pg_dsn, 'SELECT "ROWID", n FROM keyless') == [("ten", 1)]
-    assert fetch(pg_dsn, 'SELECT rowid, "_ROWID_", n FROM two_hidden') == [("b", 800, 2)]
+    assert fetch(pg_dsn, 'SELECT "ROWID", n FROM keyless') == [("ten", "1")]
+    assert fetch(pg_dsn, 'SELECT rowid, "_ROWID_", n FROM two_hidden') == [("b", 800, "2")]
     # Quarantined rows are filed under the real rowid, not the columns that hide it.
     assert sorted(quarantine(pg_dsn, result.run_id)) == [
-        ("keyless", {"rowid": 20}, "n", "'bad' cannot become bigint"),
-        ("two_hidden", {"rowid": 7}, "n", "'bad' cannot become bigint"),
+        ("keyless", {"rowid": 20}, "n", NUL_REASON),
+        ("two_hidden", {"rowid": 7}, "n", NUL_REASON),
     ]
     assert all(t["checks"] and t["error"] is None for t in report["tables"])
 
@@ -97,7 +101,7 @@ def test_a_keyless_table_hiding_all_three_rowid_names_loads_until_a_row_needs_a_
     assert result.success and report["status"] == "success", report["reasons"]
     assert fetch(pg_dsn, "SELECT * FROM hidden ORDER BY oid") == [("a", "b", 1), ("c", "d", 2)]
 
-    dirty = build(tmp_path / "dirty.sqlite", script, {"hidden": [("a", "b", 1), ("c", "d", "x")]})
+    dirty = build(tmp_path / "dirty.sqlite", script, {"hidden": [("a", "b", 1), ("c", "d\0", 2)]})
     result, report = run_job(dirty, pg_dsn, tmp_path / "dirty")
     assert not result.success and report["status"] == "failure"
     error = table_report(report, "hidden")["error"]
