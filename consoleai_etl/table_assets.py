@@ -52,6 +52,16 @@ def table_metadata(report: TableReport) -> dict[str, object]:
             "seconds": report.seconds,
             "rows_per_second": report.rows_per_second,
             "warnings": report.warnings,
+            "widened_columns": [
+                {
+                    "column": c["name"],
+                    "declared_type": c["declared_type"],
+                    "chosen_type": c["pg_type"],
+                    "why": c["widened"],
+                }
+                for c in report.columns
+                if c.get("widened")
+            ],
             "load_error": report.error,
         }
     )

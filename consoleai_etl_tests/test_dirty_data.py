@@ -79,6 +79,13 @@ def test_text_and_real_in_an_integer_column_widen_it_to_text_with_a_warning(
     )
     metadata = result.asset_materializations_for_node("t")[0].metadata
     assert warning in metadata["warnings"].value
+    [widened] = metadata["widened_columns"].value
+    assert widened == {
+        "column": "n",
+        "declared_type": "INTEGER",
+        "chosen_type": "text",
+        "why": warning.removeprefix("column n: "),
+    }
     markdown = (tmp_path / "reports" / "latest.md").read_text()
     assert "widened to text" in markdown
 

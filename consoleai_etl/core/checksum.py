@@ -21,13 +21,12 @@ from consoleai_etl.core import canonical
 from consoleai_etl.core.catalog import sqlite_quote
 from consoleai_etl.core.codec import codec_for
 from consoleai_etl.core.ddl import qualified
-from consoleai_etl.core.errors import ConversionError
 from consoleai_etl.core.plan import TablePlan
+from consoleai_etl.core.reader import BATCH_ROWS, RowReader
 from consoleai_etl.core.report import CheckReport
 from consoleai_etl.core.tuples import MOD, TupleEncoder, row_hash_sql
 
 LEAF_KEYS = 64  # ranges this narrow are compared key by key
-BATCH_ROWS = 5_000
 
 Key = tuple[object, ...]
 
@@ -63,31 +62,20 @@ def source_rows(
     plan: TablePlan,
     exclude: set[Key],
     key_range: tuple[int, int] | None = None,
-) -> Iterator[tuple[Key, list[object]]]:
-    """(key, converted values) of the source rows the load would have kept."""
-    keys = key_columns(plan)
-    names = [c.source for c in plan.columns]
-    key_positions = [names.index(k) for k in keys]
+) -> Iterator[tuple[Key, Sequence[object]]]:
+    """(key, converted values) of the source rows the load kept: read and converted by
+    the load's own reader, leaving out the rows it refused and those in ``exclude``."""
     codecs = [(i, codec) for i, c in enumerate(plan.columns) if (codec := codec_for(c))]
-    query = f"SELECT {', '.join(map(sqlite_quote, names))} FROM {sqlite_quote(plan.table.name)}"
-    params: tuple = ()
+    reader = RowReader(src, plan, codecs)
+    where, params = "", ()
     if key_range is not None:
         column = sqlite_quote(integer_key(plan) or "")
-        query += f" WHERE {column} >= ? AND {column} < ?"
-        params = key_range
-    cursor = src.execute(query, params)
-    while batch := cursor.fetchmany(BATCH_ROWS):
-        for raw in batch:
-            key = tuple(raw[k] for k in key_positions)
-            if key in exclude:
-                continue
-            values = list(raw)
-            try:
-                for i, codec in codecs:
-                    values[i] = codec(values[i])
-            except ConversionError:
-                continue  # quarantined by the load
-            yield key, values
+        where, params = f"{column} >= ? AND {column} < ?", key_range
+    for batch in reader.batches(where, params):
+        for raw, values in zip(batch.raws, batch.values, strict=True):
+            key = reader.primary_key(raw)
+            if key not in exclude:
+                yield key, values
 
 
 def source_checksum(

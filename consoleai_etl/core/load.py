@@ -17,16 +17,15 @@ import psycopg
 from psycopg import sql
 
 from consoleai_etl.core import bookkeeping, constraints, ddl, planner, rowcopy
-from consoleai_etl.core.catalog import ForeignKey, Table, sqlite_quote
+from consoleai_etl.core.catalog import ForeignKey, Table
 from consoleai_etl.core.codec import ColumnCodec, codec_for
-from consoleai_etl.core.errors import ConversionError, MigrationError
+from consoleai_etl.core.errors import ConversionError
 from consoleai_etl.core.plan import TablePlan
 from consoleai_etl.core.profile import Profile
+from consoleai_etl.core.reader import BATCH_ROWS, RowReader
 from consoleai_etl.core.rules import CastingRule
 from consoleai_etl.core.source import UndecodableText, strict_text
 from consoleai_etl.core.tuples import MOD, SIGNATURE, TRAILER, TupleEncoder
-
-BATCH_ROWS = 5_000
 
 
 @dataclass
@@ -45,87 +44,6 @@ class LoadResult:
     @property
     def rows_per_second(self) -> float:
         return self.source_rows / self.seconds if self.seconds > 0 else 0.0
-
-
-def _select(table: Table) -> tuple[str, int]:
-    """SELECT for the stream; tables without a primary key also read the rowid as their
-    key, under a name no column hides (``Table.rowid_name``; without one, a row to
-    quarantine has no key: see ``_source_key``)."""
-    columns = ", ".join(sqlite_quote(c.name) for c in table.columns)
-    if table.primary_key or table.rowid_name is None:
-        return f"SELECT {columns} FROM {sqlite_quote(table.name)}", 0
-    return f"SELECT {table.rowid_name}, {columns} FROM {sqlite_quote(table.name)}", 1
-
-
-def _source_key(table: Table, raw: tuple, key_offset: int, key_positions: list[int]) -> dict:
-    """The key a quarantined row is filed under: its primary key, or its rowid."""
-    if key_offset:
-        return {"rowid": raw[0]}
-    if not table.primary_key:
-        raise MigrationError(
-            f"table {table.name}: a row must be quarantined but has no key, as columns "
-            "named rowid, _rowid_ and oid hide SQLite's rowid and there is no primary key: "
-            "rename one of those columns or add a primary key in the source"
-        )
-    return {table.columns[k].name: raw[k] for k in key_positions}
-
-
-def _batches(src: sqlite3.Connection, query: str) -> Iterator[list[tuple]]:
-    cursor = src.execute(query)
-    while batch := cursor.fetchmany(BATCH_ROWS):
-        yield batch
-
-
-def _convert_columns(
-    batch: list[tuple], key_offset: int, active: list[tuple[int, ColumnCodec]]
-) -> list[tuple]:
-    """The fast path: convert a clean batch column by column (C-level transposes, and bulk
-    conversion where the values allow it, see ``bulk``). Raises ConversionError on the first
-    refusal; the codecs' counters are then restored so the row-by-row retry does not count
-    twice."""
-    if not active:
-        return [raw[key_offset:] for raw in batch] if key_offset else batch
-    counters = [(codec, codec.repaired, codec.nulled) for _, codec in active]
-    columns = list(zip(*batch, strict=True))[key_offset:]
-    try:
-        for i, codec in active:
-            columns[i] = codec.column(columns[i])
-    except ConversionError:
-        for codec, repaired, nulled in counters:
-            codec.repaired, codec.nulled = repaired, nulled
-        raise
-    return list(zip(*columns, strict=True))
-
-
-def _convert_rows(
-    plan: TablePlan,
-    batch: list[tuple],
-    key_offset: int,
-    active: list[tuple[int, ColumnCodec]],
-    key_positions: list[int],
-    quarantine: list[tuple],
-) -> list[list[object]]:
-    """The careful path for a batch holding a refused value: row by row, so exactly the
-    refused rows are quarantined (or the table fails under ``on_error: fail``)."""
-    names = [c.source for c in plan.columns]
-    sent = []
-    for raw in batch:
-        values = list(raw[key_offset:])
-        try:
-            for i, codec in active:
-                values[i] = codec(values[i])
-        except ConversionError as exc:
-            key = _source_key(plan.table, raw, key_offset, key_positions)
-            if plan.columns[i].on_error == "fail":
-                raise MigrationError(
-                    f"{plan.table.name}.{names[i]} at {key}: {exc} (on_error: fail)"
-                ) from None
-            quarantine.append(
-                (key, names[i], str(exc), dict(zip(names, raw[key_offset:], strict=True)))
-            )
-            continue
-        sent.append(values)
-    return sent
 
 
 @dataclass
@@ -154,16 +72,11 @@ def _python_tuples(
     stream: _Stream,
     active: list[tuple[int, ColumnCodec]],
 ) -> Iterator[bytes]:
-    """COPY data, one batch at a time, read by sqlite3 and encoded by psycopg; refused rows
-    go to the stream's quarantine list."""
-    query, key_offset = _select(plan.table)
-    key_positions = [[c.source for c in plan.columns].index(k) for k in plan.table.primary_key]
-    for batch in _batches(src, query):
-        try:
-            sent = _convert_columns(batch, key_offset, active)
-        except ConversionError:
-            sent = _convert_rows(plan, batch, key_offset, active, key_positions, stream.quarantine)
-        yield stream.encoder.encode(sent)  # also hashes each row for the checksum
+    """COPY data, one batch at a time, read by the source reader and encoded by psycopg;
+    refused rows go to the stream's quarantine list."""
+    for batch in RowReader(src, plan, active).batches():
+        stream.quarantine += batch.refused
+        yield stream.encoder.encode(batch.values)  # also hashes each row for the checksum
 
 
 def _copy_rows(

@@ -213,6 +213,7 @@ def _stage_once(
                 "pg_type": c.pg_type.sql,
                 "not_null": c.not_null,
                 "reason": c.reason,
+                "widened": c.widened,
             }
             for c in plan.columns
         ]

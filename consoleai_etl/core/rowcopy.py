@@ -20,10 +20,10 @@ from contextlib import closing
 from pathlib import Path
 
 from consoleai_etl.core import _rowcopy
-from consoleai_etl.core.catalog import sqlite_quote
 from consoleai_etl.core.codec import ColumnCodec
 from consoleai_etl.core.plan import ColumnPlan, TablePlan
 from consoleai_etl.core.profile import census_profile
+from consoleai_etl.core.reader import select_columns
 from consoleai_etl.core.source import LOCK_WAIT
 from consoleai_etl.core.tuples import TupleEncoder
 
@@ -66,7 +66,7 @@ def tuples(
     psycopg). Once every row is read, ``census`` (if given) is filled with the storage
     classes counted on the way: the table's profile, without a scan of its own."""
     names = tuple(c.source for c in plan.columns)
-    query = f"SELECT {', '.join(map(sqlite_quote, names))} FROM {sqlite_quote(plan.table.name)}"
+    query = select_columns(plan.table)  # the source reader's own SELECT
     codecs = dict(active)
     modes = tuple(PLAIN if i not in codecs else _mode(c) for i, c in enumerate(plan.columns))
     converted = [(i, codec) for i, codec in active if modes[i] == CONVERTED]
