@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml consoleai_etl/core/_rowcopy.c
+$(STAMP): pyproject.toml consoleai_etl/core/encode/_rowcopy.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
@@ -23,12 +23,12 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $@
 
 sample: setup
-	$(BIN)/python -m consoleai_etl.sample --out $(SAMPLE_DB) --scale $(SCALE)
+	$(BIN)/python -m consoleai_etl.demo.sample --out $(SAMPLE_DB) --scale $(SCALE)
 
 demo: sample $(DAGSTER_HOME)/dagster.yaml
 	CONSOLEAI_SQLITE_PATH=$(SAMPLE_DB) $(BIN)/dagster job execute -m consoleai_etl \
 		-j legacy_migration_job; status=$$?; \
-	$(BIN)/python -m consoleai_etl.summary $(REPORT_DIR)/latest.json; exit $$status
+	$(BIN)/python -m consoleai_etl.demo.summary $(REPORT_DIR)/latest.json; exit $$status
 
 test: setup
 	$(BIN)/python -m pytest

@@ -29,10 +29,10 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from consoleai_etl.core.catalog import introspect
-from consoleai_etl.core.ddl import create_table
-from consoleai_etl.core.planner import plan_source
-from consoleai_etl.core.source import open_source
+from consoleai_etl.core.plan.planner import plan_source
+from consoleai_etl.core.source.catalog import introspect
+from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.core.target.ddl import create_table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -103,7 +103,7 @@ def sample(scale: float) -> Path:
     path = WORK / f"bench-scale{scale:g}.sqlite"
     if not path.exists():
         subprocess.run(
-            [sys.executable, "-m", "consoleai_etl.sample", "--out", str(path), "--scale",
+            [sys.executable, "-m", "consoleai_etl.demo.sample", "--out", str(path), "--scale",
              f"{scale:g}"],
             check=True, cwd=REPO,
         )  # fmt: skip

@@ -15,18 +15,18 @@ from pathlib import Path
 
 import dagster as dg
 
-from consoleai_etl.checks import asset_keys
-from consoleai_etl.consistency_job import make_consistency_job
-from consoleai_etl.console_log import CONCISE_CONSOLE, concise_console_logger
-from consoleai_etl.core.catalog import Catalog, introspect
 from consoleai_etl.core.errors import SourceError
-from consoleai_etl.core.order import load_order
-from consoleai_etl.core.source import open_source
-from consoleai_etl.core.stager import StagedTable, finish_order, largest_first, table_sizes
-from consoleai_etl.domain import SCHEMA
-from consoleai_etl.report_asset import make_report_asset
-from consoleai_etl.settings import DEFAULT_SQLITE_PATH, MigrationSettings
-from consoleai_etl.table_assets import MIGRATION_JOB, make_table_asset, preflight
+from consoleai_etl.core.plan.order import load_order
+from consoleai_etl.core.run.stager import StagedTable, finish_order, largest_first, table_sizes
+from consoleai_etl.core.source.catalog import Catalog, introspect
+from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.defs.checks import asset_keys
+from consoleai_etl.defs.consistency_job import make_consistency_job
+from consoleai_etl.defs.console_log import CONCISE_CONSOLE, concise_console_logger
+from consoleai_etl.defs.report_asset import make_report_asset
+from consoleai_etl.defs.settings import DEFAULT_SQLITE_PATH, MigrationSettings
+from consoleai_etl.defs.table_assets import MIGRATION_JOB, make_table_asset, preflight
+from consoleai_etl.demo.domain import SCHEMA
 
 
 def load_catalog(sqlite_path: str | Path) -> Catalog:

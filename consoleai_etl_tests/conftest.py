@@ -16,8 +16,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from consoleai_etl.core.postgres import embedded_dsn
-from consoleai_etl.sample import generate
+from consoleai_etl.core.target.postgres import embedded_dsn
+from consoleai_etl.demo.sample import generate
 
 DEFAULT_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -54,7 +54,7 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(params=["compiled", "python"])
 def stream(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test with the loader's first pass compiled (``rowcopy``) and in Python."""
-    from consoleai_etl.core import rowcopy
+    from consoleai_etl.core.encode import rowcopy
 
     if request.param == "python":
         monkeypatch.setattr(rowcopy, "source_uri", lambda src: None)

@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from consoleai_etl.core.bulk import bulk_for
-from consoleai_etl.core.codec import ColumnCodec
+from consoleai_etl.core.encode.bulk import bulk_for
+from consoleai_etl.core.encode.codec import ColumnCodec
 from consoleai_etl.core.errors import ConversionError
-from consoleai_etl.core.plan import ColumnPlan, PgType, converter_for
-from consoleai_etl.core.rules import DEFAULT_RULE
-from consoleai_etl.core.source import InvalidText
+from consoleai_etl.core.plan.rules import DEFAULT_RULE
+from consoleai_etl.core.plan.table_plan import ColumnPlan, PgType, converter_for
+from consoleai_etl.core.source.connection import InvalidText
 
 NUMERIC = PgType("numeric", "numeric(6,2)", None, 6, 2)
 CLEAN = {  # values every converter accepts, in forms the bulk path takes
@@ -77,7 +77,7 @@ def test_a_null_in_a_not_null_column_is_refused_not_bulked() -> None:
 
 
 def test_text_repair_rules_turn_the_bulk_form_off() -> None:
-    from consoleai_etl.core.codec import codec_for
+    from consoleai_etl.core.encode.codec import codec_for
 
     column = _codec(PgType("jsonb", "jsonb")).plan
     column = replace(column, observed={"text": 1})

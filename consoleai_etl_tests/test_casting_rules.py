@@ -13,9 +13,9 @@ import pytest
 from psycopg import sql
 
 from consoleai_etl.core.errors import MigrationError
-from consoleai_etl.core.rules import CastingRule, parse_rules, rule_for
+from consoleai_etl.core.plan.rules import CastingRule, parse_rules, rule_for
 from consoleai_etl.definitions import build_definitions
-from consoleai_etl.sample import generate
+from consoleai_etl.demo.sample import generate
 from consoleai_etl_tests.helpers import checks_by_table, fetch, run_job
 from consoleai_etl_tests.test_dirty_data import build, migrate, quarantine, table_report
 

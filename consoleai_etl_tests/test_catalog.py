@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from consoleai_etl.core.catalog import Catalog, ForeignKey, Index, introspect
-from consoleai_etl.core.order import load_order
-from consoleai_etl.core.source import open_source
-from consoleai_etl.sample import TABLE_ORDER
+from consoleai_etl.core.plan.order import load_order
+from consoleai_etl.core.source.catalog import Catalog, ForeignKey, Index, introspect
+from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.demo.sample import TABLE_ORDER
 
 
 def catalog_of(ddl: str) -> Catalog:

@@ -16,10 +16,14 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from consoleai_etl.core.bookkeeping import drop_stale_staging, ensure_bookkeeping, staging_schema
-from consoleai_etl.core.catalog import sqlite_quote
-from consoleai_etl.core.preflight import StagingLock
-from consoleai_etl.sample import generate
+from consoleai_etl.core.run.preflight import StagingLock
+from consoleai_etl.core.source.catalog import sqlite_quote
+from consoleai_etl.core.target.bookkeeping import (
+    drop_stale_staging,
+    ensure_bookkeeping,
+    staging_schema,
+)
+from consoleai_etl.demo.sample import generate
 from consoleai_etl_tests.helpers import dagster_env, fetch
 
 DAGSTER = Path(sys.executable).with_name("dagster")

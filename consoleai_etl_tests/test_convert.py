@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from consoleai_etl.core.convert import (
+from consoleai_etl.core.encode.convert import (
     INT64_MAX,
     INT64_MIN,
     describe,
@@ -25,8 +25,7 @@ from consoleai_etl.core.convert import (
     to_timestamptz,
 )
 from consoleai_etl.core.errors import ConversionError
-from consoleai_etl.core.postgres import redact
-from consoleai_etl.core.report import (
+from consoleai_etl.core.run.report import (
     FAILURE,
     SUCCESS,
     SUCCESS_WITH_DIVERGENCE,
@@ -36,7 +35,8 @@ from consoleai_etl.core.report import (
     TableReport,
     decide,
 )
-from consoleai_etl.core.source import InvalidText
+from consoleai_etl.core.source.connection import InvalidText
+from consoleai_etl.core.target.postgres import redact
 
 # --- bigint -----------------------------------------------------------------------------------
 
@@ -574,14 +574,14 @@ def test_an_escaped_backslash_before_u0000_is_valid_json() -> None:
     ['{"ua": "console/2.3", "n": 5}', '{"b": 1, "a": {"d": 2, "cc": [3, 4]}}', '["x.y", 1e3]'],
 )
 def test_fast_and_exact_json_paths_print_the_same_jsonb_form(text: str) -> None:
-    from consoleai_etl.core.canonical import jsonb_text
+    from consoleai_etl.core.encode.canonical import jsonb_text
 
     exact = json.loads(text, parse_float=Decimal, parse_int=Decimal)
     assert to_json_text(text) == jsonb_text(exact)
 
 
 def test_repeated_json_is_converted_once_and_refusals_are_never_cached() -> None:
-    from consoleai_etl.core.convert import JSON_CACHE_CHARS, cached_jsonb_form
+    from consoleai_etl.core.encode.convert import JSON_CACHE_CHARS, cached_jsonb_form
 
     cached_jsonb_form.cache_clear()
     for _ in range(3):

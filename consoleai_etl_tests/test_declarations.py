@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from consoleai_etl.core.date_encodings import NumberRange, auto_encoding
+from consoleai_etl.core.plan.date_encodings import NumberRange, auto_encoding
 from consoleai_etl_tests.helpers import fetch
 from consoleai_etl_tests.test_dirty_data import column_types, migrate, quarantine, table_report
 

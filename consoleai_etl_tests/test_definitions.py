@@ -7,10 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from consoleai_etl.core.catalog import Table
+from consoleai_etl.core.source.catalog import Table
 from consoleai_etl.definitions import build_definitions
-from consoleai_etl.sample import TABLE_ORDER
-from consoleai_etl.table_assets import guarded_step
+from consoleai_etl.defs.table_assets import guarded_step
+from consoleai_etl.demo.sample import TABLE_ORDER
 
 
 def asset_graph(defs: dg.Definitions) -> dict[str, set[str]]:

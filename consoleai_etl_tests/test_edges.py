@@ -8,8 +8,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from consoleai_etl.core.catalog import introspect
-from consoleai_etl.core.plan import declared_pg_type
+from consoleai_etl.core.plan.table_plan import declared_pg_type
+from consoleai_etl.core.source.catalog import introspect
 from consoleai_etl_tests.helpers import checks_by_table, fetch, run_job
 from consoleai_etl_tests.test_dirty_data import build, quarantine, table_report
 

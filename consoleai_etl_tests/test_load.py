@@ -10,12 +10,12 @@ from pathlib import Path
 
 import psycopg
 
-from consoleai_etl.core.bookkeeping import ensure_bookkeeping
-from consoleai_etl.core.catalog import introspect
-from consoleai_etl.core.checksum import target_checksum
-from consoleai_etl.core.load import BATCH_ROWS, LoadOptions, load_table
-from consoleai_etl.core.planner import GUESS_ROWS, plan_source
-from consoleai_etl.core.source import open_source
+from consoleai_etl.core.plan.planner import GUESS_ROWS, plan_source
+from consoleai_etl.core.run.load import BATCH_ROWS, LoadOptions, load_table
+from consoleai_etl.core.source.catalog import introspect
+from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.core.target.bookkeeping import ensure_bookkeeping
+from consoleai_etl.core.verify.checksum import target_checksum
 
 
 def test_progress_is_reported_per_batch_and_checksum_matches_sql(
@@ -50,8 +50,8 @@ def test_table_progress_reaches_the_dagster_run_log(
 ) -> None:
     import dagster as dg
 
-    from consoleai_etl import table_assets
     from consoleai_etl.definitions import build_definitions
+    from consoleai_etl.defs import table_assets
 
     monkeypatch.setattr(table_assets, "PROGRESS_EVERY_SECONDS", 0.0)
     db = tmp_path / "big.sqlite"

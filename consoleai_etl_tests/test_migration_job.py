@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType
 
-from consoleai_etl.core.bookkeeping import STAGING_PREFIX
-from consoleai_etl.sample import TABLE_ORDER
+from consoleai_etl.core.target.bookkeeping import STAGING_PREFIX
+from consoleai_etl.demo.sample import TABLE_ORDER
 from consoleai_etl_tests.helpers import checks_by_table, execute, fetch, run_job, table_digest
 
 KEYS = {

@@ -16,18 +16,18 @@ from dagster import AssetKey, ExecuteInProcessResult, TableSchema
 from dagster._core.definitions.utils import DISALLOWED_NAMES, is_valid_name
 from psycopg import sql
 
-from consoleai_etl.checks import RESERVED_NAMES, asset_keys
-from consoleai_etl.core.catalog import Catalog, introspect, sqlite_quote
 from consoleai_etl.core.errors import SourceError
-from consoleai_etl.core.names import (
+from consoleai_etl.core.plan.names import (
     EMPTY_NAME,
     dagster_name,
     dagster_names,
     pg_clashes,
     pg_identifier,
 )
-from consoleai_etl.core.preflight import check_source
+from consoleai_etl.core.run.preflight import check_source
+from consoleai_etl.core.source.catalog import Catalog, introspect, sqlite_quote
 from consoleai_etl.definitions import build_definitions
+from consoleai_etl.defs.checks import RESERVED_NAMES, asset_keys
 from consoleai_etl_tests.helpers import fetch, run_job
 
 OWN_NAMES = ["preflight", "migration_report", "settings", "legacy_migration_job"]

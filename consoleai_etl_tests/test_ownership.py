@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import consoleai_etl.settings
+from consoleai_etl.defs import settings
 from consoleai_etl_tests.helpers import execute, fetch, preflight_error, run_job, run_raw
 
 APP_TABLE = "CREATE TABLE public.customers (id int PRIMARY KEY, crm_note text)"
@@ -140,13 +140,13 @@ def test_a_table_created_after_the_preflight_fails_the_promotion_untouched(
     tmp_path: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = build_source(tmp_path / "shop.sqlite", ["Ada"])
-    real_check = consoleai_etl.settings.check_ownership
+    real_check = settings.check_ownership
 
     def check_then_app_creates_its_table(*args: object) -> None:
         real_check(*args)  # passes: the schema is empty
         create_app_table(pg_dsn)  # someone else, while the tables are being staged
 
-    monkeypatch.setattr(consoleai_etl.settings, "check_ownership", check_then_app_creates_its_table)
+    monkeypatch.setattr(settings, "check_ownership", check_then_app_creates_its_table)
 
     result, report = run_job(db, pg_dsn, tmp_path / "reports")
 

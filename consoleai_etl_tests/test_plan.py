@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from consoleai_etl.core.catalog import introspect
-from consoleai_etl.core.names import dagster_name, derived_identifier, pg_identifier
-from consoleai_etl.core.plan import (
+from consoleai_etl.core.plan.names import dagster_name, derived_identifier, pg_identifier
+from consoleai_etl.core.plan.profile import SAMPLE_ROWS, profile_table
+from consoleai_etl.core.plan.table_plan import (
     PgType,
     SqlDefault,
     declared_pg_type,
@@ -19,7 +19,7 @@ from consoleai_etl.core.plan import (
     plan_table,
     translate_default,
 )
-from consoleai_etl.core.profile import SAMPLE_ROWS, profile_table
+from consoleai_etl.core.source.catalog import introspect
 
 BIGINT = PgType("bigint", "bigint")
 DOUBLE = PgType("double", "double precision")
@@ -393,7 +393,7 @@ def test_profile_of_an_empty_table() -> None:
 def test_a_large_table_is_profiled_over_two_connections_with_the_same_counts(
     tmp_path, monkeypatch
 ) -> None:
-    from consoleai_etl.core import profile
+    from consoleai_etl.core.plan import profile
 
     db = tmp_path / "split.sqlite"
     with sqlite3.connect(db) as conn:

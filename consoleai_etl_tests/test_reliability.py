@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from consoleai_etl.core.bookkeeping import STAGING_PREFIX, ensure_bookkeeping
+from consoleai_etl.core.target.bookkeeping import STAGING_PREFIX, ensure_bookkeeping
 from consoleai_etl_tests.helpers import (
     checks_by_table,
     dagster_env,

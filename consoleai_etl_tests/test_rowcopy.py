@@ -12,17 +12,17 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from consoleai_etl.core import _rowcopy, rowcopy
-from consoleai_etl.core.catalog import introspect
-from consoleai_etl.core.load import (
+from consoleai_etl.core.encode import _rowcopy, rowcopy
+from consoleai_etl.core.encode.tuples import TupleEncoder, row_hash_sql
+from consoleai_etl.core.plan.planner import plan_source
+from consoleai_etl.core.run.load import (
     BATCH_ROWS,
     _python_tuples,
     _Stream,
     active_codecs,
 )
-from consoleai_etl.core.planner import plan_source
-from consoleai_etl.core.source import open_source, strict_text
-from consoleai_etl.core.tuples import TupleEncoder, row_hash_sql
+from consoleai_etl.core.source.catalog import introspect
+from consoleai_etl.core.source.connection import open_source, strict_text
 
 COLUMNS = {  # declared type -> values, NULL included
     "INTEGER": [-(2**63), 2**63 - 1, 0, None],

@@ -16,7 +16,7 @@ from dagster import DagsterInvalidConfigError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from consoleai_etl.core.preflight import RunLock
+from consoleai_etl.core.run.preflight import RunLock
 from consoleai_etl_tests.helpers import checks_by_table, fetch, preflight_error, run_job, run_raw
 
 NOT_SQLITE = b"hello, not a database\n"

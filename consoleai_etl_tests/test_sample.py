@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from consoleai_etl.sample import ANOMALY_TABLES, BASE_ROWS, ROLES, TABLE_ORDER, generate
+from consoleai_etl.demo.sample import ANOMALY_TABLES, BASE_ROWS, ROLES, TABLE_ORDER, generate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -339,7 +339,7 @@ def test_anomalies_add_only_the_listed_rows(tmp_path: Path) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "consoleai_etl.sample", *args],
+        [sys.executable, "-m", "consoleai_etl.demo.sample", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from consoleai_etl import report_asset
-from consoleai_etl.core.snapshot import LOCK_NAME, PREFIX, Snapshot
+from consoleai_etl.core.source.snapshot import LOCK_NAME, PREFIX, Snapshot
+from consoleai_etl.defs import report_asset
 from consoleai_etl_tests.helpers import checks_by_table, fetch, run_job, table_digest
 
 PAIRS = """
@@ -175,7 +175,7 @@ def test_a_killed_runs_copy_is_removed_by_the_next_one(tmp_path: Path) -> None:
     root = tmp_path / "tmp"
     root.mkdir()
     take_and_wait = (
-        "import sys, time; from consoleai_etl.core.snapshot import Snapshot; "
+        "import sys, time; from consoleai_etl.core.source.snapshot import Snapshot; "
         "print(Snapshot.take(sys.argv[1], sys.argv[2]).path, flush=True); time.sleep(600)"
     )
     killed = subprocess.Popen(
@@ -210,7 +210,7 @@ def test_no_room_for_the_copy_is_one_line(tmp_path: Path) -> None:
     limited = (
         "import resource, signal, sys\n"
         "from consoleai_etl.core.errors import SourceError\n"
-        "from consoleai_etl.core.snapshot import Snapshot\n"
+        "from consoleai_etl.core.source.snapshot import Snapshot\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))\n"
         "try:\n"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import psycopg
 
-from consoleai_etl.core.bookkeeping import ensure_bookkeeping
-from consoleai_etl.core.catalog import Table, introspect
-from consoleai_etl.core.order import load_order
-from consoleai_etl.core.pipeline import MigrationConfig
-from consoleai_etl.core.source import open_source
-from consoleai_etl.core.stager import StagedTable, Stager, Turn, finish_order, largest_first
+from consoleai_etl.core.plan.order import load_order
+from consoleai_etl.core.run.pipeline import MigrationConfig
+from consoleai_etl.core.run.stager import StagedTable, Stager, Turn, finish_order, largest_first
+from consoleai_etl.core.source.catalog import Table, introspect
+from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.core.target.bookkeeping import ensure_bookkeeping
 from consoleai_etl_tests.helpers import fetch
 
 SOURCE = """
@@ -141,7 +141,7 @@ def test_closing_a_run_drops_the_tables_not_started_and_waits_for_the_others(
 
 
 def test_progress_lines_are_throttled_and_timed_from_when_rows_flow(monkeypatch) -> None:
-    from consoleai_etl.core import stager as stager_module
+    from consoleai_etl.core.run import stager as stager_module
 
     clock = iter([0.0, 100.0, 101.0, 101.5, 103.0])
     monkeypatch.setattr(stager_module.time, "monotonic", lambda: next(clock))
@@ -223,7 +223,7 @@ def test_the_streaming_turn_goes_to_the_earliest_table_in_staging_order() -> Non
 
 
 def test_table_sizes_are_estimated_without_counting_every_row(tmp_path: Path, monkeypatch) -> None:
-    from consoleai_etl.core import profile
+    from consoleai_etl.core.plan import profile
 
     db = tmp_path / "sizes.sqlite"
     with closing(sqlite3.connect(db)) as conn, conn:

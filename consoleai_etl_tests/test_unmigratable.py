@@ -9,8 +9,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from consoleai_etl.core.catalog import CustomCollation, introspect, schema_collations
-from consoleai_etl.core.source import open_source
+from consoleai_etl.core.source.catalog import CustomCollation, introspect, schema_collations
+from consoleai_etl.core.source.connection import open_source
 from consoleai_etl_tests.helpers import checks_by_table, fetch, run_job
 from consoleai_etl_tests.test_safety import assert_nothing_written, preflight_error, run_raw
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import psycopg
 
-from consoleai_etl.core.catalog import introspect
-from consoleai_etl.core.verify import check_foreign_keys, check_primary_key
+from consoleai_etl.core.source.catalog import introspect
+from consoleai_etl.core.verify.checks import check_foreign_keys, check_primary_key
 
 SOURCE = """
 CREATE TABLE parent (id INTEGER PRIMARY KEY);

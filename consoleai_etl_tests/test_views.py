@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from consoleai_etl.core.report import (
+from consoleai_etl.core.run.report import (
     SUCCESS,
     SUCCESS_WITH_QUARANTINE,
     SUCCESS_WITH_WARNINGS,

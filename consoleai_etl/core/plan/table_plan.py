@@ -1,0 +1,320 @@
+"""Target plan: the PostgreSQL type of every column, and why, from declared type + stored values.
+
+Rules (DESIGN.md): INTEGER-like -> bigint (a rowid alias becomes an identity column),
+REAL -> double precision, NUMERIC/DECIMAL(p,s) -> numeric(p,s), BLOB -> bytea, BOOLEAN ->
+boolean, TEXT -> text, VARCHAR(n)/CHAR(n) -> varchar(n) (never blank-padded char(n)),
+DATE -> date, DATETIME/TIMESTAMP -> timestamp, JSON -> jsonb. A missing or unknown declared
+type is decided from the storage classes the column actually holds.
+
+This module is pure: it plans from what was measured. Reading the source to measure it,
+and widening a declared type that some stored value does not fit, is ``planner``'s job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from consoleai_etl.core.encode import convert
+from consoleai_etl.core.plan.date_encodings import NumberRange, auto_encoding, suggestion
+from consoleai_etl.core.plan.declared import PgType, declared_pg_type
+from consoleai_etl.core.plan.names import pg_identifier, renamed_because
+from consoleai_etl.core.plan.rules import DEFAULT_RULE, CastingRule, ColumnRule, rule_for
+from consoleai_etl.core.source.catalog import Column, CustomCollation, Table
+
+TEMPORAL_KINDS = frozenset({"date", "timestamp", "timestamptz"})
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    source: str
+    name: str
+    declared_type: str
+    observed: dict[str, int]
+    pg_type: PgType
+    not_null: bool
+    identity: bool
+    default: object
+    reason: str
+    rule: ColumnRule = DEFAULT_RULE
+    # How numbers in a date/time column are read: the rule's encoding, or for ``auto`` the
+    # one that explains every stored number (``iso``: none does, numbers are refused).
+    encoding: str = "auto"
+    widened: str | None = None  # why the stored values overruled the declared type
+
+    def converter(self) -> convert.Converter:
+        return converter_for(self.pg_type, self.encoding)
+
+    @property
+    def numbers_unmeasured(self) -> bool:
+        """A date column stores numbers whose encoding needs all of them measured first."""
+        return self.pg_type.kind in TEMPORAL_KINDS and self.encoding == "auto"
+
+    @property
+    def on_error(self) -> str:
+        """What a value the planned type refuses does: the rule's ``on_error``, else
+        ``widen`` (the planner chooses a type every stored value fits) for a type only
+        suggested by the declaration or the values, and ``quarantine`` for a type the user
+        chose (a ``target_type`` or a ``date_encoding`` rule)."""
+        chosen = self.rule.target_type is not None or self.rule.date_encoding != "auto"
+        return self.rule.on_error or ("quarantine" if chosen else "widen")
+
+    @property
+    def native_classes(self) -> frozenset[str]:
+        """Storage classes that psycopg can send as they are, with no per-value check."""
+        return NATIVE.get(self.pg_type.kind, frozenset())
+
+    def needs_conversion(self) -> bool:
+        return bool(set(self.observed) - {"null"} - self.native_classes)
+
+
+NATIVE = {
+    "bigint": frozenset({"integer"}),
+    "double": frozenset({"real"}),
+    "bytea": frozenset({"blob"}),
+}
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    table: Table
+    name: str
+    columns: tuple[ColumnPlan, ...]
+    source_rows: int
+    warnings: tuple[str, ...] = field(default=())
+
+    def column(self, source_name: str) -> ColumnPlan:
+        return next(c for c in self.columns if c.source == source_name)
+
+    @property
+    def hash_columns(self) -> list[tuple[str, str]]:
+        """(kind, PostgreSQL name) of every column, as the checksum reads them."""
+        return [(c.pg_type.kind, c.name) for c in self.columns]
+
+    def pg_names(self, source_names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(self.column(n).name for n in source_names)
+
+
+def observed_pg_type(observed: dict[str, int]) -> tuple[PgType, str]:
+    """Type chosen from the values stored, with the reason, for untyped/unknown columns."""
+    classes = set(observed) - {"null"}
+    if not classes:
+        return PgType("text", "text"), "no non-NULL values stored"
+    if classes == {"integer"}:
+        return PgType("bigint", "bigint"), "only integers stored"
+    if classes <= {"integer", "real"}:
+        return PgType("double", "double precision"), "only numbers stored"
+    if classes == {"blob"}:
+        return PgType("bytea", "bytea"), "only BLOBs stored"
+    if "blob" in classes:
+        return PgType("bytea", "bytea"), f"BLOBs among others ({', '.join(sorted(classes))})"
+    return PgType("text", "text"), f"mixed storage classes ({', '.join(sorted(classes))})"
+
+
+def _encoding(
+    pg_type: PgType, rule: ColumnRule, observed: dict[str, int], numbers: NumberRange | None
+) -> tuple[str, str | None]:
+    """(date encoding, note for the reason) of a column: the rule's, or for ``auto`` the one
+    every stored number is plausible under; ``iso`` when no number is stored or none fits.
+    ``auto`` is kept when numbers are stored but not measured yet: the planner then
+    measures them before loading."""
+    if pg_type.kind not in TEMPORAL_KINDS or rule.date_encoding != "auto":
+        return rule.date_encoding, None
+    if not {"integer", "real"} & set(observed):
+        return "iso", None
+    if numbers is None:
+        return "auto", None
+    encoding = auto_encoding(numbers)
+    if encoding is None:
+        return "iso", None
+    return encoding, f"numbers read as {encoding} (all {numbers.count} are plausible dates)"
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# SQLite's "now" expressions (always UTC) and their PostgreSQL equivalents per target kind.
+_UTC_NOW = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
+_NOW_DATETIME = {
+    "timestamp": _UTC_NOW,
+    "timestamptz": "CURRENT_TIMESTAMP",
+    "date": f"{_UTC_NOW}::date",
+    "text": f"to_char({_UTC_NOW}, 'YYYY-MM-DD HH24:MI:SS')",
+}
+_NOW_DATE = {"date": f"{_UTC_NOW}::date", "text": f"to_char({_UTC_NOW}, 'YYYY-MM-DD')"}
+_NOW_EPOCH = {
+    "bigint": "extract(epoch FROM CURRENT_TIMESTAMP)::bigint",
+    "double": "extract(epoch FROM CURRENT_TIMESTAMP)::double precision",
+}
+_EXPRESSIONS = {
+    "current_timestamp": _NOW_DATETIME,
+    "datetime('now')": _NOW_DATETIME,
+    "strftime('%Y-%m-%d %H:%M:%S','now')": _NOW_DATETIME,
+    "current_date": _NOW_DATE,
+    "date('now')": _NOW_DATE,
+    "strftime('%s','now')": _NOW_EPOCH,
+    "cast(strftime('%s','now')as integer)": _NOW_EPOCH,
+    "julianday('now')": {"double": "(extract(epoch FROM CURRENT_TIMESTAMP) / 86400 + 2440587.5)"},
+}
+_CONVERTERS = {
+    "bigint": convert.to_bigint,
+    "double": convert.to_double,
+    "bytea": convert.to_bytea,
+    "boolean": convert.to_boolean,
+    "jsonb": convert.to_json_text,
+}
+
+
+def converter_for(pg_type: PgType, date_encoding: str = "auto") -> convert.Converter:
+    if pg_type.kind == "numeric":
+        return convert.make_numeric(pg_type.precision, pg_type.scale)
+    if pg_type.kind == "text":
+        return convert.make_text(pg_type.length)
+    if pg_type.kind in ("date", "timestamp", "timestamptz"):
+        return convert.make_temporal(pg_type.kind, date_encoding)
+    return _CONVERTERS[pg_type.kind]
+
+
+_QUOTED = re.compile(r"('(?:[^']|'')*')")
+_CHECK = re.compile(r"\bCHECK\s*\(", re.IGNORECASE)
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+
+def _normalize(expression: str) -> str:
+    """Lower case and single spaces outside string literals; no space around , ( )."""
+    parts = _QUOTED.split(expression)
+    for i in range(0, len(parts), 2):  # even parts are outside quotes
+        text = " ".join(parts[i].lower().split())
+        parts[i] = re.sub(r"\s*([(),])\s*", r"\1", text)
+    return "".join(parts)
+
+
+def translate_default(default_sql: str | None, pg_type: PgType) -> tuple[object, str | None]:
+    """(the default as a Python value or SQL text marker, warning). None means no default.
+
+    Literal defaults go through the column's own converter, so a default that the column
+    could not hold is reported instead of breaking the DDL.
+    """
+    if default_sql is None:
+        return None, None
+    text = default_sql.strip()
+    while text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].strip()
+    upper = text.upper()
+    if upper == "NULL":
+        return None, None
+    expression = _EXPRESSIONS.get(_normalize(text), {}).get(pg_type.kind)
+    if expression:
+        return SqlDefault(expression), None
+    value: object
+    if _NUMBER.match(text):
+        value = int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
+    elif _STRING_LITERAL.fullmatch(text):
+        value = text[1:-1].replace("''", "'")
+    elif upper in ("TRUE", "FALSE"):
+        value = int(upper == "TRUE")
+    else:
+        return None, f"default {default_sql} not translated (SQLite expression)"
+    try:
+        return converter_for(pg_type)(value), None
+    except ValueError as exc:
+        return None, f"default {default_sql} not translated ({exc})"
+
+
+@dataclass(frozen=True)
+class SqlDefault:
+    """A default that is an SQL expression rather than a literal value."""
+
+    sql: str
+
+
+def plan_column(
+    table: Table,
+    column: Column,
+    observed: dict[str, int],
+    rule: ColumnRule = DEFAULT_RULE,
+    numbers: NumberRange | None = None,
+) -> tuple[ColumnPlan, list]:
+    declared = declared_pg_type(column.declared_type) if column.declared_type else None
+    if rule.target_type is not None:
+        pg_type = declared_pg_type(rule.target_type)
+        assert pg_type is not None  # validated when the rule was parsed
+        reason = f"{rule.source}: {rule.target_type}"
+    elif declared is not None:
+        pg_type, reason = declared, f"declared {column.declared_type}"
+    else:
+        pg_type, why = observed_pg_type(observed)
+        label = (
+            f"unknown declared type {column.declared_type}"
+            if column.declared_type
+            else ("no declared type")
+        )
+        reason = f"{label}; {why}"
+    identity = table.rowid_alias == column.name
+    if identity:
+        reason += "; rowid alias -> identity"
+    encoding, note = _encoding(pg_type, rule, observed, numbers)
+    if note:
+        reason += f"; {note}"
+    default, warning = translate_default(column.default_sql, pg_type)
+    warnings = [f"column {column.name}: {warning}"] if warning else []
+    if numbers is not None and encoding == "iso":
+        warnings.append(f"column {column.name}: {suggestion(numbers)}")
+    if pg_type.kind == "bytea" and set(observed) - {"blob", "null"}:
+        warnings.append(
+            f"column {column.name}: its text and numbers are stored as the bytes of their "
+            "text form, as SQLite's CAST(x AS BLOB) gives them"
+        )
+    plan = ColumnPlan(
+        source=column.name,
+        name=pg_identifier(column.name),
+        declared_type=column.declared_type,
+        observed=observed,
+        pg_type=pg_type,
+        not_null=column.not_null or column.pk_position > 0,
+        identity=identity,
+        default=default,
+        reason=reason,
+        rule=rule,
+        encoding=encoding,
+    )
+    if plan.name != column.name:
+        why = renamed_because(column.name)
+        warnings.append(f"column {column.name!r} renamed to {plan.name!r} ({why})")
+    return plan, warnings
+
+
+def _collation_warning(collation: CustomCollation) -> str:
+    return (
+        f"collation {collation.name} ({', '.join(collation.used_by)}) is defined by the "
+        "application that wrote the file, not by SQLite: read with a case-insensitive "
+        "stand-in (Unicode case folding); the PostgreSQL columns use the default collation, "
+        f"so ordering and uniqueness by {collation.name} are not reproduced"
+    )
+
+
+def plan_table(
+    table: Table,
+    profile: dict[str, dict[str, int]],
+    source_rows: int,
+    rules: tuple[CastingRule, ...] = (),
+    numbers: dict[str, NumberRange] | None = None,
+) -> TablePlan:
+    """The target plan for ``table`` given its measured storage-class profile, the
+    measured numbers of its date columns (``planner``) and the casting rules."""
+    columns, warnings = [], []
+    for column in table.columns:
+        rule = rule_for(rules, table.name, column.name, column.declared_type)
+        plan, column_warnings = plan_column(
+            table, column, profile.get(column.name, {}), rule, (numbers or {}).get(column.name)
+        )
+        columns.append(plan)
+        warnings += column_warnings
+    name = pg_identifier(table.name)
+    if name != table.name:
+        warnings.append(f"table {table.name!r} renamed to {name!r} ({renamed_because(table.name)})")
+    if _CHECK.search(_QUOTED.sub("''", table.sql)):
+        warnings.append("CHECK constraints not recreated (see the source DDL)")
+    for index in table.indexes:
+        if index.unsupported:
+            warnings.append(f"index {index.name} not recreated: {index.unsupported}")
+    warnings += map(_collation_warning, table.collations)
+    return TablePlan(table, name, tuple(columns), source_rows, tuple(warnings))

@@ -1,0 +1,326 @@
+"""The migration's steps as plain functions: stage a table, verify a table, finalize the run.
+
+The Dagster layer calls these (one asset step per table, one report step); they are also
+usable without Dagster. Every expected failure ends up in the returned reports, never as an
+exception, so the final report is always written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.plan.names import pg_identifier
+from consoleai_etl.core.plan.planner import plan_source
+from consoleai_etl.core.plan.rules import ORPHAN_POLICIES, CastingRule
+from consoleai_etl.core.plan.table_plan import TablePlan
+from consoleai_etl.core.run.load import LoadOptions, load_table
+from consoleai_etl.core.run.report import FAILURE, CheckReport, MigrationReport, TableReport, decide
+from consoleai_etl.core.source.catalog import ForeignKey, Table
+from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
+from consoleai_etl.core.target import bookkeeping
+from consoleai_etl.core.target.postgres import connect, connection_lost, redact
+from consoleai_etl.core.target.promote import Promotion, promote
+from consoleai_etl.core.verify import checks as verify
+from consoleai_etl.core.verify.checksum import Checksum, Key, check_checksum, quarantined_keys
+
+MODES = ("replace",)
+
+
+@dataclass(frozen=True)
+class MigrationConfig:
+    sqlite_path: str
+    pg_dsn: str
+    target_schema: str = "public"
+    report_dir: str = "reports"
+    dry_run: bool = False
+    allow_divergence: bool = False
+    mode: str = "replace"
+    orphans: str = "quarantine"
+    casting_rules: tuple[CastingRule, ...] = ()
+    replace_existing: bool = False  # may drop same-named relations no earlier run promoted
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise MigrationError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if self.orphans not in ORPHAN_POLICIES:
+            raise MigrationError(
+                f"unknown orphans policy {self.orphans!r}: use one of {', '.join(ORPHAN_POLICIES)}"
+            )
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextmanager
+def _connections(
+    config: MigrationConfig,
+) -> Iterator[tuple[sqlite3.Connection, psycopg.Connection]]:
+    with closing(open_source(config.sqlite_path)) as src, connect(config.pg_dsn) as pg:
+        bookkeeping.ensure_bookkeeping(pg)
+        yield src, pg
+
+
+def _one_line(exc: BaseException) -> str:
+    return redact(" ".join(str(exc).split())) or type(exc).__name__
+
+
+def _source_table(src: sqlite3.Connection, table: Table) -> None:
+    found = src.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table.name,)
+    ).fetchone()
+    if not found:
+        raise MigrationError(
+            f"table {table.name} is not in the source any more: reload the code location "
+            "so the asset graph matches the SQLite file"
+        )
+
+
+@dataclass
+class CheckInputs:
+    """What the checks of one table compare against, besides the two databases."""
+
+    schema: str  # where the table is checked: the run's staging, or the target
+    parent_schemas: tuple[str, ...]  # where FK parents are looked up, in order
+    source_rows: int
+    quarantined: int
+    expected: Checksum | None  # the load's streamed checksum; None = recompute from source
+    exclude: set[Key]  # keys quarantined after conversion (duplicates, orphans)
+
+
+def _checks(
+    src: sqlite3.Connection,
+    pg: psycopg.Connection,
+    plan: TablePlan,
+    orphans: str,
+    given: CheckInputs,
+) -> list[CheckReport]:
+    table, schema = plan.table, given.schema
+    runs = {
+        "row_count": lambda: verify.check_row_count(
+            given.source_rows, verify.target_row_count(pg, schema, table), given.quarantined
+        ),
+        "checksum": lambda: check_checksum(src, pg, plan, schema, given.expected, given.exclude),
+        "not_null": lambda: verify.check_not_null(pg, schema, table),
+        "primary_key": lambda: verify.check_primary_key(pg, schema, table),
+        "foreign_keys": lambda: verify.check_foreign_keys(
+            src, pg, table, schema, given.parent_schemas, orphans, given.quarantined
+        ),
+    }
+
+    def in_transaction(check: Callable[[], CheckReport]) -> CheckReport:
+        with pg.transaction():  # rolled back before ``guarded`` turns an error into a result
+            return check()
+
+    return [
+        verify.guarded(name, lambda check=runs[name]: in_transaction(check))
+        for name in verify.check_names(table)
+    ]
+
+
+RETRY_BACKOFF = (1.0, 3.0)  # seconds before the 2nd and 3rd attempt of a table
+
+
+def stage_table(
+    config: MigrationConfig,
+    table: Table,
+    run_id: str,
+    *,
+    deferred: tuple[ForeignKey, ...] = (),
+    progress: Callable[[int, int], None] | None = None,
+    before_foreign_keys: Callable[[], object] | None = None,
+    streaming: AbstractContextManager | None = None,
+) -> TableReport:
+    """Load ``table`` into the run's staging schema and check it there.
+
+    A lost connection rolls the table's transaction back on the server, so the table is
+    simply loaded again, after a pause, at most ``len(RETRY_BACKOFF)`` more times. An SQL
+    error is not retried: it would fail the same way again.
+    """
+    options = LoadOptions(
+        config.casting_rules, config.orphans, deferred, before_foreign_keys,
+        streaming or nullcontext(),
+    )  # fmt: skip
+    retries: list[str] = []
+    for pause in (*RETRY_BACKOFF, None):
+        report = TableReport(table=table.name, target_table=pg_identifier(table.name))
+        try:
+            _stage_once(config, table, run_id, options, progress, report)
+        except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
+            if not connection_lost(exc):
+                report.error = _one_line(exc)
+            elif pause is None:
+                report.error = (
+                    f"lost the connection to PostgreSQL {len(retries) + 1} times, last: "
+                    f"{_one_line(exc)}"
+                )
+            else:
+                retries.append(f"attempt {len(retries) + 1} lost its connection ({_one_line(exc)})")
+                time.sleep(pause)
+                continue
+        report.warnings = [f"loaded again: {r}" for r in retries] + report.warnings
+        return report
+    raise AssertionError("unreachable: the last attempt always returns")
+
+
+def _stage_once(
+    config: MigrationConfig,
+    table: Table,
+    run_id: str,
+    options: LoadOptions,
+    progress: Callable[[int, int], None] | None,
+    report: TableReport,
+) -> None:
+    staging = bookkeeping.staging_schema(run_id)
+    with _connections(config) as (src, pg):
+        _source_table(src, table)
+        with pg.transaction():
+            bookkeeping.drop_stale_staging(pg, keep=staging)
+        plan, result = load_table(
+            src,
+            pg,
+            table,
+            schema=staging,
+            target_schema=config.target_schema,
+            run_id=run_id,
+            options=options,
+            progress=progress,
+        )
+        report.source_rows = result.source_rows
+        report.loaded_rows = result.loaded_rows
+        report.quarantined_rows = result.quarantined_rows
+        report.seconds = round(result.seconds, 3)
+        report.load_window = [round(t, 3) for t in result.window]
+        report.rows_per_second = round(result.rows_per_second, 1)
+        report.warnings = result.warnings
+        report.quarantine_sample = bookkeeping.quarantine_sample(pg, run_id, table.name)
+        report.columns = [
+            {
+                "name": c.source,
+                "target_name": c.name,
+                "declared_type": c.declared_type,
+                "observed": c.observed,
+                "pg_type": c.pg_type.sql,
+                "not_null": c.not_null,
+                "reason": c.reason,
+                "widened": c.widened,
+            }
+            for c in plan.columns
+        ]
+        given = CheckInputs(
+            schema=staging,
+            parent_schemas=(staging, config.target_schema),
+            source_rows=result.source_rows,
+            quarantined=result.quarantined_rows,
+            expected=Checksum(result.loaded_rows, result.checksum),
+            exclude=quarantined_keys(pg, plan, run_id),
+        )
+        started = time.perf_counter()
+        report.checks = _checks(src, pg, plan, config.orphans, given)
+        report.check_seconds = round(time.perf_counter() - started, 3)
+        report.checksum = f"{result.checksum:016x}"
+        report.checksum_seconds = round(result.checksum_seconds, 3)
+
+
+def verify_table(config: MigrationConfig, table: Table) -> TableReport:
+    """Check the target schema's copy of ``table`` against the source; loads nothing."""
+    report = TableReport(table=table.name, target_table=pg_identifier(table.name))
+    try:
+        with _connections(config) as (src, pg):
+            _source_table(src, table)
+            last_run = bookkeeping.last_promoted_run(pg, config.target_schema)
+            report.quarantined_rows = (
+                bookkeeping.quarantined_count(pg, last_run, table.name) if last_run else 0
+            )
+            plan = plan_source(src, table, config.casting_rules)
+            report.source_rows = plan.source_rows
+            given = CheckInputs(
+                schema=config.target_schema,
+                parent_schemas=(config.target_schema,),
+                source_rows=plan.source_rows,
+                quarantined=report.quarantined_rows,
+                expected=None,
+                exclude=quarantined_keys(pg, plan, last_run),
+            )
+            report.checks = _checks(src, pg, plan, config.orphans, given)
+    except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
+        report.error = _one_line(exc)
+    return report
+
+
+NO_SNAPSHOT = "no run-wide snapshot: each table was read when its step ran (separate processes)"
+
+
+def finalize(
+    config: MigrationConfig,
+    report: MigrationReport,
+    promotion: Promotion | None = None,
+    snapshot: Snapshot | None = None,
+) -> MigrationReport:
+    """Decide the verdict, promote (when a promotion is given and allowed), record the run,
+    write the files. The consistency job passes no promotion: it only verifies. A source
+    that ``snapshot`` finds written to since the run started fails the run right before
+    the promotion, when every table has been read."""
+    decide(report)
+    report.source_snapshot = snapshot.method if snapshot else NO_SNAPSHOT
+    if snapshot:
+        try:
+            snapshot.check_unchanged()
+        except SourceChanged as exc:
+            report.fail(str(exc))
+    staging = bookkeeping.staging_schema(report.run_id)
+    try:
+        with connect(config.pg_dsn) as pg:
+            bookkeeping.ensure_bookkeeping(pg)
+            if promotion:
+                report.compare_with(
+                    bookkeeping.previous_report(pg, config.target_schema, report.run_id)
+                )
+            if promotion and report.status != FAILURE and not config.dry_run:
+                try:
+                    with pg.transaction(), closing(open_source(config.sqlite_path)) as src:
+                        report.promoted = True
+                        warnings, views = promote(
+                            pg,
+                            src,
+                            report.run_id,
+                            config.target_schema,
+                            promotion,
+                            replace_existing=config.replace_existing,
+                        )
+                        report.warnings += warnings
+                        report.views = [asdict(v) for v in views]
+                        decide(report)  # again, now that the views are known
+                        _record(pg, report)
+                except (MigrationError, psycopg.Error) as exc:
+                    report.promoted = False
+                    report.views = []
+                    report.fail(f"promotion failed, target unchanged: {_one_line(exc)}")
+            if not report.promoted:
+                with pg.transaction():
+                    _record(pg, report)
+            if report.promoted or config.dry_run:
+                with pg.transaction():
+                    pg.execute(
+                        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(staging))
+                    )
+    except (MigrationError, psycopg.Error) as exc:
+        report.fail(f"could not record the run: {_one_line(exc)}")
+    report.write(Path(config.report_dir))
+    return report
+
+
+def _record(pg: psycopg.Connection, report: MigrationReport) -> None:
+    report.finished_at = now()
+    bookkeeping.record_run(pg, report)

@@ -1,0 +1,171 @@
+"""Checks run before any step: is the source a sound SQLite file, is the target usable, would
+the run replace only what earlier runs promoted, and is no other migration writing to the
+same schema. Each failure is one line that names the file, server or schema and says what to
+do, and nothing has been written yet."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from consoleai_etl.core.errors import SourceError, TargetError
+from consoleai_etl.core.plan.names import pg_clashes, pg_identifier
+from consoleai_etl.core.source.catalog import Catalog, introspect
+from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.core.target.bookkeeping import lock_staging
+from consoleai_etl.core.target.postgres import connect, redact
+from consoleai_etl.core.target.promote import (
+    Promotion,
+    existing_relations,
+    ownership_error,
+    unowned,
+)
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+PG_MAX_COLUMNS = 1600  # PostgreSQL's limit per table (SQLite allows 2,000 by default)
+DATA_PROBLEMS = ("NULL value in ", "CHECK constraint failed in ")
+
+
+def check_source(path: str | Path) -> None:
+    """The source exists, is SQLite, passes ``quick_check``, is readable, has tables, and
+    each of them fits in PostgreSQL."""
+    file = Path(path)
+    if file.is_file():
+        with file.open("rb") as handle:
+            if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise SourceError(
+                    f"source {file} is not a SQLite database (no SQLite header): point "
+                    "CONSOLEAI_SQLITE_PATH at the legacy .sqlite file"
+                )
+    with closing(open_source(file)) as conn:  # raises SourceError when missing/unreadable
+        try:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            tables = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%'"
+            ).fetchone()[0]
+            catalog = introspect(conn)
+        except sqlite3.DatabaseError as exc:
+            raise SourceError(
+                f"source {file} is corrupt ({exc}): restore it from a backup or repair it "
+                "with `sqlite3 FILE .recover`"
+            ) from None
+    # Constraint violations in the data (legacy schemas gain NOT NULL/CHECK after the rows
+    # were written) are not corruption: those rows are quarantined by the load.
+    problems = [p for p in problems if not p.startswith(DATA_PROBLEMS)]
+    if problems not in ([], ["ok"]):
+        raise SourceError(
+            f"source {file} is corrupt (PRAGMA quick_check: {'; '.join(problems[:3])}): "
+            "restore it from a backup or repair it with `sqlite3 FILE .recover`"
+        )
+    if tables == 0:
+        raise SourceError(f"source {file} has no tables: nothing to migrate")
+    check_limits(file, catalog)
+    if clash := name_clash(catalog):
+        raise SourceError(f"source {file}: {clash}: rename one of them in the source")
+
+
+def check_limits(file: Path, catalog: Catalog) -> None:
+    """Every table fits PostgreSQL's column limit: a wider one would fail only when its
+    CREATE TABLE reaches the server, after other tables were staged."""
+    for table in catalog.tables:
+        if len(table.columns) > PG_MAX_COLUMNS:
+            raise SourceError(
+                f"source {file}: table {table.name} has {len(table.columns):,} columns, more "
+                f"than PostgreSQL's limit of {PG_MAX_COLUMNS:,}: split it into narrower tables "
+                "or drop it, in a copy of the file, then migrate the copy"
+            )
+
+
+def name_clash(catalog: Catalog) -> str | None:
+    """Source names PostgreSQL would hold under one name (a long name shortened to another
+    table's or column's spelling, or "" next to ``EMPTY_NAME``), which would lose one."""
+    if tables := pg_clashes(t.name for t in catalog.tables):
+        return f"tables {_spelled(tables[0], 'PostgreSQL table')}"
+    for table in catalog.tables:
+        if columns := pg_clashes(c.name for c in table.columns):
+            return f"table {table.name}: columns {_spelled(columns[0], 'column')}"
+    return None
+
+
+def _spelled(group: tuple[str, ...], kind: str) -> str:
+    return f"{' and '.join(map(repr, group))} would be one {kind}, {pg_identifier(group[0])!r}"
+
+
+def check_target(dsn: str, schema: str) -> None:
+    """The server answers and this user may create the target schema (rolled back)."""
+    with connect(dsn) as pg:
+        try:
+            with pg.transaction(force_rollback=True):
+                pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+                pg.execute("CREATE SCHEMA IF NOT EXISTS consoleai_etl")
+        except psycopg.Error as exc:
+            raise TargetError(
+                f"cannot create schema {schema} or consoleai_etl on {redact(dsn)}: "
+                f"{' '.join(str(exc).split())} (grant CREATE on the database, or create the "
+                "schemas beforehand)"
+            ) from None
+
+
+def check_ownership(sqlite_path: str | Path, dsn: str, schema: str) -> None:
+    """No table or view of the source's names exists in ``schema`` unless an earlier run
+    promoted it there: replacing it would drop an application's rows. Read only."""
+    with closing(open_source(sqlite_path)) as src:
+        catalog = introspect(src)
+    names = Promotion(catalog, catalog.tables).names
+    with connect(dsn) as pg:
+        foreign = unowned(pg, existing_relations(pg, schema, names), schema)
+    if foreign:
+        raise ownership_error(schema, foreign)
+
+
+class _SessionLock:
+    """A connection whose session holds an advisory lock."""
+
+    conn: psycopg.Connection
+
+    def release(self) -> None:
+        self.conn.close()  # closing the session releases the lock
+
+
+class RunLock(_SessionLock):
+    """A session advisory lock per target schema: one migration at a time writes there."""
+
+    def __init__(self, dsn: str, schema: str) -> None:
+        self.conn = connect(dsn, autocommit=True)
+        key = f"consoleai_etl:{schema}"
+        got = self.conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+        if not got or not got[0]:
+            holder = self.conn.execute(
+                "SELECT a.pid, a.backend_start FROM pg_locks l JOIN pg_stat_activity a "
+                "USING (pid) WHERE l.locktype = 'advisory' AND l.objid = "
+                "hashtext(%s)::oid AND l.granted",
+                (key,),
+            ).fetchone()
+            self.conn.close()
+            who = (
+                f" (server pid {holder[0]}, since {holder[1]:%Y-%m-%d %H:%M:%S})" if holder else ""
+            )
+            raise TargetError(
+                f"another migration into schema {schema} is running{who}: wait for it to "
+                "finish, or stop it, then run again"
+            )
+
+
+class StagingLock(_SessionLock):
+    """A session advisory lock on the run's staging schema, held for the run's whole life
+    (taken before the schema is created): other runs' ``drop_stale_staging`` drops only
+    staging schemas whose lock is free, that is whose run is dead."""
+
+    def __init__(self, dsn: str, staging: str) -> None:
+        self.conn = connect(dsn, autocommit=True)
+        if not lock_staging(self.conn, staging):
+            self.conn.close()
+            raise TargetError(
+                f"the staging schema {staging} is held by another session (same run id?): "
+                "start the run again"
+            )

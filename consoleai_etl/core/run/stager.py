@@ -1,0 +1,248 @@
+"""Stage a run's tables two at a time, so one table's PostgreSQL work overlaps the next
+table's Python work.
+
+Staging a table is Python-bound while its rows stream (reading, converting, hashing: one
+core) and PostgreSQL-bound afterwards (keys, indexes, foreign keys, the checks' scans,
+which leave Python waiting on a socket). Dagster's in-process executor runs one step at a
+time, so the migration job hands its tables to a ``Stager``: two threads stage them in
+foreign-key order, and each table's Dagster step waits for its own table's report. Only one
+table streams at a time (``Turn``: two streams would take turns on the GIL, measured slower
+than one after the other); the other thread meanwhile builds keys, validates foreign keys
+and runs checks, which wait on PostgreSQL. A table waits for its parents to be
+staged before it creates its foreign keys (they need the parents' keys). Progress lines of
+every table go to whichever step is waiting, so the run log stays live.
+"""
+
+from __future__ import annotations
+
+import heapq
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg import sql
+
+from consoleai_etl.core.plan.profile import size_estimate
+from consoleai_etl.core.run.pipeline import MigrationConfig, stage_table
+from consoleai_etl.core.run.report import TableReport
+from consoleai_etl.core.source.catalog import ForeignKey, Table
+from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.core.target import bookkeeping
+from consoleai_etl.core.target.postgres import connect
+
+WORKERS = 2
+
+
+class Progress:
+    """``(done, total)`` callbacks turned into "rows, rows/s, ETA" lines, at most one per
+    ``every`` seconds, handed to ``emit``. ``done == 0`` (the rows start flowing) starts
+    the clock, so time spent waiting for a streaming turn does not lower the rate."""
+
+    def __init__(self, table: str, every: float, emit: Callable[[str], None]) -> None:
+        self.table, self.every, self.emit = table, every, emit
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == 0:
+            self.started = self.last = now
+            return
+        if now - self.last < self.every:
+            return
+        self.last = now
+        rate = done / (now - self.started) if now > self.started else 0.0
+        eta = (total - done) / rate if rate else 0.0
+        self.emit(f"{self.table}: {done:,} / {total:,} rows, {rate:,.0f} rows/s, ETA {eta:,.0f} s")
+
+
+@dataclass(frozen=True)
+class StagedTable:
+    table: Table
+    parents: tuple[str, ...]  # tables whose keys its foreign keys need
+    deferred: tuple[ForeignKey, ...]  # foreign keys closing a cycle: created at promotion
+
+
+def table_sizes(sqlite_path: str | Path, tables: Sequence[StagedTable]) -> dict[str, int]:
+    """Each table's ``size_estimate``: what ``largest_first`` and ``finish_order`` weigh."""
+    with closing(open_source(sqlite_path)) as src:
+        return {t.table.name: size_estimate(src, t.table) for t in tables}
+
+
+def largest_first(tables: Sequence[StagedTable], rows: dict[str, int]) -> list[StagedTable]:
+    """A foreign-key order that reaches the largest tables as early as their parents allow.
+
+    The biggest table's stream is the run's longest piece of Python work, and everything
+    else (small tables' streams, its own keys and checks) can only overlap what comes after
+    it. So among the tables whose parents are all in, the next is the one heading the
+    heaviest chain of descendants (its rows plus its heaviest child's chain). Every table
+    still follows all its parents, so a thread never waits for a table no thread has
+    started (the pool runs tables in submission order)."""
+    known = {t.table.name: t for t in tables}
+    children: dict[str, list[str]] = {name: [] for name in known}
+    waiting = {name: {p for p in t.parents if p in known} for name, t in known.items()}
+    for name, parents in waiting.items():
+        for parent in parents:
+            children[parent].append(name)
+    weight: dict[str, int] = {}
+
+    def chain(name: str) -> int:
+        if name not in weight:
+            weight[name] = rows.get(name, 0) + max(map(chain, children[name]), default=0)
+        return weight[name]
+
+    position = {name: i for i, name in enumerate(known)}
+    ready = [(-chain(n), position[n], n) for n, parents in waiting.items() if not parents]
+    heapq.heapify(ready)
+    ordered = []
+    while ready:
+        _, _, name = heapq.heappop(ready)
+        ordered.append(known[name])
+        for child in children[name]:
+            waiting[child].discard(name)
+            if not waiting[child]:
+                heapq.heappush(ready, (-chain(child), position[child], child))
+    return ordered
+
+
+TABLE_OVERHEAD_ROWS = 20_000  # a table's fixed cost (DDL, keys, checks), in rows' worth
+
+
+def finish_order(tables: Sequence[StagedTable], rows: dict[str, int]) -> list[StagedTable]:
+    """The order a ``Stager`` is expected to finish ``tables`` (given in ``largest_first``
+    order): ``WORKERS`` threads take them in turn, each busy for a time proportional to
+    its rows, a child finishing after its parents. An estimate for ordering Dagster's
+    steps (see ``table_assets.make_table_asset``): a wrong guess costs time, not results."""
+    free = [0] * WORKERS  # when each thread is next free, in rows' worth of work
+    finish: dict[str, int] = {}
+    for staged in tables:
+        thread = free.index(min(free))
+        parents = max((finish[p] for p in staged.parents if p in finish), default=0)
+        cost = rows.get(staged.table.name, 0) + TABLE_OVERHEAD_ROWS
+        finish[staged.table.name] = free[thread] = max(free[thread] + cost, parents + 1)
+    return sorted(tables, key=lambda staged: finish[staged.table.name])
+
+
+class Turn:
+    """The streaming turn: one table streams at a time and, of the tables being staged that
+    have not streamed yet, the earliest in staging order goes first, whichever thread asks
+    first. So a small table that another table waits for (its parent, or the Dagster step
+    ahead of it) is not left queuing behind the big one the other thread took."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._busy = False
+        self._pending: set[int] = set()  # ranks of tables started and not yet streamed
+
+    def begin(self, rank: int) -> None:
+        with self._changed:
+            self._pending.add(rank)
+
+    def end(self, rank: int) -> None:
+        with self._changed:
+            self._pending.discard(rank)
+            self._changed.notify_all()
+
+    def acquire(self, rank: int) -> None:
+        with self._changed:
+            self._pending.add(rank)
+            self._changed.wait_for(lambda: not self._busy and rank == min(self._pending))
+            self._pending.discard(rank)
+            self._busy = True
+
+    def release(self) -> None:
+        with self._changed:
+            self._busy = False
+            self._changed.notify_all()
+
+    def hold(self, rank: int) -> AbstractContextManager:
+        """The turn of the table at ``rank``, as a context manager entered once per attempt
+        to stream the table (a lost connection streams it again)."""
+        return _Hold(self, rank)
+
+
+class _Hold(AbstractContextManager):
+    def __init__(self, turn: Turn, rank: int) -> None:
+        self.turn, self.rank = turn, rank
+
+    def __enter__(self) -> None:
+        self.turn.acquire(self.rank)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.turn.release()
+
+
+class Stager:
+    """Stages ``tables`` on ``WORKERS`` threads, in the order of ``largest_first``."""
+
+    def __init__(
+        self,
+        config: MigrationConfig,
+        run_id: str,
+        tables: Sequence[StagedTable],
+        progress_every: float,
+        streaming: AbstractContextManager | None = None,
+    ) -> None:
+        self.config, self.run_id, self.progress_every = config, run_id, progress_every
+        # One table streams at a time (see the module doc); a test may watch it.
+        self.turn = Turn()
+        self.streaming: Callable[[int], AbstractContextManager] = (
+            (lambda rank: streaming) if streaming else self.turn.hold
+        )
+        staging = bookkeeping.staging_schema(run_id)
+        with connect(config.pg_dsn) as pg:  # once, before two threads would race for them
+            bookkeeping.ensure_bookkeeping(pg)
+            with pg.transaction():
+                bookkeeping.drop_stale_staging(pg, keep=staging)
+                pg.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(staging))
+                )
+        self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()  # progress, of any table
+        self.futures: dict[str, Future[TableReport]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="stage")
+        ordered = largest_first(tables, table_sizes(config.sqlite_path, tables))
+        for rank, staged in enumerate(ordered):
+            self.futures[staged.table.name] = self.pool.submit(self._stage, staged, rank)
+
+    def _stage(self, staged: StagedTable, rank: int) -> TableReport:
+        parents = [self.futures[p] for p in staged.parents if p in self.futures]
+        self.turn.begin(rank)
+        try:
+            return stage_table(
+                self.config,
+                staged.table,
+                self.run_id,
+                deferred=staged.deferred,
+                progress=Progress(staged.table.name, self.progress_every, self.lines.put),
+                before_foreign_keys=lambda: wait(parents),
+                streaming=self.streaming(rank),
+            )
+        finally:
+            self.turn.end(rank)
+
+    def __contains__(self, table: str) -> bool:
+        return table in self.futures
+
+    def report(self, table: str, log: Callable[[str], None]) -> TableReport:
+        """Wait for ``table``'s report. Meanwhile the progress lines of every table being
+        staged go to ``log``: the waiting step is the one the run log shows live."""
+        future = self.futures[table]
+        while True:
+            try:
+                report = future.result(timeout=0.2)
+            except TimeoutError:
+                report = None
+            while not self.lines.empty():
+                log(self.lines.get())
+            if report is not None:
+                return report
+
+    def close(self) -> None:
+        """End of the run: tables not started yet are dropped (a run stopped half-way does
+        not go on staging them), the ones being staged are waited for, so no thread
+        outlives the run."""
+        self.pool.shutdown(wait=True, cancel_futures=True)

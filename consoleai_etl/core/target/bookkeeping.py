@@ -1,0 +1,243 @@
+"""The ``consoleai_etl`` bookkeeping schema: quarantine, run history, owned relations, staging
+schemas. All SQL on ``consoleai_etl.*`` lives here."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Iterable
+
+import psycopg
+from psycopg import sql
+
+from consoleai_etl.core.run.report import MigrationReport
+
+SCHEMA = "consoleai_etl"
+STAGING_PREFIX = "consoleai_etl_stage_"
+
+_BOOTSTRAP = """
+CREATE SCHEMA IF NOT EXISTS consoleai_etl;
+CREATE TABLE IF NOT EXISTS consoleai_etl.quarantine (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id text NOT NULL,
+    source_table text NOT NULL,
+    source_key jsonb,
+    column_name text,
+    reason text NOT NULL,
+    row_data jsonb NOT NULL,
+    quarantined_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS quarantine_run_table_idx
+    ON consoleai_etl.quarantine (run_id, source_table);
+CREATE TABLE IF NOT EXISTS consoleai_etl.runs (
+    run_id text PRIMARY KEY,
+    finished_at timestamptz NOT NULL DEFAULT now(),
+    status text NOT NULL,
+    dry_run boolean NOT NULL,
+    promoted boolean NOT NULL,
+    source_path text NOT NULL,
+    target_schema text NOT NULL,
+    source_rows bigint NOT NULL,
+    loaded_rows bigint NOT NULL,
+    quarantined_rows bigint NOT NULL,
+    report jsonb NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consoleai_etl.owned_relations (
+    target_schema text NOT NULL,
+    name text NOT NULL,
+    relid oid NOT NULL,
+    run_id text NOT NULL,
+    promoted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (target_schema, name)
+);
+"""
+
+
+_READY = (
+    "SELECT to_regclass('consoleai_etl.runs') IS NOT NULL "
+    "AND to_regclass('consoleai_etl.quarantine_run_table_idx') IS NOT NULL "
+    "AND to_regclass('consoleai_etl.owned_relations') IS NOT NULL"
+)
+
+
+def ensure_bookkeeping(conn: psycopg.Connection) -> None:
+    """Create the bookkeeping schema once; the advisory lock serialises concurrent first runs.
+
+    Once it exists, nothing is run: ``CREATE INDEX IF NOT EXISTS`` locks the quarantine
+    table before it looks for the index, so it would wait for every table being staged
+    (each writes the quarantine in its own long transaction)."""
+    with conn.transaction():
+        if conn.execute(_READY).fetchone()[0]:
+            return
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('consoleai_etl.bootstrap'))")
+        conn.execute(_BOOTSTRAP)
+
+
+def staging_schema(run_id: str) -> str:
+    return STAGING_PREFIX + run_id.replace("-", "")[:12]
+
+
+# The advisory lock key of a staging schema: a run holds it on a session for its whole life
+# (``preflight.StagingLock``). The two-int form keeps it apart from the one-bigint keys of
+# the run lock and the bootstrap lock.
+STAGING_LOCK_KEY = "hashtext('consoleai_etl.staging'), hashtext(%s)"
+
+
+def lock_staging(conn: psycopg.Connection, name: str) -> bool:
+    """Take the session lock that marks ``name``'s run alive; False if a session holds it."""
+    query = f"SELECT pg_try_advisory_lock({STAGING_LOCK_KEY})"
+    return bool(conn.execute(query, (name,)).fetchone()[0])
+
+
+def drop_stale_staging(conn: psycopg.Connection, keep: str) -> list[str]:
+    """Drop staging schemas left by dead runs (a failed run keeps its own for inspection
+    until then). A schema whose lock some session holds belongs to a run still going, maybe
+    into another target schema, and is kept. Inside the caller's transaction: the lock taken
+    here is held until it commits, so two runs starting at once never drop the same one."""
+    rows = conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) AND nspname <> %s",
+        (STAGING_PREFIX, keep),
+    ).fetchall()
+    dropped = []
+    for (name,) in rows:
+        dead = conn.execute(f"SELECT pg_try_advisory_xact_lock({STAGING_LOCK_KEY})", (name,))
+        if dead.fetchone()[0]:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+            dropped.append(name)
+    return dropped
+
+
+def jsonable(value: object) -> object:
+    """A JSON-safe form of a source value; bytes and un-storable text become base64 objects."""
+    if isinstance(value, bytes):
+        return {"base64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, str) and "\x00" in value:
+        return {"base64": base64.b64encode(value.encode("utf-8")).decode("ascii")}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": repr(value)}
+    return value
+
+
+def quarantine_rows(
+    conn: psycopg.Connection, run_id: str, table: str, entries: Iterable[tuple]
+) -> int:
+    """Write (source_key, column, reason, row) entries; returns how many were written."""
+    count = 0
+    with conn.cursor().copy(
+        "COPY consoleai_etl.quarantine "
+        "(run_id, source_table, source_key, column_name, reason, row_data) FROM STDIN"
+    ) as copy:
+        for key, column, reason, row in entries:
+            copy.write_row(
+                (
+                    run_id,
+                    table,
+                    json.dumps({k: jsonable(v) for k, v in key.items()}),
+                    column,
+                    reason,
+                    json.dumps({k: jsonable(v) for k, v in row.items()}),
+                )
+            )
+            count += 1
+    return count
+
+
+def quarantined_count(conn: psycopg.Connection, run_id: str, table: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM consoleai_etl.quarantine WHERE run_id = %s AND source_table = %s",
+        (run_id, table),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def quarantine_sample(
+    conn: psycopg.Connection, run_id: str, table: str, limit: int = 20
+) -> list[dict[str, object]]:
+    """The first quarantined rows of a table in a run: key, column and reason."""
+    rows = conn.execute(
+        "SELECT source_key, column_name, reason FROM consoleai_etl.quarantine "
+        "WHERE run_id = %s AND source_table = %s ORDER BY id LIMIT %s",
+        (run_id, table, limit),
+    ).fetchall()
+    return [{"key": key, "column": column, "reason": reason} for key, column, reason in rows]
+
+
+def record_run(conn: psycopg.Connection, report: MigrationReport) -> None:
+    """The run's row of ``consoleai_etl.runs`` (updated when the run records it again)."""
+    totals = report.totals
+    conn.execute(
+        "INSERT INTO consoleai_etl.runs (run_id, status, dry_run, promoted, source_path, "
+        "target_schema, source_rows, loaded_rows, quarantined_rows, report) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (run_id) DO UPDATE SET finished_at = now(), status = EXCLUDED.status, "
+        "promoted = EXCLUDED.promoted, report = EXCLUDED.report",
+        (
+            report.run_id,
+            report.status,
+            report.dry_run,
+            report.promoted,
+            report.source_path,
+            report.target_schema,
+            totals["source_rows"],
+            totals["loaded_rows"],
+            totals["quarantined_rows"],
+            report.to_json(),
+        ),
+    )
+
+
+def previous_report(
+    conn: psycopg.Connection, target_schema: str, run_id: str
+) -> dict[str, object] | None:
+    """The report of the latest promoted run into ``target_schema`` other than ``run_id``."""
+    row = conn.execute(
+        "SELECT report FROM consoleai_etl.runs WHERE promoted AND target_schema = %s "
+        "AND run_id <> %s ORDER BY finished_at DESC LIMIT 1",
+        (target_schema, run_id),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def last_promoted_run(conn: psycopg.Connection, target_schema: str) -> str | None:
+    row = conn.execute(
+        "SELECT run_id FROM consoleai_etl.runs WHERE promoted AND target_schema = %s "
+        "ORDER BY finished_at DESC LIMIT 1",
+        (target_schema,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def owned_relations(conn: psycopg.Connection, target_schema: str) -> dict[str, int]:
+    """Name -> oid of the tables and views runs of this tool promoted into ``target_schema``.
+
+    The oid is what proves ownership: a relation dropped by someone and created again under
+    the same name is a new object, not ours. Empty before the first run created the schema
+    (preflight reads this before anything is written)."""
+    if conn.execute("SELECT to_regclass('consoleai_etl.owned_relations')").fetchone()[0] is None:
+        return {}
+    rows = conn.execute(
+        "SELECT name, relid FROM consoleai_etl.owned_relations WHERE target_schema = %s",
+        (target_schema,),
+    ).fetchall()
+    return {name: int(relid) for name, relid in rows}
+
+
+def record_owned(
+    conn: psycopg.Connection, target_schema: str, run_id: str, names: Iterable[str]
+) -> None:
+    """Own exactly those of ``names`` that exist in ``target_schema`` now (the promoted
+    tables and the views created). Runs in the promotion's transaction, so a promotion that
+    rolls back leaves the earlier record as it was."""
+    names = list(names)
+    conn.execute(
+        "DELETE FROM consoleai_etl.owned_relations WHERE target_schema = %s AND name = ANY(%s)",
+        (target_schema, names),
+    )
+    conn.execute(
+        "INSERT INTO consoleai_etl.owned_relations (target_schema, name, relid, run_id) "
+        "SELECT n.nspname, c.relname, c.oid, %s FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p', 'v')",
+        (run_id, target_schema, names),
+    )

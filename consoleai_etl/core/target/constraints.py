@@ -1,0 +1,187 @@
+"""Keys, indexes and foreign keys of a staged table, created after its data.
+
+Before a constraint is created, the rows that would break it are dealt with explicitly:
+duplicate primary keys (possible after conversion, e.g. '1' and 1 in an untyped key) go to
+quarantine keeping the first occurrence, and FK orphans follow the orphan policy:
+``quarantine`` (rows to quarantine, FK created VALID), ``keep`` (FK created NOT VALID, orphans
+listed) or ``fail`` (the table fails). Any other constraint that cannot be created becomes a
+warning instead of aborting the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from consoleai_etl.core.encode.tuples import row_hash_sql
+from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.plan.names import pg_identifier
+from consoleai_etl.core.plan.table_plan import TablePlan
+from consoleai_etl.core.source.catalog import ForeignKey, Table
+from consoleai_etl.core.target import ddl
+from consoleai_etl.core.verify.checks import orphan_condition, pg_orphans, table_schema
+
+
+def _attempt(pg: psycopg.Connection, statement: sql.Composable, what: str) -> list[str]:
+    """Run one statement in a savepoint; a failure becomes a warning, not an abort."""
+    try:
+        with pg.transaction():
+            pg.execute(statement)
+    except psycopg.Error as exc:
+        return [f"{what} not created: {' '.join(str(exc).split())}"]
+    return []
+
+
+def _key_json(table: Table, alias: str) -> sql.Composable:
+    if not table.primary_key:
+        return sql.SQL("NULL::jsonb")
+    return sql.SQL("jsonb_build_object({})").format(
+        sql.SQL(", ").join(
+            sql.SQL("{}, {}.{}").format(
+                sql.Literal(c), sql.Identifier(alias), sql.Identifier(pg_identifier(c))
+            )
+            for c in table.primary_key
+        )
+    )
+
+
+@dataclass
+class Removed:
+    """Staged rows moved to quarantine after the COPY, with the sum of their row hashes
+    (the load subtracts it from the streamed source checksum)."""
+
+    rows: int = 0
+    hash_sum: int = 0
+
+    def __iadd__(self, other: Removed) -> Removed:
+        self.rows += other.rows
+        self.hash_sum += other.hash_sum
+        return self
+
+
+def _move_to_quarantine(
+    pg: psycopg.Connection,
+    plan: TablePlan,
+    schema: str,
+    run_id: str,
+    condition: sql.Composable,
+    column: str,
+    reason: str,
+) -> Removed:
+    """Delete the staged rows matching ``condition`` (alias ``c``) into the quarantine."""
+    table = plan.table
+    statement = sql.SQL(
+        "WITH gone AS (DELETE FROM {table} c WHERE {condition} RETURNING c.*), "
+        "kept AS (INSERT INTO consoleai_etl.quarantine "
+        "(run_id, source_table, source_key, column_name, reason, row_data) "
+        "SELECT {run}, {name}, {key}, {column}, {reason}, to_jsonb(gone) FROM gone) "
+        "SELECT count(*), coalesce(sum({hash}), 0) FROM gone"
+    ).format(
+        table=ddl.qualified(schema, pg_identifier(table.name)),
+        condition=condition,
+        run=sql.Literal(run_id),
+        name=sql.Literal(table.name),
+        key=_key_json(table, "gone"),
+        column=sql.Literal(column),
+        reason=sql.Literal(reason),
+        hash=row_hash_sql(plan.hash_columns, "gone"),
+    )
+    rows, hash_sum = pg.execute(statement).fetchone()
+    return Removed(int(rows), int(hash_sum))
+
+
+def quarantine_duplicate_keys(
+    pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str
+) -> Removed:
+    """Quarantine all but the first (in source order) of rows sharing a primary key."""
+    table = plan.table
+    if not table.primary_key:
+        return Removed()
+    keys = sql.SQL(", ").join(sql.Identifier(pg_identifier(c)) for c in table.primary_key)
+    condition = sql.SQL(
+        "c.ctid IN (SELECT ctid FROM (SELECT ctid, row_number() OVER "
+        "(PARTITION BY {keys} ORDER BY ctid) AS n FROM {table}) d WHERE n > 1)"
+    ).format(keys=keys, table=ddl.qualified(schema, pg_identifier(table.name)))
+    return _move_to_quarantine(
+        pg, plan, schema, run_id, condition, ", ".join(table.primary_key),
+        "duplicate primary key (the first occurrence was kept)",
+    )  # fmt: skip
+
+
+def add_keys_and_indexes(
+    pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str
+) -> tuple[list[str], Removed]:
+    """Primary key, unique constraints, indexes and the identity sequence. The primary key
+    is tried first: when PostgreSQL accepts it the keys are unique and the duplicate search
+    (a sort of the whole table) is skipped; when it refuses, duplicates are quarantined and
+    the key is tried again. Returns (warnings, rows quarantined as duplicates)."""
+    warnings, removed = [], Removed()
+    primary_key = ddl.primary_key(plan, schema) if plan.table.primary_key else None
+    if primary_key is not None and _attempt(pg, primary_key, "primary key"):
+        removed = quarantine_duplicate_keys(pg, plan, schema, run_id)
+        warnings += _attempt(pg, primary_key, "primary key")
+    for index in plan.table.indexes:
+        if index.origin != "pk" and not index.unsupported:
+            warnings += _attempt(pg, ddl.index(plan, index, schema), f"index {index.name}")
+    identity = ddl.set_identity(plan, schema)
+    if identity is not None:
+        pg.execute(identity)
+    return warnings, removed
+
+
+def add_foreign_keys(
+    pg: psycopg.Connection,
+    table: Table,
+    fks: tuple[ForeignKey, ...],
+    schema: str,
+    target_schema: str,
+    *,
+    orphans: str = "keep",
+    run_id: str = "",
+    plan: TablePlan | None = None,
+) -> tuple[list[str], Removed]:
+    """Create ``fks`` (parents staged in this run, else in the target); returns
+    (warnings, rows quarantined as orphans). ``orphans: quarantine`` needs the ``plan``.
+
+    Each key is first added as is, which PostgreSQL validates in one anti-join; only when
+    it is refused are the orphans counted and handled by the policy."""
+    warnings, quarantined = [], Removed()
+    for fk in fks:
+        label = f"foreign key {table.name}({', '.join(fk.columns)}) -> {fk.ref_table}"
+        parent_schema = table_schema(pg, (schema, target_schema), pg_identifier(fk.ref_table))
+        if parent_schema is None or not fk.ref_columns:
+            warnings.append(f"{label} not created: parent table {fk.ref_table} does not exist")
+            continue
+        parent_columns = tuple(pg_identifier(c) for c in fk.ref_columns)
+        statement = ddl.foreign_key(table, fk, schema, parent_schema, parent_columns, valid=True)
+        if not _attempt(pg, statement, label):
+            continue  # PostgreSQL validated it: no orphans, nothing more to search
+        try:
+            with pg.transaction():
+                count, sample = pg_orphans(pg, table, fk, schema, parent_schema, 5)
+                if count and orphans == "quarantine" and plan is not None:
+                    quarantined += _move_to_quarantine(
+                        pg, plan, schema, run_id,
+                        orphan_condition(fk, parent_schema),
+                        ", ".join(fk.columns),
+                        f"orphan: no {fk.ref_table} row with "
+                        f"({', '.join(fk.ref_columns)}) = this row's ({', '.join(fk.columns)})",
+                    )  # fmt: skip
+                    count = 0
+        except psycopg.Error as exc:
+            warnings.append(f"{label} not created: {' '.join(str(exc).split())}")
+            continue
+        if count and orphans == "fail":
+            raise MigrationError(
+                f"{label}: {count} orphan rows, e.g. {sample} (orphans: fail); fix the source "
+                "or choose orphans: quarantine / keep"
+            )
+        if count:
+            warnings.append(f"{label} created NOT VALID: {count} orphan rows kept, e.g. {sample}")
+        statement = ddl.foreign_key(
+            table, fk, schema, parent_schema, parent_columns, valid=not count
+        )
+        warnings += _attempt(pg, statement, label)
+    return warnings, quarantined

@@ -1,0 +1,85 @@
+"""Asset-check plumbing shared by the migration job and the consistency job.
+
+The checks themselves live in ``core.verify``; this module names them as Dagster check specs
+and turns a table's ``CheckReport`` list into results, marking any check that did not run
+as failed (with the table's load error), so nothing is silently missing from the UI.
+"""
+
+from collections.abc import Iterable
+
+import dagster as dg
+from dagster._core.definitions.utils import DISALLOWED_NAMES
+
+from consoleai_etl.core.plan.names import dagster_names
+from consoleai_etl.core.run.report import CheckReport, TableReport
+from consoleai_etl.core.source.catalog import Table
+from consoleai_etl.core.verify.checks import check_names
+
+CHECK_DESCRIPTIONS = {
+    "row_count": "source rows = target rows + quarantined rows",
+    "checksum": "content checksum of the converted source rows = checksum computed in SQL",
+    "not_null": "every NOT NULL column of the source is NOT NULL in the target",
+    "primary_key": "primary key columns are non-NULL and unique in the target",
+    "foreign_keys": "no orphan rows per foreign key (source orphans listed separately)",
+}
+
+
+PREFLIGHT_NAME = "preflight"
+REPORT_NAME = "migration_report"
+# Names no table asset may take: Dagster's own reserved words (every Python keyword,
+# "context", "config", "input", "type"...) and the code location's other two assets.
+RESERVED_NAMES = frozenset(DISALLOWED_NAMES) | {PREFLIGHT_NAME, REPORT_NAME}
+
+
+def asset_keys(tables: Iterable[Table]) -> dict[str, dg.AssetKey]:
+    """The asset key of every table, by table name: valid in Dagster, unique in the catalog
+    and the same for the same set of table names (``users`` stays ``users``,
+    ``order-items`` becomes ``order_items__89455f5c``; see ``names.dagster_name``)."""
+    names = dagster_names((t.name for t in tables), RESERVED_NAMES)
+    return {table: dg.AssetKey(name) for table, name in names.items()}
+
+
+def check_specs(table: Table, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(name, asset=key, description=CHECK_DESCRIPTIONS[name])
+        for name in check_names(table)
+    ]
+
+
+def complete_checks(table: Table, report: TableReport) -> list[CheckReport]:
+    """One CheckReport per planned check; those that did not run fail with the reason."""
+    ran = {c.name: c for c in report.checks}
+    missing = f"did not run: {report.error}" if report.error else "did not run"
+    return [
+        ran.get(name) or CheckReport(name, False, missing, {"error": missing})
+        for name in check_names(table)
+    ]
+
+
+def dagster_metadata(values: dict[str, object]) -> dict[str, object]:
+    """Metadata Dagster accepts: lists and dicts as JSON, None as text."""
+    return {
+        key: dg.MetadataValue.json(value)
+        if isinstance(value, list | dict)
+        else ("" if value is None else value)
+        for key, value in values.items()
+    }
+
+
+def check_events(
+    table: Table,
+    key: dg.AssetKey,
+    report: TableReport,
+    event_type: type[dg.AssetCheckResult] | type[dg.AssetCheckEvaluation] = dg.AssetCheckResult,
+) -> list:
+    """Check results for an asset step, or ``AssetCheckEvaluation`` events for a plain op."""
+    return [
+        event_type(
+            asset_key=key,
+            check_name=check.name,
+            passed=check.passed,
+            description=check.description,
+            metadata=dagster_metadata(check.metadata),
+        )
+        for check in complete_checks(table, report)
+    ]

@@ -1,0 +1,31 @@
+"""Print where the latest migration report is and its verdict (used by `make demo`).
+
+python -m consoleai_etl.demo.summary reports/latest.json
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[0] if argv else "reports/latest.json")
+    if not path.is_file():
+        print(f"no report at {path}: the run stopped before writing one (see the log above)")
+        return 1
+    report = json.loads(path.read_text())
+    totals = report["totals"]
+    print(
+        f"\nmigration {report['status'].upper()}{' (DRY RUN)' if report['dry_run'] else ''}: "
+        f"{totals['loaded_rows']:,} of {totals['source_rows']:,} rows loaded, "
+        f"{totals['quarantined_rows']:,} quarantined, "
+        f"{totals['failed_checks']} of {totals['checks']} checks failed"
+    )
+    for reason in report["reasons"]:
+        print(f"  - {reason}")
+    print(f"report: {path.with_suffix('.md')} (and {path})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
