@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 from dagster import DagsterEventType, ExecuteInProcessResult
 from psycopg import sql
@@ -75,9 +76,10 @@ def run_job(
 
 
 def preflight_error(result: ExecuteInProcessResult) -> str:
-    """The one-line reason of the preflight step's failure (every other step was skipped)."""
+    """The one-line reason the table assets' step failed with in its preflight (the report
+    step was skipped)."""
     failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
-    assert [e.step_key for e in failures] == ["preflight"]
+    assert [e.step_key for e in failures] == ["legacy_tables"]
     return failures[0].event_specific_data.user_failure_data.description
 
 
@@ -92,3 +94,11 @@ def table_digest(dsn: str, schema: str, table: str, order_by: str) -> tuple[int,
 
 def checks_by_table(report: dict) -> dict[str, dict[str, dict]]:
     return {t["table"]: {c["name"]: c for c in t["checks"]} for t in report["tables"]}
+
+
+def materialization(result: ExecuteInProcessResult, asset: str) -> dg.AssetMaterialization:
+    """The run's one materialization of the asset keyed ``asset``."""
+    [found] = [
+        m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(asset)
+    ]
+    return found.materialization

@@ -165,7 +165,7 @@ def test_a_bad_rule_stops_the_run_before_anything_is_written(tmp_path: Path, pg_
     )
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert failure.step_key == "preflight"
+    assert failure.step_key == "legacy_tables"
     description = failure.event_specific_data.user_failure_data.description
     assert description.startswith("casting rule ev.n: on_error 'ignore' is not one of")
     assert not list(tmp_path.glob("*.json"))

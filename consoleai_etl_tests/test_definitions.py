@@ -24,9 +24,10 @@ def asset_graph(defs: dg.Definitions) -> dict[str, set[str]]:
 def test_missing_source_still_shows_the_consoleai_domain_tables(tmp_path: Path) -> None:
     defs = build_definitions(tmp_path / "does-not-exist.sqlite")
     graph = asset_graph(defs)
-    assert set(graph) == {"preflight", *TABLE_ORDER, "migration_report"}
-    assert graph["user_roles"] == {"preflight", "users", "roles"}
-    assert graph["migration_report"] == {"preflight", *TABLE_ORDER}
+    assert set(graph) == {*TABLE_ORDER, "migration_run", "migration_report"}
+    assert graph["user_roles"] == {"users", "roles"}
+    assert graph["migration_run"] == set(TABLE_ORDER)
+    assert graph["migration_report"] == {"migration_run"}
     assert defs.resolve_job_def("legacy_migration_job")
     assert defs.resolve_job_def("consistency_check_job")
 
@@ -43,7 +44,7 @@ def test_any_sqlite_file_becomes_assets_with_fk_deps_and_safe_names(tmp_path: Pa
     defs = build_definitions(db)
     graph = asset_graph(defs)
     [lines_key] = [k for k in graph if k.startswith("Order_Lines_")]
-    assert graph[lines_key] == {"preflight", "orders"}
+    assert graph[lines_key] == {"orders"}
     assert {"orders", "notes", "migration_report"} <= set(graph)
     check_keys = defs.resolve_asset_graph().asset_check_keys
     assert {(k.asset_key.to_user_string(), k.name) for k in check_keys} == {
@@ -74,18 +75,15 @@ def test_an_unexpected_error_in_a_table_step_becomes_the_tables_error() -> None:
     assert report.error == "unexpected RuntimeError: boom at postgresql://u:***@host/db"
 
 
-def test_table_steps_run_in_the_order_their_tables_are_expected_to_finish(tmp_path: Path) -> None:
-    """Dagster's in-process executor takes ready steps by ``dagster/priority``."""
-    db = tmp_path / "legacy.sqlite"
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE big (id INTEGER PRIMARY KEY)")
-        conn.execute("CREATE TABLE small (id INTEGER PRIMARY KEY)")
-        conn.executemany("INSERT INTO big VALUES (?)", ((i,) for i in range(50_000)))
-    conn.close()
-    job = build_definitions(db).resolve_job_def("legacy_migration_job")
-    priority = {
-        node.name: int(node.definition.tags["dagster/priority"])
-        for node in job.graph.nodes
-        if node.name in ("big", "small")
-    }
-    assert priority["small"] > priority["big"]
+def test_the_tables_are_one_subsettable_multi_asset_as_dagsters_integrations_build_them(
+    sample_db: Path,
+) -> None:
+    defs = build_definitions(sample_db)
+    job = defs.resolve_job_def("legacy_migration_job")
+    assert {node.name for node in job.graph.nodes} == {"legacy_tables", "migration_report"}
+    tables = defs.resolve_assets_def(dg.AssetKey("users"))
+    assert tables.can_subset and tables.node_def.name == "legacy_tables"
+    assert {k.to_user_string() for k in tables.keys} == {*TABLE_ORDER, "migration_run"}
+    checked = {(k.asset_key.to_user_string(), k.name) for k in tables.check_keys}
+    assert {table for table, _ in checked} == set(TABLE_ORDER)
+    assert {"row_count", "checksum", "primary_key"} <= {n for t, n in checked if t == "users"}

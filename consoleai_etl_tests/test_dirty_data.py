@@ -10,7 +10,7 @@ import struct
 from datetime import datetime
 from pathlib import Path
 
-from consoleai_etl_tests.helpers import checks_by_table, fetch, run_job
+from consoleai_etl_tests.helpers import checks_by_table, fetch, materialization, run_job
 
 
 def build(path: Path, script: str, rows: dict[str, list[tuple]] | None = None) -> Path:
@@ -77,7 +77,7 @@ def test_text_and_real_in_an_integer_column_widen_it_to_text_with_a_warning(
         "column n: declared INTEGER (bigint), but stores values it cannot hold unchanged "
         "(e.g. 'ten' cannot become bigint): widened to text"
     )
-    metadata = result.asset_materializations_for_node("t")[0].metadata
+    metadata = materialization(result, "t").metadata
     assert warning in metadata["warnings"].value
     [widened] = metadata["widened_columns"].value
     assert widened == {
@@ -310,7 +310,7 @@ def test_unknown_and_missing_declared_types_are_decided_from_values(
     assert plan["f"]["reason"] == "unknown declared type FOOBAR; only integers stored"
     assert plan["g"]["observed"] == {"integer": 1, "text": 1}
     assert fetch(pg_dsn, "SELECT g FROM u ORDER BY id") == [("x",), ("7",)]
-    column_schema = result.asset_materializations_for_node("u")[0].metadata["dagster/column_schema"]
+    column_schema = materialization(result, "u").metadata["dagster/column_schema"]
     assert {c.name: c.type for c in column_schema.schema.columns}["h"] == "double precision"
 
 

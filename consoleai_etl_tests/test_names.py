@@ -30,7 +30,13 @@ from consoleai_etl.definitions import build_definitions
 from consoleai_etl.defs.checks import RESERVED_NAMES, asset_keys
 from consoleai_etl_tests.helpers import fetch, run_job
 
-OWN_NAMES = ["preflight", "migration_report", "settings", "legacy_migration_job"]
+OWN_NAMES = [
+    "legacy_tables",
+    "migration_run",
+    "migration_report",
+    "settings",
+    "legacy_migration_job",
+]
 # Names that differ only by Unicode case (SQLite folds ASCII case only, so both exist), that
 # differ only by punctuation, or that spell another name's derived key.
 TRICKY_NAMES = [
@@ -49,7 +55,7 @@ def test_dagster_keys_are_valid_unique_and_stable_for_every_name() -> None:
     mapped = dagster_names(ALL_NAMES, RESERVED_NAMES)
     assert all(is_valid_name(key) for key in mapped.values()), mapped
     assert len(set(mapped.values())) == len(ALL_NAMES)
-    assert not set(mapped.values()) & {"preflight", "migration_report"}
+    assert not set(mapped.values()) & {"legacy_tables", "migration_run", "migration_report"}
     assert mapped["settings"] == "settings"  # a dependency named like the resource is fine
     shuffled = ALL_NAMES[::-1]
     random.Random(7).shuffle(shuffled)
@@ -92,7 +98,7 @@ def test_asset_keys_of_a_catalog_follow_the_mapping() -> None:
 
 def test_reserved_names_are_dagsters_own_plus_this_code_locations() -> None:
     assert set(DISALLOWED_NAMES) <= RESERVED_NAMES
-    assert {"preflight", "migration_report"} <= RESERVED_NAMES
+    assert {"legacy_tables", "migration_run", "migration_report"} <= RESERVED_NAMES
 
 
 def test_empty_name_gets_a_fixed_postgresql_name_and_clashes_are_found() -> None:
@@ -166,7 +172,7 @@ def test_a_run_migrates_tables_with_any_name(tmp_path: Path, pg_dsn: str) -> Non
     _source_with(sqlite3.connect(db), names).close()
     defs = build_definitions(db)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert len(keys) == len(names) + 2  # every table, the preflight and the report
+    assert len(keys) == len(names) + 2  # every table, migration_run and the report
 
     result, report = run_job(db, pg_dsn, tmp_path)
 
@@ -196,4 +202,4 @@ def test_a_run_migrates_tables_with_any_name(tmp_path: Path, pg_dsn: str) -> Non
     result, report = run_job(db, pg_dsn, tmp_path, job="consistency_check_job")
     assert result.success and report["status"] == "success", report["reasons"]
     evaluated = {e.asset_key.to_user_string() for e in result.get_asset_check_evaluations()}
-    assert evaluated == keys - {"preflight", "migration_report"}
+    assert evaluated == keys - {"migration_run", "migration_report"}

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from consoleai_etl.core.run import migration
 from consoleai_etl.core.source.snapshot import LOCK_NAME, PREFIX, Snapshot
-from consoleai_etl.defs import report_asset
 from consoleai_etl_tests.helpers import checks_by_table, fetch, run_job, table_digest
 
 PAIRS = """
@@ -132,14 +132,14 @@ def test_a_rollback_mode_source_written_during_the_run_fails_and_promotes_nothin
     assert first.success and report["source_snapshot"].startswith("read in place (delete")
     before = table_digest(pg_dsn, "public", "parent", "id")
     counter = int.from_bytes(db.read_bytes()[24:28], "big")
-    real_finalize = report_asset.finalize
+    real_finalize = migration.finalize
 
     def commit_then_finalize(*args: object, **kwargs: object) -> object:
         """Every table is read; a real process commits before the verdict and promotion."""
         subprocess.run([sys.executable, "-c", ONE_COMMIT, str(db)], check=True)
         return real_finalize(*args, **kwargs)
 
-    monkeypatch.setattr(report_asset, "finalize", commit_then_finalize)
+    monkeypatch.setattr(migration, "finalize", commit_then_finalize)
     second, report = run_job(db, pg_dsn, tmp_path / "second")
 
     assert not second.success and report["status"] == "failure" and not report["promoted"]

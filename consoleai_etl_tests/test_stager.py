@@ -11,7 +11,7 @@ import psycopg
 
 from consoleai_etl.core.plan.order import load_order
 from consoleai_etl.core.run.pipeline import MigrationConfig
-from consoleai_etl.core.run.stager import StagedTable, Stager, Turn, finish_order, largest_first
+from consoleai_etl.core.run.stager import Stager, TableToStage, Turn, largest_first
 from consoleai_etl.core.source.catalog import Table, introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.target.bookkeeping import ensure_bookkeeping
@@ -54,13 +54,13 @@ def test_tables_are_staged_on_two_threads_one_stream_at_a_time(tmp_path: Path, p
     with closing(open_source(db)) as src:
         catalog = introspect(src)
     order = load_order(catalog)
-    tables = [StagedTable(catalog.table(n), order.upstream[n], ()) for n in order.tables]
+    tables = [TableToStage(catalog.table(n), order.upstream[n], ()) for n in order.tables]
     config = MigrationConfig(sqlite_path=str(db), pg_dsn=pg_dsn)
     lines: list[str] = []
 
     watched = WatchedLock()
     stager = Stager(config, "run-stager-1", tables, progress_every=0.0, streaming=watched)
-    reports = {t.table.name: stager.report(t.table.name, lines.append) for t in tables}
+    reports = stager.reports(lines.append)
     stager.close()
 
     assert {name: (r.error, r.loaded_rows) for name, r in reports.items()} == {
@@ -81,8 +81,8 @@ def test_tables_are_staged_on_two_threads_one_stream_at_a_time(tmp_path: Path, p
     assert any(line.startswith("child: 9,000 / 9,000 rows") for line in lines)
 
 
-def _staged(name: str, *parents: str) -> StagedTable:
-    return StagedTable(Table(name, (), (), (), (), without_rowid=False, sql=""), parents, ())
+def _staged(name: str, *parents: str) -> TableToStage:
+    return TableToStage(Table(name, (), (), (), (), without_rowid=False, sql=""), parents, ())
 
 
 def test_the_heaviest_chain_starts_first_and_parents_always_precede_children() -> None:
@@ -107,17 +107,6 @@ def test_the_heaviest_chain_starts_first_and_parents_always_precede_children() -
     assert sorted(order) == sorted(t.table.name for t in tables)
 
 
-def test_tables_are_expected_to_finish_small_first_the_largest_last_parents_first() -> None:
-    """The order Dagster's steps take (see ``table_assets.make_table_asset``)."""
-    tables = [_staged("users"), _staged("events", "users"), _staged("tokens", "users"),
-              _staged("roles"), _staged("grants", "events")]  # fmt: skip
-    rows = {"users": 40_000, "events": 1_000_000, "tokens": 60_000, "roles": 8, "grants": 10}
-    order = [t.table.name for t in finish_order(largest_first(tables, rows), rows)]
-    # events streams on one thread while the other stages tokens, then grants, which
-    # holds that thread until events (its parent) is in; roles comes last
-    assert order == ["users", "tokens", "events", "grants", "roles"]
-
-
 def test_closing_a_run_drops_the_tables_not_started_and_waits_for_the_others(
     tmp_path: Path, pg_dsn: str
 ) -> None:
@@ -126,7 +115,7 @@ def test_closing_a_run_drops_the_tables_not_started_and_waits_for_the_others(
         conn.executescript(SOURCE)
     with closing(open_source(db)) as src:
         catalog = introspect(src)
-    tables = [StagedTable(catalog.table(n), (), ()) for n in ("lone", "parent", "child")]
+    tables = [TableToStage(catalog.table(n), (), ()) for n in ("lone", "parent", "child")]
     turn = threading.Lock()
     turn.acquire()  # both threads take a table and wait for their streaming turn
     stager = Stager(
@@ -174,14 +163,18 @@ def test_a_partial_run_of_the_migration_job_stages_only_its_tables(
         )
     )
     assert result.success
-    staged = fetch(
+    migrated = fetch(
         pg_dsn,
-        "SELECT table_name FROM information_schema.tables "
-        "WHERE table_schema LIKE 'consoleai_etl_stage_%' ORDER BY 1",
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+        "AND table_type = 'BASE TABLE' ORDER BY 1",
     )
-    assert staged == [("api_tokens",), ("users",)]
+    assert migrated == [("api_tokens",), ("users",)]
+    assert {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()} == {
+        "users", "api_tokens",
+    }  # fmt: skip
     checks = result.get_asset_check_evaluations()
-    assert checks and all(e.passed for e in checks)
+    assert {c.asset_key.to_user_string() for c in checks} == {"users", "api_tokens"}
+    assert all(e.passed for e in checks)
 
 
 def test_a_table_starting_does_not_wait_for_another_tables_open_transaction(pg_dsn: str) -> None:

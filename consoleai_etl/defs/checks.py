@@ -24,11 +24,12 @@ CHECK_DESCRIPTIONS = {
 }
 
 
-PREFLIGHT_NAME = "preflight"
+TABLES_NAME = "legacy_tables"  # the table assets' multi-asset (its op)
+RUN_NAME = "migration_run"
 REPORT_NAME = "migration_report"
 # Names no table asset may take: Dagster's own reserved words (every Python keyword,
-# "context", "config", "input", "type"...) and the code location's other two assets.
-RESERVED_NAMES = frozenset(DISALLOWED_NAMES) | {PREFLIGHT_NAME, REPORT_NAME}
+# "context", "config", "input", "type"...) and the code location's own names.
+RESERVED_NAMES = frozenset(DISALLOWED_NAMES) | {TABLES_NAME, RUN_NAME, REPORT_NAME}
 
 
 def asset_keys(tables: Iterable[Table]) -> dict[str, dg.AssetKey]:

@@ -1,9 +1,10 @@
 """The ``migration_report`` asset and the report step of the consistency job.
 
-The report gathers what this run's table steps recorded in the Dagster event log (their
-materialization metadata and check evaluations), compares it with what the run planned, so
-a check or table that never ran counts as a failure, then lets the core decide, promote,
-record and write. It raises ``dagster.Failure`` only after the files are written.
+The report asset takes the run from its record in ``consoleai_etl.runs``, which the table
+assets' step wrote when it decided (and maybe promoted) the run: re-executed from a
+failure, it reports the run it re-executes; a run that staged nothing has nothing to report
+and fails. It writes the JSON and Markdown files, then raises ``dagster.Failure`` when the
+migration failed, so the CLI exits non-zero.
 """
 
 from datetime import UTC, datetime
@@ -11,57 +12,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from consoleai_etl.core.run.pipeline import MigrationConfig, finalize, now
-from consoleai_etl.core.run.report import FAILURE, CheckReport, MigrationReport, TableReport
-from consoleai_etl.core.source.catalog import Catalog, ForeignKey, Table
-from consoleai_etl.core.target.postgres import redact
-from consoleai_etl.core.target.promote import Promotion
-from consoleai_etl.defs.checks import REPORT_NAME, asset_keys
+from consoleai_etl.core.run.pipeline import MigrationConfig, now
+from consoleai_etl.core.run.report import FAILURE, MigrationReport
+from consoleai_etl.core.target import bookkeeping
+from consoleai_etl.core.target.postgres import connect, redact
+from consoleai_etl.defs.checks import REPORT_NAME, RUN_NAME
 from consoleai_etl.defs.settings import MigrationSettings
-from consoleai_etl.defs.table_assets import PREFLIGHT_KEY, TABLE_REPORT_KEY
 
 REPORT_KEY = dg.AssetKey(REPORT_NAME)
-
-
-def _records(context: dg.OpExecutionContext, event_type: dg.DagsterEventType) -> list:
-    return context.instance.get_records_for_run(context.run_id, of_type=event_type).records
-
-
-def _run_tables(context: dg.OpExecutionContext, catalog: Catalog) -> list[TableReport]:
-    """TableReports of the tables this run planned, with missing tables and checks failed."""
-    keys = asset_keys(catalog.tables)
-    by_key = {keys[t.name]: t for t in catalog.tables}
-    planned = {
-        r.event_log_entry.dagster_event.asset_key
-        for r in _records(context, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
-    }
-    recorded: dict[dg.AssetKey, TableReport] = {}
-    for record in _records(context, dg.DagsterEventType.ASSET_MATERIALIZATION):
-        materialization = record.event_log_entry.dagster_event.step_materialization_data
-        entry = materialization.materialization.metadata.get(TABLE_REPORT_KEY)
-        if entry is not None:
-            recorded[materialization.materialization.asset_key] = TableReport.from_dict(entry.value)
-    evaluated = {
-        (e.asset_key, e.check_name): e
-        for e in (
-            r.event_log_entry.dagster_event.event_specific_data
-            for r in _records(context, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-        )
-    }
-    tables = []
-    for key in sorted(planned & by_key.keys(), key=lambda k: by_key[k].name):
-        table = by_key[key]
-        report = recorded.get(key) or TableReport(
-            table.name, table.name, error="the table's step did not complete"
-        )
-        report.checks = [
-            CheckReport(c.name, evaluated[(key, c.name)].passed, c.description, c.metadata)
-            if (key, c.name) in evaluated
-            else CheckReport(c.name, False, "check evaluation not recorded in this run")
-            for c in report.checks
-        ]
-        tables.append(report)
-    return tables
 
 
 def new_report(context: dg.OpExecutionContext, config: MigrationConfig) -> MigrationReport:
@@ -89,7 +47,9 @@ def _iso(timestamp: float) -> str:
 def publish(
     context: dg.OpExecutionContext, config: MigrationConfig, report: MigrationReport
 ) -> dg.MaterializeResult:
-    """Log the verdict, return the report as metadata, or raise ``Failure`` when it failed."""
+    """Write the report files, log the verdict, return the report as metadata, or raise
+    ``Failure`` (after the files are written) when it failed."""
+    report.write(Path(config.report_dir))
     metadata = {
         "status": report.status,
         "promoted": report.promoted,
@@ -109,30 +69,36 @@ def publish(
     return dg.MaterializeResult(metadata=metadata)
 
 
-def make_report_asset(
-    catalog: Catalog, deferred: tuple[tuple[Table, ForeignKey], ...]
-) -> dg.AssetsDefinition:
+def _lineage(context: dg.OpExecutionContext) -> list[str]:
+    """This run's id, then the ids of the runs it re-executes, nearest first."""
+    run_ids, run = [context.run_id], context.run
+    while run is not None and run.parent_run_id:
+        run_ids.append(run.parent_run_id)
+        run = context.instance.get_run_by_id(run.parent_run_id)
+    return run_ids
+
+
+def make_report_asset() -> dg.AssetsDefinition:
     @dg.asset(
         key=REPORT_KEY,
-        deps=[PREFLIGHT_KEY, *asset_keys(catalog.tables).values()],
+        deps=[dg.AssetKey(RUN_NAME)],
         group_name="migration",
         kinds={"postgres"},
-        description="Verdict of the run; promotes the staged tables when every check passed.",
+        description="The run's report (JSON and Markdown files, and this asset's metadata), "
+        "from its record in consoleai_etl.runs; fails when the migration failed.",
     )
     def migration_report(context: dg.AssetExecutionContext, settings: MigrationSettings):
         config = settings.to_config()
-        report = new_report(context.op_execution_context, config)
-        report.tables = _run_tables(context.op_execution_context, catalog)
-        report.schema_objects_skipped = [
-            {"kind": o.kind, "name": o.name} for o in catalog.others if o.kind != "view"
-        ]
-        loaded = {t.table for t in report.tables}
-        promotion = Promotion(
-            catalog,
-            tuple(t for t in catalog.tables if t.name in loaded),
-            tuple((t, fk) for t, fk in deferred if t.name in loaded),
-        )
-        finalize(config, report, promotion, settings.snapshot)
-        return publish(context.op_execution_context, config, report)
+        lineage = _lineage(context.op_execution_context)
+        with connect(config.pg_dsn) as pg:
+            recorded = bookkeeping.recorded_report(pg, lineage)
+        if recorded is None:
+            raise dg.Failure(
+                description=f"run {context.run_id} staged no table, so there is nothing to "
+                f"report: materialize the table assets and {RUN_NAME} with it (or run "
+                "legacy_migration_job)",
+                allow_retries=False,
+            )
+        return publish(context.op_execution_context, config, MigrationReport.from_dict(recorded))
 
     return migration_report

@@ -6,7 +6,6 @@ resources:
 """
 
 import os
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from consoleai_etl.core.run.preflight import (
     check_source,
     check_target,
 )
-from consoleai_etl.core.run.stager import Stager
 from consoleai_etl.core.source.snapshot import Snapshot
 from consoleai_etl.core.target.bookkeeping import staging_schema
 from consoleai_etl.core.target.postgres import embedded_dsn
@@ -111,20 +109,18 @@ class MigrationSettings(dg.ConfigurableResource):
     _lock: RunLock | None = PrivateAttr(default=None)
     _staging_lock: StagingLock | None = PrivateAttr(default=None)
     _checked: bool = PrivateAttr(default=False)
-    _stager: Stager | None = PrivateAttr(default=None)
     _snapshot: Snapshot | None = PrivateAttr(default=None)
 
     def preflight(self, *, lock: bool) -> MigrationConfig:
         """Check options, source and target once per run, before anything is written; with
-        ``lock`` (the migration job), also check that the run would replace only what earlier
+        ``lock`` (a migration), also check that the run would replace only what earlier
         runs promoted, and take the per-schema lock that keeps a second migration out. Then
         take the run's ``Snapshot`` of the source: the returned config points the readers at it.
 
-        Called by the first step of a run (the ``preflight`` asset or op, or the first table
-        step of a partial selection). It raises ``MigrationError`` with a one-line message
-        inside a step, because Dagster's CLI turns resource-setup errors into tracebacks.
-        The lock and the snapshot live on this resource until teardown: in-process execution
-        shares them, so every step reads the same moment of the source.
+        Called by the table assets' step (and the consistency job's ops). It raises
+        ``MigrationError`` with a one-line message inside a step, because Dagster's CLI turns
+        resource-setup errors into tracebacks. The lock and the snapshot live on this
+        resource until teardown, so everything a step reads comes from one moment.
         """
         config = self.to_config()
         if not self._checked:
@@ -151,18 +147,8 @@ class MigrationSettings(dg.ConfigurableResource):
         if self._staging_lock is None:
             self._staging_lock = StagingLock(config.pg_dsn, staging_schema(run_id))
 
-    def stager(self, start: Callable[[], Stager]) -> Stager:
-        """The run's ``Stager``, started by the first table step that asks (in-process
-        execution shares this resource between steps, as it does the lock)."""
-        if self._stager is None:
-            self._stager = start()
-        return self._stager
-
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._stager is not None:
-            self._stager.close()
-            self._stager = None
-        if self._snapshot is not None:  # after the stager: its threads read the copy
+        if self._snapshot is not None:
             self._snapshot.close()
             self._snapshot = None
         for lock in (self._lock, self._staging_lock):

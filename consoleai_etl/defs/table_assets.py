@@ -1,28 +1,44 @@
-"""One Dagster asset per source table: stage it, check it, report numbers as metadata.
+"""The table assets: one ``multi_asset`` over every table of the source, built the way
+Dagster's own integrations build theirs (dagster-sling's ``sling_assets``, dagster-dlt's
+``dlt_assets``): a subsettable step that migrates the tables a run selects.
 
-The checks run inside the table's own step (``check_specs``), so they are done before the
-report asset starts; a load error is caught and shown as failed checks instead of failing
-the step, because a failed step would skip the report.
+The step stages the selected tables two at a time, checks them, decides the verdict,
+promotes them in one transaction and records the run, and only then reports each table: a
+``MaterializeResult`` when its data is in the target, an ``AssetObservation`` when it is
+not (a dry run, a failed verdict or promotion: the observation says why), and its
+``AssetCheckResult``s. Doing all of it in one step keeps the lock, the snapshot of the
+source and the two staging threads together whatever executor runs it. The step also
+materializes ``migration_run``, the run's record in ``consoleai_etl.runs``, which the
+report asset reads; a table never materialized still lets the report run.
+
+Run with checks selected and no table (an asset's Checks tab), the step re-verifies those
+tables in the target schema and loads nothing.
 """
 
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import dagster as dg
 
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.plan.names import pg_identifier
-from consoleai_etl.core.run.pipeline import MigrationConfig, stage_table
-from consoleai_etl.core.run.report import TableReport
-from consoleai_etl.core.run.stager import Progress, StagedTable, Stager
+from consoleai_etl.core.run.migration import MigrationPlan, TableToStage, migrate
+from consoleai_etl.core.run.pipeline import MigrationConfig, verify_table
+from consoleai_etl.core.run.report import MigrationReport, TableReport
 from consoleai_etl.core.source.catalog import Table
 from consoleai_etl.core.target.postgres import redact
-from consoleai_etl.defs.checks import PREFLIGHT_NAME, check_events, check_specs, dagster_metadata
+from consoleai_etl.defs.checks import (
+    RUN_NAME,
+    TABLES_NAME,
+    check_events,
+    check_specs,
+    dagster_metadata,
+)
+from consoleai_etl.defs.report_asset import new_report
 from consoleai_etl.defs.settings import MigrationSettings
 
 TABLE_GROUP = "legacy_tables"
-TABLE_REPORT_KEY = "table_report"
+RUN_KEY = dg.AssetKey(RUN_NAME)
 PROGRESS_EVERY_SECONDS = 5.0
 MIGRATION_JOB = "legacy_migration_job"
 
@@ -65,7 +81,6 @@ def table_metadata(report: TableReport) -> dict[str, object]:
             "load_error": report.error,
         }
     )
-    metadata[TABLE_REPORT_KEY] = dg.MetadataValue.json(asdict(report))
     if report.loaded_rows is not None:
         metadata["dagster/row_count"] = report.loaded_rows
     if report.columns:
@@ -89,133 +104,164 @@ def guarded_step(
         )
 
 
-PREFLIGHT_KEY = dg.AssetKey(PREFLIGHT_NAME)
-
-
-@dg.asset(
-    key=PREFLIGHT_KEY,
-    group_name="migration",
-    description="Source sanity (SQLite header, quick_check, lock, tables), target access, and "
-    "the per-schema lock that keeps a second migration out; nothing is written before it.",
-)
-def preflight(
-    context: dg.AssetExecutionContext, settings: MigrationSettings
-) -> dg.MaterializeResult:
-    config = checked_config(context, settings)
-    snapshot = settings.snapshot
-    context.log.info(f"source {snapshot.source}: {snapshot.method}")
-    return dg.MaterializeResult(
-        metadata={
-            "source": str(snapshot.source),
-            "source_snapshot": snapshot.method,
-            "target_schema": config.target_schema,
-        }
-    )
-
-
 def checked_config(
-    context: dg.OpExecutionContext | dg.AssetExecutionContext, settings: MigrationSettings
+    context: dg.OpExecutionContext | dg.AssetExecutionContext,
+    settings: MigrationSettings,
+    *,
+    lock: bool = False,
 ) -> MigrationConfig:
     """``settings.preflight`` with its one-line error as the step's failure."""
     try:
-        return settings.preflight(lock=context.run.job_name == MIGRATION_JOB)
+        return settings.preflight(lock=lock)
     except MigrationError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
-def _run_tables(
+def make_table_assets(plan: MigrationPlan, keys: Mapping[str, dg.AssetKey]) -> dg.AssetsDefinition:
+    """The ``legacy_tables`` multi-asset: an asset per table of ``plan`` (its deps follow
+    the foreign keys), each with its checks, plus ``migration_run``. ``keys`` are the
+    tables' asset keys by table name (``checks.asset_keys``)."""
+    specs = [
+        dg.AssetSpec(
+            keys[t.table.name],
+            deps=[keys[parent] for parent in t.parents],
+            group_name=TABLE_GROUP,
+            kinds={"sqlite", "postgres"},
+            description=f"Legacy table `{t.table.name}`, migrated into PostgreSQL and checked.",
+            metadata={"source_table": t.table.name},
+            skippable=True,
+        )
+        for t in plan.tables
+    ]
+    specs.append(
+        dg.AssetSpec(
+            RUN_KEY,
+            deps=[keys[t.table.name] for t in plan.tables],
+            group_name="migration",
+            kinds={"postgres"},
+            description="The run's record in consoleai_etl.runs: the tables it staged, their "
+            "checks, the verdict and whether they were promoted.",
+            skippable=True,
+        )
+    )
+
+    @dg.multi_asset(
+        name=TABLES_NAME,
+        specs=specs,
+        check_specs=[
+            spec for t in plan.tables for spec in check_specs(t.table, keys[t.table.name])
+        ],
+        can_subset=True,
+        description="Stage the selected legacy tables, check them, promote them in one "
+        "transaction when the verdict allows, and record the run.",
+    )
+    def legacy_tables(context: dg.AssetExecutionContext, settings: MigrationSettings):
+        if context.selected_asset_keys:
+            yield from _migrate(context, settings, plan, keys)
+        else:
+            yield from _verify(context, settings, plan.tables, keys)
+
+    return legacy_tables
+
+
+def _migrate(
     context: dg.AssetExecutionContext,
-    tables: Sequence[StagedTable],
+    settings: MigrationSettings,
+    plan: MigrationPlan,
     keys: Mapping[str, dg.AssetKey],
-) -> list[StagedTable]:
-    """The tables this run materializes, in foreign-key order."""
-    selection = context.run.asset_selection
-    steps = context.run.step_keys_to_execute
+) -> Iterator:
+    config = checked_config(context, settings, lock=True)
+    selected = [t for t in plan.tables if keys[t.table.name] in context.selected_asset_keys]
+    if not selected:
+        raise dg.Failure(
+            description=f"{RUN_NAME} records a run of the table assets: select the tables to "
+            "migrate with it",
+            allow_retries=False,
+        )
+    settings.hold_staging(config, context.run.run_id)
+    report = new_report(context.op_execution_context, settings.to_config())  # the user's file
+    migrate(
+        config, report, plan, selected, settings.snapshot,
+        progress_every=PROGRESS_EVERY_SECONDS, log=context.log.info,
+    )  # fmt: skip
+    if not report.recorded:
+        raise dg.Failure(description="; ".join(report.reasons), allow_retries=False)
+    why_not = _not_promoted(report)
+    for staged, table_report in zip(selected, report.tables, strict=True):
+        key = keys[staged.table.name]
+        _log_table(context, table_report)
+        metadata = table_metadata(table_report)
+        if why_not:
+            yield dg.AssetObservation(asset_key=key, metadata={**metadata, "not_promoted": why_not})
+        else:
+            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+        yield from _selected_checks(context, staged.table, key, table_report)
+    if why_not:
+        context.log.warning(f"no table materialized: {why_not}")
+    if RUN_KEY in context.selected_asset_keys:
+        yield dg.MaterializeResult(asset_key=RUN_KEY, metadata=run_metadata(report))
+
+
+def _not_promoted(report: MigrationReport) -> str | None:
+    """Why the run's tables are not in the target, or None when they were promoted."""
+    if report.promoted:
+        return None
+    if report.dry_run:
+        return "dry run: the tables were loaded and checked in staging, the target is untouched"
+    return f"not promoted ({report.status}): {'; '.join(report.reasons)}"
+
+
+def _log_table(context: dg.AssetExecutionContext, report: TableReport) -> None:
+    if report.error:
+        context.log.error(f"{report.table}: load failed: {report.error}")
+    else:
+        context.log.info(
+            f"{report.table}: {report.loaded_rows:,} rows in {report.seconds:.1f} s "
+            f"({report.rows_per_second:,.0f} rows/s), {report.quarantined_rows} quarantined"
+        )
+
+
+def _selected_checks(
+    context: dg.AssetExecutionContext, table: Table, key: dg.AssetKey, report: TableReport
+) -> list[dg.AssetCheckResult]:
+    """The table's check results, those of checks the run selected."""
+    wanted = context.selected_asset_check_keys
     return [
-        staged
-        for staged in tables
-        if (selection is None or keys[staged.table.name] in selection)
-        and (steps is None or keys[staged.table.name].to_python_identifier() in steps)
+        result
+        for result in check_events(table, key, report)
+        if dg.AssetCheckKey(key, result.check_name) in wanted
     ]
 
 
-def _stage(
+def _verify(
     context: dg.AssetExecutionContext,
     settings: MigrationSettings,
-    config: MigrationConfig,
-    staged: StagedTable,
-    tables: Sequence[StagedTable],
+    tables: Sequence[TableToStage],
     keys: Mapping[str, dg.AssetKey],
-) -> TableReport:
-    """The table's report: from the run's ``Stager`` in the migration job (whose in-process
-    executor shares it between steps), else staged right here in the step."""
-    log = context.log.info
-    settings.hold_staging(config, context.run.run_id)
-    if context.run.job_name == MIGRATION_JOB:
-        stager = settings.stager(
-            lambda: Stager(
-                config,
-                context.run.run_id,
-                _run_tables(context, tables, keys),
-                PROGRESS_EVERY_SECONDS,
+) -> Iterator[dg.AssetCheckResult]:
+    """Checks run on their own: re-verify their tables in the target schema, load nothing."""
+    config = checked_config(context, settings)
+    checked = {check.asset_key for check in context.selected_asset_check_keys}
+    for staged in tables:
+        key = keys[staged.table.name]
+        if key in checked:
+            report = guarded_step(
+                context.op_execution_context,
+                staged.table,
+                lambda t=staged.table: verify_table(config, t),
             )
-        )
-        if staged.table.name in stager:
-            return stager.report(staged.table.name, log)
-    return stage_table(
-        config,
-        staged.table,
-        context.run.run_id,
-        deferred=staged.deferred,
-        progress=Progress(staged.table.name, PROGRESS_EVERY_SECONDS, log),
+            yield from _selected_checks(context, staged.table, key, report)
+
+
+def run_metadata(report: MigrationReport) -> dict[str, object]:
+    """``migration_run``'s metadata: the verdict the report step will publish."""
+    return dagster_metadata(
+        {
+            "run_id": report.run_id,
+            "status": report.status,
+            "promoted": report.promoted,
+            "dry_run": report.dry_run,
+            "tables": [t.table for t in report.tables],
+            "reasons": report.reasons,
+        }
     )
-
-
-def make_table_asset(
-    staged: StagedTable,
-    tables: Sequence[StagedTable],
-    keys: Mapping[str, dg.AssetKey],
-    priority: int = 0,
-) -> dg.AssetsDefinition:
-    """The asset for ``staged.table``; it waits for the tables its foreign keys point at.
-    ``tables`` are all tables of the code location, in foreign-key order, and ``keys``
-    their asset keys by table name (``checks.asset_keys``).
-
-    ``priority`` orders the steps that are ready at once (Dagster's ``dagster/priority``
-    tag), in the order the ``Stager`` is expected to finish the tables: each step then
-    waits for the next table to finish and hands its results to Dagster while later tables
-    are still being staged. Otherwise a step whose table finishes last would hold back the
-    others' Dagster work (events and check results: ~80 ms a step) until the very end."""
-    table = staged.table
-    key = keys[table.name]
-    upstream = [t.table for t in tables if t.table.name in staged.parents]
-
-    @dg.asset(
-        key=key,
-        deps=[PREFLIGHT_KEY, *(keys[parent.name] for parent in upstream)],
-        check_specs=check_specs(table, key),
-        group_name=TABLE_GROUP,
-        kinds={"sqlite", "postgres"},
-        op_tags={"dagster/priority": str(priority)},
-        description=f"Legacy table `{table.name}` staged, checked and (by the report) promoted.",
-        metadata={"source_table": table.name},
-    )
-    def _table(context: dg.AssetExecutionContext, settings: MigrationSettings):
-        config = checked_config(context, settings)  # no-op after the preflight asset ran
-        report = guarded_step(
-            context.op_execution_context,
-            table,
-            lambda: _stage(context, settings, config, staged, tables, keys),
-        )
-        if report.error:
-            context.log.error(f"{table.name}: load failed: {report.error}")
-        else:
-            context.log.info(
-                f"{table.name}: {report.loaded_rows:,} rows in {report.seconds:.1f} s "
-                f"({report.rows_per_second:,.0f} rows/s), {report.quarantined_rows} quarantined"
-            )
-        return dg.MaterializeResult(
-            metadata=table_metadata(report), check_results=check_events(table, key, report)
-        )
-
-    return _table

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -268,8 +267,9 @@ def finalize(
     promotion: Promotion | None = None,
     snapshot: Snapshot | None = None,
 ) -> MigrationReport:
-    """Decide the verdict, promote (when a promotion is given and allowed), record the run,
-    write the files. The consistency job passes no promotion: it only verifies. A source
+    """Decide the verdict, promote (when a promotion is given and allowed) and record the
+    run in ``consoleai_etl.runs``, where the report step reads it to write the files. The
+    consistency job passes no promotion: it only verifies. A source
     that ``snapshot`` finds written to since the run started fails the run right before
     the promotion, when every table has been read."""
     decide(report)
@@ -304,7 +304,7 @@ def finalize(
                         decide(report)  # again, now that the views are known
                         _record(pg, report)
                 except (MigrationError, psycopg.Error) as exc:
-                    report.promoted = False
+                    report.promoted = report.recorded = False
                     report.views = []
                     report.fail(f"promotion failed, target unchanged: {_one_line(exc)}")
             if not report.promoted:
@@ -316,11 +316,12 @@ def finalize(
                         sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(staging))
                     )
     except (MigrationError, psycopg.Error) as exc:
+        report.recorded = report.recorded and report.promoted  # a promotion committed it
         report.fail(f"could not record the run: {_one_line(exc)}")
-    report.write(Path(config.report_dir))
     return report
 
 
 def _record(pg: psycopg.Connection, report: MigrationReport) -> None:
     report.finished_at = now()
+    report.recorded = True  # as the recorded report says; undone if its transaction fails
     bookkeeping.record_run(pg, report)

@@ -68,6 +68,7 @@ class MigrationReport:
     idempotency: dict[str, object] | None = None
     schema_objects_skipped: list[dict[str, str]] = field(default_factory=list)
     source_snapshot: str | None = None  # how every table was read as of one moment
+    recorded: bool = False  # in consoleai_etl.runs, where the report step reads it
 
     @property
     def totals(self) -> dict[str, int]:
@@ -79,6 +80,12 @@ class MigrationReport:
             "checks": sum(len(t.checks) for t in self.tables),
             "failed_checks": sum(not c.passed for t in self.tables for c in t.checks),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MigrationReport:
+        """The report as recorded in ``consoleai_etl.runs`` (``to_dict``), read back."""
+        fields = {k: v for k, v in data.items() if k != "totals"}
+        return cls(**{**fields, "tables": [TableReport.from_dict(t) for t in data["tables"]]})
 
     def fail(self, reason: str) -> None:
         """Turn the verdict into a failure for a reason found after ``decide``."""

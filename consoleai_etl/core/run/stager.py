@@ -3,14 +3,13 @@ table's Python work.
 
 Staging a table is Python-bound while its rows stream (reading, converting, hashing: one
 core) and PostgreSQL-bound afterwards (keys, indexes, foreign keys, the checks' scans,
-which leave Python waiting on a socket). Dagster's in-process executor runs one step at a
-time, so the migration job hands its tables to a ``Stager``: two threads stage them in
-foreign-key order, and each table's Dagster step waits for its own table's report. Only one
-table streams at a time (``Turn``: two streams would take turns on the GIL, measured slower
-than one after the other); the other thread meanwhile builds keys, validates foreign keys
-and runs checks, which wait on PostgreSQL. A table waits for its parents to be
-staged before it creates its foreign keys (they need the parents' keys). Progress lines of
-every table go to whichever step is waiting, so the run log stays live.
+which leave Python waiting on a socket). So a run hands its tables to a ``Stager``: two
+threads stage them in foreign-key order, all inside the one Dagster step of the table
+assets. Only one table streams at a time (``Turn``: two streams would take turns on the
+GIL, measured slower than one after the other); the other thread meanwhile builds keys,
+validates foreign keys and runs checks, which wait on PostgreSQL. A table waits for its
+parents to be staged before it creates its foreign keys (they need the parents' keys).
+Progress lines of every table go to the step's log while it waits.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, closing
+from contextlib import AbstractContextManager, closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,19 +60,19 @@ class Progress:
 
 
 @dataclass(frozen=True)
-class StagedTable:
+class TableToStage:
     table: Table
     parents: tuple[str, ...]  # tables whose keys its foreign keys need
     deferred: tuple[ForeignKey, ...]  # foreign keys closing a cycle: created at promotion
 
 
-def table_sizes(sqlite_path: str | Path, tables: Sequence[StagedTable]) -> dict[str, int]:
-    """Each table's ``size_estimate``: what ``largest_first`` and ``finish_order`` weigh."""
+def table_sizes(sqlite_path: str | Path, tables: Sequence[TableToStage]) -> dict[str, int]:
+    """Each table's ``size_estimate``: what ``largest_first`` weighs."""
     with closing(open_source(sqlite_path)) as src:
         return {t.table.name: size_estimate(src, t.table) for t in tables}
 
 
-def largest_first(tables: Sequence[StagedTable], rows: dict[str, int]) -> list[StagedTable]:
+def largest_first(tables: Sequence[TableToStage], rows: dict[str, int]) -> list[TableToStage]:
     """A foreign-key order that reaches the largest tables as early as their parents allow.
 
     The biggest table's stream is the run's longest piece of Python work, and everything
@@ -107,24 +106,6 @@ def largest_first(tables: Sequence[StagedTable], rows: dict[str, int]) -> list[S
             if not waiting[child]:
                 heapq.heappush(ready, (-chain(child), position[child], child))
     return ordered
-
-
-TABLE_OVERHEAD_ROWS = 20_000  # a table's fixed cost (DDL, keys, checks), in rows' worth
-
-
-def finish_order(tables: Sequence[StagedTable], rows: dict[str, int]) -> list[StagedTable]:
-    """The order a ``Stager`` is expected to finish ``tables`` (given in ``largest_first``
-    order): ``WORKERS`` threads take them in turn, each busy for a time proportional to
-    its rows, a child finishing after its parents. An estimate for ordering Dagster's
-    steps (see ``table_assets.make_table_asset``): a wrong guess costs time, not results."""
-    free = [0] * WORKERS  # when each thread is next free, in rows' worth of work
-    finish: dict[str, int] = {}
-    for staged in tables:
-        thread = free.index(min(free))
-        parents = max((finish[p] for p in staged.parents if p in finish), default=0)
-        cost = rows.get(staged.table.name, 0) + TABLE_OVERHEAD_ROWS
-        finish[staged.table.name] = free[thread] = max(free[thread] + cost, parents + 1)
-    return sorted(tables, key=lambda staged: finish[staged.table.name])
 
 
 class Turn:
@@ -183,7 +164,7 @@ class Stager:
         self,
         config: MigrationConfig,
         run_id: str,
-        tables: Sequence[StagedTable],
+        tables: Sequence[TableToStage],
         progress_every: float,
         streaming: AbstractContextManager | None = None,
     ) -> None:
@@ -208,7 +189,7 @@ class Stager:
         for rank, staged in enumerate(ordered):
             self.futures[staged.table.name] = self.pool.submit(self._stage, staged, rank)
 
-    def _stage(self, staged: StagedTable, rank: int) -> TableReport:
+    def _stage(self, staged: TableToStage, rank: int) -> TableReport:
         parents = [self.futures[p] for p in staged.parents if p in self.futures]
         self.turn.begin(rank)
         try:
@@ -224,22 +205,17 @@ class Stager:
         finally:
             self.turn.end(rank)
 
-    def __contains__(self, table: str) -> bool:
-        return table in self.futures
-
-    def report(self, table: str, log: Callable[[str], None]) -> TableReport:
-        """Wait for ``table``'s report. Meanwhile the progress lines of every table being
-        staged go to ``log``: the waiting step is the one the run log shows live."""
-        future = self.futures[table]
-        while True:
-            try:
-                report = future.result(timeout=0.2)
-            except TimeoutError:
-                report = None
-            while not self.lines.empty():
-                log(self.lines.get())
-            if report is not None:
-                return report
+    def reports(self, log: Callable[[str], None]) -> dict[str, TableReport]:
+        """Wait for every table's report. Meanwhile the progress lines of every table being
+        staged go to ``log``, so the run log stays live."""
+        reports = {}
+        for table, future in self.futures.items():
+            while table not in reports:
+                with suppress(TimeoutError):
+                    reports[table] = future.result(timeout=0.2)
+                while not self.lines.empty():
+                    log(self.lines.get())
+        return reports
 
     def close(self) -> None:
         """End of the run: tables not started yet are dropped (a run stopped half-way does

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import psycopg
 from psycopg import sql
@@ -185,6 +185,17 @@ def record_run(conn: psycopg.Connection, report: MigrationReport) -> None:
             report.to_json(),
         ),
     )
+
+
+def recorded_report(conn: psycopg.Connection, run_ids: Sequence[str]) -> dict | None:
+    """The report recorded for the first of ``run_ids`` that has one (a run, then the runs
+    it re-executes, nearest first), or None."""
+    row = conn.execute(
+        "SELECT report FROM consoleai_etl.runs WHERE run_id = ANY(%s) "
+        "ORDER BY array_position(%s, run_id) LIMIT 1",
+        (list(run_ids), list(run_ids)),
+    ).fetchone()
+    return row[0] if row else None
 
 
 def previous_report(
