@@ -6,19 +6,21 @@ a check or table that never ran counts as a failure, then lets the core decide, 
 record and write. It raises ``dagster.Failure`` only after the files are written.
 """
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 
 from consoleai_etl.core.run.pipeline import MigrationConfig, finalize, now
-from consoleai_etl.core.run.report import FAILURE, CheckReport, MigrationReport, TableReport
+from consoleai_etl.core.run.report import FAILURE, MigrationReport, TableReport
 from consoleai_etl.core.source.catalog import Catalog, ForeignKey, Table
 from consoleai_etl.core.target.postgres import redact
 from consoleai_etl.core.target.promote import Promotion
 from consoleai_etl.defs.checks import REPORT_NAME, asset_keys
+from consoleai_etl.defs.metadata import TABLE_REPORT_KEY
 from consoleai_etl.defs.settings import MigrationSettings
-from consoleai_etl.defs.table_assets import PREFLIGHT_KEY, TABLE_REPORT_KEY
+from consoleai_etl.defs.table_assets import PREFLIGHT_KEY
 
 REPORT_KEY = dg.AssetKey(REPORT_NAME)
 
@@ -55,9 +57,9 @@ def _run_tables(context: dg.OpExecutionContext, catalog: Catalog) -> list[TableR
             table.name, table.name, error="the table's step did not complete"
         )
         report.checks = [
-            CheckReport(c.name, evaluated[(key, c.name)].passed, c.description, c.metadata)
+            replace(c, passed=evaluated[(key, c.name)].passed)
             if (key, c.name) in evaluated
-            else CheckReport(c.name, False, "check evaluation not recorded in this run")
+            else replace(c, passed=False, description="check evaluation not recorded in this run")
             for c in report.checks
         ]
         tables.append(report)

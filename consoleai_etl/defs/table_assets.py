@@ -7,7 +7,6 @@ the step, because a failed step would skip the report.
 
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 
 import dagster as dg
 
@@ -18,59 +17,13 @@ from consoleai_etl.core.run.report import TableReport
 from consoleai_etl.core.run.stager import Progress, StagedTable, Stager
 from consoleai_etl.core.source.catalog import Table
 from consoleai_etl.core.target.postgres import redact
-from consoleai_etl.defs.checks import PREFLIGHT_NAME, check_events, check_specs, dagster_metadata
+from consoleai_etl.defs.checks import PREFLIGHT_NAME, check_events, check_specs
+from consoleai_etl.defs.metadata import definition_metadata, table_metadata
 from consoleai_etl.defs.settings import MigrationSettings
 
 TABLE_GROUP = "legacy_tables"
-TABLE_REPORT_KEY = "table_report"
 PROGRESS_EVERY_SECONDS = 5.0
 MIGRATION_JOB = "legacy_migration_job"
-
-
-def _column_schema(report: TableReport) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=str(c["target_name"]),
-                type=str(c["pg_type"]),
-                description=f"{c['reason']}; stored: {c['observed'] or 'nothing'}",
-                constraints=dg.TableColumnConstraints(nullable=not c["not_null"]),
-            )
-            for c in report.columns
-        ]
-    )
-
-
-def table_metadata(report: TableReport) -> dict[str, object]:
-    metadata = dagster_metadata(
-        {
-            "source_table": report.table,
-            "target_table": report.target_table,
-            "source_rows": report.source_rows,
-            "loaded_rows": report.loaded_rows,
-            "quarantined_rows": report.quarantined_rows,
-            "seconds": report.seconds,
-            "rows_per_second": report.rows_per_second,
-            "warnings": report.warnings,
-            "widened_columns": [
-                {
-                    "column": c["name"],
-                    "declared_type": c["declared_type"],
-                    "chosen_type": c["pg_type"],
-                    "why": c["widened"],
-                }
-                for c in report.columns
-                if c.get("widened")
-            ],
-            "load_error": report.error,
-        }
-    )
-    metadata[TABLE_REPORT_KEY] = dg.MetadataValue.json(asdict(report))
-    if report.loaded_rows is not None:
-        metadata["dagster/row_count"] = report.loaded_rows
-    if report.columns:
-        metadata["dagster/column_schema"] = _column_schema(report)
-    return metadata
 
 
 def guarded_step(
@@ -198,7 +151,7 @@ def make_table_asset(
         kinds={"sqlite", "postgres"},
         op_tags={"dagster/priority": str(priority)},
         description=f"Legacy table `{table.name}` staged, checked and (by the report) promoted.",
-        metadata={"source_table": table.name},
+        metadata=definition_metadata(table),
     )
     def _table(context: dg.AssetExecutionContext, settings: MigrationSettings):
         config = checked_config(context, settings)  # no-op after the preflight asset ran
@@ -215,7 +168,8 @@ def make_table_asset(
                 f"({report.rows_per_second:,.0f} rows/s), {report.quarantined_rows} quarantined"
             )
         return dg.MaterializeResult(
-            metadata=table_metadata(report), check_results=check_events(table, key, report)
+            metadata=table_metadata(report, table, config.target_schema),
+            check_results=check_events(table, key, report),
         )
 
     return _table
