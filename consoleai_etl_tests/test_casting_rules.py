@@ -223,13 +223,17 @@ def test_every_planted_anomaly_is_accounted_for(tmp_path: Path, pg_dsn: str) -> 
     result, report = run_job(db, pg_dsn, tmp_path / "reports", allow_divergence=True)
 
     assert report["status"] == "success_with_quarantine" and report["promoted"]
+    tables = {t["table"]: t for t in report["tables"]}
     for table, checks in checks_by_table(report).items():
+        declared = checks.pop("declared_types")  # a WARN check: it lists the widened columns
         assert all(c["passed"] for c in checks.values()), table
+        widened = [c["name"] for c in tables[table]["columns"] if c["widened"]]
+        assert [w["column"] for w in declared["metadata"]["widened_columns"]] == widened
+        assert declared["passed"] == (not widened) and declared["severity"] == "warn"
     quarantined = {
         (table, json.dumps(key, sort_keys=True), column)
         for table, key, column, _ in quarantine(pg_dsn, result.run_id)
     }
-    tables = {t["table"]: t for t in report["tables"]}
     for anomaly in planted:
         table, key, column, kind = (anomaly[k] for k in ("table", "key", "column", "kind"))
         select = sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(

@@ -53,13 +53,16 @@ def test_any_sqlite_file_becomes_assets_with_fk_deps_and_safe_names(tmp_path: Pa
         (lines_key, "not_null"),
         (lines_key, "primary_key"),
         (lines_key, "foreign_keys"),
+        (lines_key, "declared_types"),
         ("orders", "row_count"),
         ("orders", "checksum"),
         ("orders", "not_null"),
         ("orders", "primary_key"),
+        ("orders", "declared_types"),
         ("notes", "row_count"),
         ("notes", "checksum"),
         ("notes", "not_null"),
+        ("notes", "declared_types"),
     }
 
 

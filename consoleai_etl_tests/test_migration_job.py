@@ -49,9 +49,11 @@ def test_happy_path_loads_everything_and_every_check_passes(
     checks = checks_by_table(report)
     assert all(c["passed"] for per_table in checks.values() for c in per_table.values())
     assert set(checks["user_roles"]) == {
-        "row_count", "checksum", "not_null", "primary_key", "foreign_keys",
+        "row_count", "checksum", "not_null", "primary_key", "foreign_keys", "declared_types",
     }  # fmt: skip
-    assert set(checks["roles"]) == {"row_count", "checksum", "not_null", "primary_key"}
+    assert set(checks["roles"]) == {
+        "row_count", "checksum", "not_null", "primary_key", "declared_types",
+    }  # fmt: skip
     # Dagster saw the same check results the report shows.
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == sum(len(c) for c in checks.values())

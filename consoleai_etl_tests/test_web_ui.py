@@ -83,7 +83,7 @@ def test_run_launched_from_the_ui_executes_and_records_checks(
         for node in nodes
     }
     assert checks["user_roles"] == {
-        "row_count", "checksum", "not_null", "primary_key", "foreign_keys",
+        "row_count", "checksum", "not_null", "primary_key", "foreign_keys", "declared_types",
     }  # fmt: skip
     assert "migration_report" in checks
 

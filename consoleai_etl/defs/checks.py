@@ -1,8 +1,9 @@
 """Asset-check plumbing shared by the migration job and the consistency job.
 
-The checks themselves live in ``core.verify``; this module names them as Dagster check specs
-and turns a table's ``CheckReport`` list into results, marking any check that did not run
-as failed (with the table's load error), so nothing is silently missing from the UI.
+The checks themselves, with what each proves and its severity, are ``core.verify.registry``;
+this module turns them into Dagster check specs and a table's ``CheckReport`` list into
+results of the check's severity, marking any check that did not run as failed (with the
+table's load error), so nothing is silently missing from the UI.
 """
 
 from collections.abc import Iterable
@@ -11,17 +12,11 @@ import dagster as dg
 from dagster._core.definitions.utils import DISALLOWED_NAMES
 
 from consoleai_etl.core.plan.names import dagster_names
-from consoleai_etl.core.run.report import CheckReport, TableReport
+from consoleai_etl.core.run.report import ERROR, WARN, CheckReport, TableReport
 from consoleai_etl.core.source.catalog import Table
-from consoleai_etl.core.verify.checks import check_names
+from consoleai_etl.core.verify.registry import applicable
 
-CHECK_DESCRIPTIONS = {
-    "row_count": "source rows = target rows + quarantined rows",
-    "checksum": "content checksum of the converted source rows = checksum computed in SQL",
-    "not_null": "every NOT NULL column of the source is NOT NULL in the target",
-    "primary_key": "primary key columns are non-NULL and unique in the target",
-    "foreign_keys": "no orphan rows per foreign key (source orphans listed separately)",
-}
+SEVERITIES = {ERROR: dg.AssetCheckSeverity.ERROR, WARN: dg.AssetCheckSeverity.WARN}
 
 
 TABLES_NAME = "legacy_tables"  # the table assets' multi-asset (its op)
@@ -41,9 +36,16 @@ def asset_keys(tables: Iterable[Table]) -> dict[str, dg.AssetKey]:
 
 
 def check_specs(table: Table, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    """The table's checks from the registry: what each proves, and its severity (known
+    before any run, so the UI shows it on the check's page)."""
     return [
-        dg.AssetCheckSpec(name, asset=key, description=CHECK_DESCRIPTIONS[name])
-        for name in check_names(table)
+        dg.AssetCheckSpec(
+            check.name,
+            asset=key,
+            description=check.proves,
+            metadata={"severity": SEVERITIES[check.severity].value},
+        )
+        for check in applicable(table)
     ]
 
 
@@ -52,8 +54,9 @@ def complete_checks(table: Table, report: TableReport) -> list[CheckReport]:
     ran = {c.name: c for c in report.checks}
     missing = f"did not run: {report.error}" if report.error else "did not run"
     return [
-        ran.get(name) or CheckReport(name, False, missing, {"error": missing})
-        for name in check_names(table)
+        ran.get(check.name)
+        or CheckReport(check.name, False, missing, {"error": missing}, check.severity)
+        for check in applicable(table)
     ]
 
 
@@ -79,6 +82,7 @@ def check_events(
             asset_key=key,
             check_name=check.name,
             passed=check.passed,
+            severity=SEVERITIES[check.severity],
             description=check.description,
             metadata=dagster_metadata(check.metadata),
         )

@@ -34,6 +34,7 @@ from consoleai_etl.defs.checks import (
     check_specs,
     dagster_metadata,
 )
+from consoleai_etl.defs.metadata import definition_metadata, table_metadata
 from consoleai_etl.defs.report_asset import new_report
 from consoleai_etl.defs.settings import MigrationSettings
 
@@ -41,51 +42,6 @@ TABLE_GROUP = "legacy_tables"
 RUN_KEY = dg.AssetKey(RUN_NAME)
 PROGRESS_EVERY_SECONDS = 5.0
 MIGRATION_JOB = "legacy_migration_job"
-
-
-def _column_schema(report: TableReport) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=str(c["target_name"]),
-                type=str(c["pg_type"]),
-                description=f"{c['reason']}; stored: {c['observed'] or 'nothing'}",
-                constraints=dg.TableColumnConstraints(nullable=not c["not_null"]),
-            )
-            for c in report.columns
-        ]
-    )
-
-
-def table_metadata(report: TableReport) -> dict[str, object]:
-    metadata = dagster_metadata(
-        {
-            "source_table": report.table,
-            "target_table": report.target_table,
-            "source_rows": report.source_rows,
-            "loaded_rows": report.loaded_rows,
-            "quarantined_rows": report.quarantined_rows,
-            "seconds": report.seconds,
-            "rows_per_second": report.rows_per_second,
-            "warnings": report.warnings,
-            "widened_columns": [
-                {
-                    "column": c["name"],
-                    "declared_type": c["declared_type"],
-                    "chosen_type": c["pg_type"],
-                    "why": c["widened"],
-                }
-                for c in report.columns
-                if c.get("widened")
-            ],
-            "load_error": report.error,
-        }
-    )
-    if report.loaded_rows is not None:
-        metadata["dagster/row_count"] = report.loaded_rows
-    if report.columns:
-        metadata["dagster/column_schema"] = _column_schema(report)
-    return metadata
 
 
 def guarded_step(
@@ -128,7 +84,7 @@ def make_table_assets(plan: MigrationPlan, keys: Mapping[str, dg.AssetKey]) -> d
             group_name=TABLE_GROUP,
             kinds={"sqlite", "postgres"},
             description=f"Legacy table `{t.table.name}`, migrated into PostgreSQL and checked.",
-            metadata={"source_table": t.table.name},
+            metadata=definition_metadata(t.table),
             skippable=True,
         )
         for t in plan.tables
@@ -190,7 +146,7 @@ def _migrate(
     for staged, table_report in zip(selected, report.tables, strict=True):
         key = keys[staged.table.name]
         _log_table(context, table_report)
-        metadata = table_metadata(table_report)
+        metadata = table_metadata(table_report, staged.table, config.target_schema)
         if why_not:
             yield dg.AssetObservation(asset_key=key, metadata={**metadata, "not_promoted": why_not})
         else:

@@ -21,17 +21,16 @@ from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.planner import plan_source
 from consoleai_etl.core.plan.rules import ORPHAN_POLICIES, CastingRule
-from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.run.load import LoadOptions, load_table
-from consoleai_etl.core.run.report import FAILURE, CheckReport, MigrationReport, TableReport, decide
+from consoleai_etl.core.run.report import FAILURE, MigrationReport, TableReport, decide
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
 from consoleai_etl.core.target import bookkeeping
 from consoleai_etl.core.target.postgres import connect, connection_lost, redact
 from consoleai_etl.core.target.promote import Promotion, promote
-from consoleai_etl.core.verify import checks as verify
-from consoleai_etl.core.verify.checksum import Checksum, Key, check_checksum, quarantined_keys
+from consoleai_etl.core.verify.checksum import Checksum, quarantined_keys
+from consoleai_etl.core.verify.registry import CheckContext, run_checks
 
 MODES = ("replace",)
 
@@ -84,48 +83,6 @@ def _source_table(src: sqlite3.Connection, table: Table) -> None:
             f"table {table.name} is not in the source any more: reload the code location "
             "so the asset graph matches the SQLite file"
         )
-
-
-@dataclass
-class CheckInputs:
-    """What the checks of one table compare against, besides the two databases."""
-
-    schema: str  # where the table is checked: the run's staging, or the target
-    parent_schemas: tuple[str, ...]  # where FK parents are looked up, in order
-    source_rows: int
-    quarantined: int
-    expected: Checksum | None  # the load's streamed checksum; None = recompute from source
-    exclude: set[Key]  # keys quarantined after conversion (duplicates, orphans)
-
-
-def _checks(
-    src: sqlite3.Connection,
-    pg: psycopg.Connection,
-    plan: TablePlan,
-    orphans: str,
-    given: CheckInputs,
-) -> list[CheckReport]:
-    table, schema = plan.table, given.schema
-    runs = {
-        "row_count": lambda: verify.check_row_count(
-            given.source_rows, verify.target_row_count(pg, schema, table), given.quarantined
-        ),
-        "checksum": lambda: check_checksum(src, pg, plan, schema, given.expected, given.exclude),
-        "not_null": lambda: verify.check_not_null(pg, schema, table),
-        "primary_key": lambda: verify.check_primary_key(pg, schema, table),
-        "foreign_keys": lambda: verify.check_foreign_keys(
-            src, pg, table, schema, given.parent_schemas, orphans, given.quarantined
-        ),
-    }
-
-    def in_transaction(check: Callable[[], CheckReport]) -> CheckReport:
-        with pg.transaction():  # rolled back before ``guarded`` turns an error into a result
-            return check()
-
-    return [
-        verify.guarded(name, lambda check=runs[name]: in_transaction(check))
-        for name in verify.check_names(table)
-    ]
 
 
 RETRY_BACKOFF = (1.0, 3.0)  # seconds before the 2nd and 3rd attempt of a table
@@ -217,7 +174,11 @@ def _stage_once(
             }
             for c in plan.columns
         ]
-        given = CheckInputs(
+        context = CheckContext(
+            src,
+            pg,
+            plan,
+            config.orphans,
             schema=staging,
             parent_schemas=(staging, config.target_schema),
             source_rows=result.source_rows,
@@ -226,7 +187,7 @@ def _stage_once(
             exclude=quarantined_keys(pg, plan, run_id),
         )
         started = time.perf_counter()
-        report.checks = _checks(src, pg, plan, config.orphans, given)
+        report.checks = run_checks(context)
         report.check_seconds = round(time.perf_counter() - started, 3)
         report.checksum = f"{result.checksum:016x}"
         report.checksum_seconds = round(result.checksum_seconds, 3)
@@ -242,9 +203,14 @@ def verify_table(config: MigrationConfig, table: Table) -> TableReport:
             report.quarantined_rows = (
                 bookkeeping.quarantined_count(pg, last_run, table.name) if last_run else 0
             )
+            # The load's own planner, so declared_types gives the answer the load gave.
             plan = plan_source(src, table, config.casting_rules)
             report.source_rows = plan.source_rows
-            given = CheckInputs(
+            context = CheckContext(
+                src,
+                pg,
+                plan,
+                config.orphans,
                 schema=config.target_schema,
                 parent_schemas=(config.target_schema,),
                 source_rows=plan.source_rows,
@@ -252,7 +218,7 @@ def verify_table(config: MigrationConfig, table: Table) -> TableReport:
                 expected=None,
                 exclude=quarantined_keys(pg, plan, last_run),
             )
-            report.checks = _checks(src, pg, plan, config.orphans, given)
+            report.checks = run_checks(context)
     except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
         report.error = _one_line(exc)
     return report

@@ -12,6 +12,10 @@ SUCCESS_WITH_DIVERGENCE = "success_with_divergence"
 SUCCESS_WITH_WARNINGS = "success_with_warnings"  # tables proven, some views not created
 FAILURE = "failure"
 ALL_CLEAR = "all checks passed, no row quarantined"
+# Check severities: a failed ERROR check is loss or divergence and fails the run (unless
+# ``allow_divergence``); a failed WARN check is a fact to read, listed, never blocking.
+ERROR = "error"
+WARN = "warn"
 
 
 @dataclass
@@ -20,6 +24,17 @@ class CheckReport:
     passed: bool
     description: str
     metadata: dict[str, object] = field(default_factory=dict)
+    severity: str = ERROR
+
+    @property
+    def failed(self) -> bool:
+        """Failed with ERROR severity: what the verdict counts."""
+        return not self.passed and self.severity == ERROR
+
+    @property
+    def warned(self) -> bool:
+        """Failed with WARN severity: listed as a warning, never fails the run."""
+        return not self.passed and self.severity == WARN
 
 
 @dataclass
@@ -78,7 +93,8 @@ class MigrationReport:
             "loaded_rows": sum(t.loaded_rows or 0 for t in self.tables),
             "quarantined_rows": sum(t.quarantined_rows for t in self.tables),
             "checks": sum(len(t.checks) for t in self.tables),
-            "failed_checks": sum(not c.passed for t in self.tables for c in t.checks),
+            "failed_checks": sum(c.failed for t in self.tables for c in t.checks),
+            "warned_checks": sum(c.warned for t in self.tables for c in t.checks),
         }
 
     @classmethod
@@ -118,14 +134,15 @@ class MigrationReport:
             *([f"- source read: {self.source_snapshot}"] if self.source_snapshot else []),
             f"- {totals['tables']} tables, {totals['source_rows']:,} source rows, "
             f"{totals['loaded_rows']:,} loaded, {totals['quarantined_rows']:,} quarantined, "
-            f"{totals['failed_checks']} of {totals['checks']} checks failed",
+            f"{totals['failed_checks']} of {totals['checks']} checks failed"
+            + (f", {totals['warned_checks']} warned" if totals["warned_checks"] else ""),
             *self._idempotency_lines(),
             "",
             "| table | source rows | loaded | quarantined | load s | rows/s | check s | checks |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for t in self.tables:
-            checks = ", ".join(f"{c.name} {'✅' if c.passed else '❌'}" for c in t.checks)
+            checks = ", ".join(f"{c.name} {_mark(c)}" for c in t.checks)
             lines.append(
                 f"| {_md(t.table)} | {_num(t.source_rows)} | {_num(t.loaded_rows)} | "
                 f"{t.quarantined_rows:,} | {_num(t.seconds, '.2f')} | "
@@ -136,7 +153,7 @@ class MigrationReport:
             f"- **{_md(t.table)}** {c.name}: {_md(c.description)}"
             for t in self.tables
             for c in t.checks
-            if not c.passed
+            if c.failed
         ] + [f"- **{_md(t.table)}** load failed: {_md(t.error)}" for t in self.tables if t.error]
         if problems:
             lines += ["", "## Failures", "", *problems]
@@ -159,6 +176,12 @@ class MigrationReport:
                 *quarantined,
             ]
         warnings = [f"- {_md(w)}" for w in self.warnings]
+        warnings += [
+            f"- **{_md(t.table)}** {c.name}: {_md(c.description)}"
+            for t in self.tables
+            for c in t.checks
+            if c.warned
+        ]
         warnings += [f"- **{_md(t.table)}**: {_md(w)}" for t in self.tables for w in t.warnings]
         warnings += [
             f"- {o['kind']} `{_md(o['name'])}` not migrated" for o in self.schema_objects_skipped
@@ -247,6 +270,10 @@ def _md(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _mark(check: CheckReport) -> str:
+    return "✅" if check.passed else ("⚠️" if check.warned else "❌")
+
+
 def _num(value: float | None, spec: str = ",") -> str:
     return "—" if value is None else format(value, spec)
 
@@ -260,16 +287,16 @@ def view_problems(report: MigrationReport) -> list[str]:
 def decide(report: MigrationReport) -> None:
     """Set ``status`` and ``reasons`` from the tables, checks, quarantine counts and views.
 
-    A view that was not created lowers a plain success to ``success_with_warnings`` (the
-    tables are all proven, the target lacks views); with any other status its reason is
-    added. Called again once the promotion has created (or refused) the views."""
+    Only ERROR checks decide: a failed WARN check (a declared type the stored values
+    overruled) is added to the reasons as a warning and leaves the status as it is, since
+    every value still arrived unchanged. A view that was not created lowers a plain success
+    to ``success_with_warnings`` (the tables are all proven, the target lacks views); with
+    any other status its reason is added. Called again once the promotion has created (or
+    refused) the views."""
     reasons = [f"{t.table}: load failed: {t.error}" for t in report.tables if t.error]
-    failed = [
-        f"{t.table}: check {c.name} failed: {c.description}"
-        for t in report.tables
-        for c in t.checks
-        if not c.passed
-    ]
+    checks = [(t, c) for t in report.tables for c in t.checks]
+    failed = [f"{t.table}: check {c.name} failed: {c.description}" for t, c in checks if c.failed]
+    warned = [f"{t.table}: check {c.name} warns: {c.description}" for t, c in checks if c.warned]
     quarantined = report.totals["quarantined_rows"]
     if quarantined:
         tables = ", ".join(
@@ -278,7 +305,7 @@ def decide(report: MigrationReport) -> None:
         failed.append(f"{quarantined} rows quarantined: {tables}")
     if reasons or (failed and not report.allow_divergence):
         status = FAILURE
-    elif any(not c.passed for t in report.tables for c in t.checks):
+    elif any(c.failed for _t, c in checks):
         status = SUCCESS_WITH_DIVERGENCE
     elif quarantined:
         status = SUCCESS_WITH_QUARANTINE
@@ -288,4 +315,4 @@ def decide(report: MigrationReport) -> None:
     if status == SUCCESS and views:
         status = SUCCESS_WITH_WARNINGS
     report.status = status
-    report.reasons = reasons + failed + views or [ALL_CLEAR]
+    report.reasons = reasons + failed + views + warned or [ALL_CLEAR]

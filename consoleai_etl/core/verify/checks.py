@@ -1,6 +1,7 @@
 """Consistency checks of one table: SQLite source against a PostgreSQL schema.
 
-Each check returns a ``CheckReport`` with numbers in its metadata; a check whose own code
+Which checks exist, what each proves and how severe its failure is: ``registry``. Each
+check returns a ``CheckReport`` with numbers in its metadata; a check whose own code
 fails returns ``passed=False`` with the error, so one broken check never hides the others.
 Checks need only the catalog (not the load's plan), so they can re-verify a target that was
 loaded earlier or by another tool.
@@ -15,21 +16,12 @@ import psycopg
 from psycopg import sql
 
 from consoleai_etl.core.plan.names import pg_identifier
+from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.run.report import CheckReport
 from consoleai_etl.core.source.catalog import ForeignKey, Table, sqlite_quote
 from consoleai_etl.core.target.ddl import qualified
 
 SAMPLE_KEYS = 5
-
-
-def check_names(table: Table) -> list[str]:
-    """The checks that apply to ``table``, in the order they run."""
-    names = ["row_count", "checksum", "not_null"]
-    if table.primary_key:
-        names.append("primary_key")
-    if table.foreign_keys:
-        names.append("foreign_keys")
-    return names
 
 
 def _cols(names: tuple[str, ...]) -> sql.Composed:
@@ -319,6 +311,34 @@ def check_foreign_keys(
     if passed and kept:
         description = f"{len(details)} foreign keys, {kept} orphans kept (orphans: keep)"
     return CheckReport("foreign_keys", passed, description, {"foreign_keys": details})
+
+
+def check_declared_types(plan: TablePlan) -> CheckReport:
+    """Whether every column kept the type its declaration suggests. SQLite enforces
+    neither lengths nor types, so the planner widens a column some stored value does not
+    fit (``ColumnPlan.widened``); the values are intact, but the schema is not the declared
+    one, which the application reading the target may need to know."""
+    widened = [
+        {
+            "column": c.source,
+            "declared_type": c.declared_type or None,
+            "chosen_type": c.pg_type.sql,
+            "why": c.widened,
+        }
+        for c in plan.columns
+        if c.widened
+    ]
+    description = (
+        f"{len(plan.columns)} columns keep the type their declaration suggests"
+        if not widened
+        else f"{len(widened)} of {len(plan.columns)} columns widened beyond their declared "
+        "type: "
+        + "; ".join(
+            f"{w['column']} {w['declared_type'] or '(no declared type)'} -> {w['chosen_type']}"
+            for w in widened
+        )
+    )
+    return CheckReport("declared_types", not widened, description, {"widened_columns": widened})
 
 
 def guarded(name: str, run: Callable[[], CheckReport]) -> CheckReport:
