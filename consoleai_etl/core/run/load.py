@@ -218,10 +218,7 @@ def load_table(
         pg.execute(
             sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(ddl.qualified(schema, plan.name))
         )
-        pg.execute(
-            "DELETE FROM consoleai_etl.quarantine WHERE run_id = %s AND source_table = %s",
-            (run_id, table.name),
-        )
+        bookkeeping.forget_quarantine(pg, run_id, table.name)
         with _waited(options.streaming, waits):
             plan, stream = _stream_table(
                 src, pg, plan, schema, progress and (lambda done: progress(done, counted)),

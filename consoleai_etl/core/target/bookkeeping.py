@@ -143,6 +143,43 @@ def quarantine_rows(
     return count
 
 
+def forget_quarantine(conn: psycopg.Connection, run_id: str, table: str) -> None:
+    """Remove a run's quarantine rows of ``table``: the table is being staged again."""
+    conn.execute(
+        "DELETE FROM consoleai_etl.quarantine WHERE run_id = %s AND source_table = %s",
+        (run_id, table),
+    )
+
+
+def quarantine_moved_rows(
+    run_id: str, table: str, key: sql.Composable, column: str, reason: str, moved: str
+) -> sql.Composed:
+    """The data-modifying CTE body that writes the rows of the CTE ``moved`` (rows deleted
+    from a staged table) into the quarantine, each with its ``key`` (an SQL expression over
+    ``moved``), the column and the reason, and the whole row as ``row_data``."""
+    return sql.SQL(
+        "INSERT INTO consoleai_etl.quarantine "
+        "(run_id, source_table, source_key, column_name, reason, row_data) "
+        "SELECT {run}, {table}, {key}, {column}, {reason}, to_jsonb({moved}) FROM {moved}"
+    ).format(
+        run=sql.Literal(run_id),
+        table=sql.Literal(table),
+        key=key,
+        column=sql.Literal(column),
+        reason=sql.Literal(reason),
+        moved=sql.Identifier(moved),
+    )
+
+
+def quarantined_keys(conn: psycopg.Connection, run_id: str, table: str) -> list[object]:
+    """The ``source_key`` of every row of ``table`` a run quarantined."""
+    rows = conn.execute(
+        "SELECT source_key FROM consoleai_etl.quarantine WHERE run_id = %s AND source_table = %s",
+        (run_id, table),
+    ).fetchall()
+    return [key for (key,) in rows]
+
+
 def quarantined_count(conn: psycopg.Connection, run_id: str, table: str) -> int:
     row = conn.execute(
         "SELECT count(*) FROM consoleai_etl.quarantine WHERE run_id = %s AND source_table = %s",
@@ -189,7 +226,9 @@ def record_run(conn: psycopg.Connection, report: MigrationReport) -> None:
 
 def recorded_report(conn: psycopg.Connection, run_ids: Sequence[str]) -> dict | None:
     """The report recorded for the first of ``run_ids`` that has one (a run, then the runs
-    it re-executes, nearest first), or None."""
+    it re-executes, nearest first), or None (also before any run created the schema)."""
+    if not conn.execute("SELECT to_regclass('consoleai_etl.runs') IS NOT NULL").fetchone()[0]:
+        return None
     row = conn.execute(
         "SELECT report FROM consoleai_etl.runs WHERE run_id = ANY(%s) "
         "ORDER BY array_position(%s, run_id) LIMIT 1",

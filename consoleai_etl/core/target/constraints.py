@@ -20,7 +20,7 @@ from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.source.catalog import ForeignKey, Table
-from consoleai_etl.core.target import ddl
+from consoleai_etl.core.target import bookkeeping, ddl
 from consoleai_etl.core.verify.checks import orphan_condition, pg_orphans, table_schema
 
 
@@ -74,18 +74,13 @@ def _move_to_quarantine(
     table = plan.table
     statement = sql.SQL(
         "WITH gone AS (DELETE FROM {table} c WHERE {condition} RETURNING c.*), "
-        "kept AS (INSERT INTO consoleai_etl.quarantine "
-        "(run_id, source_table, source_key, column_name, reason, row_data) "
-        "SELECT {run}, {name}, {key}, {column}, {reason}, to_jsonb(gone) FROM gone) "
-        "SELECT count(*), coalesce(sum({hash}), 0) FROM gone"
+        "kept AS ({quarantine}) SELECT count(*), coalesce(sum({hash}), 0) FROM gone"
     ).format(
         table=ddl.qualified(schema, pg_identifier(table.name)),
         condition=condition,
-        run=sql.Literal(run_id),
-        name=sql.Literal(table.name),
-        key=_key_json(table, "gone"),
-        column=sql.Literal(column),
-        reason=sql.Literal(reason),
+        quarantine=bookkeeping.quarantine_moved_rows(
+            run_id, table.name, _key_json(table, "gone"), column, reason, "gone"
+        ),
         hash=row_hash_sql(plan.hash_columns, "gone"),
     )
     rows, hash_sum = pg.execute(statement).fetchone()

@@ -24,6 +24,7 @@ from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.run.report import CheckReport
 from consoleai_etl.core.source.catalog import sqlite_quote
 from consoleai_etl.core.source.reader import BATCH_ROWS, RowReader
+from consoleai_etl.core.target import bookkeeping
 from consoleai_etl.core.target.ddl import qualified
 
 LEAF_KEYS = 64  # ranges this narrow are compared key by key
@@ -333,13 +334,9 @@ def quarantined_keys(pg: psycopg.Connection, plan: TablePlan, run_id: str | None
     """Keys of a run's quarantined rows of this table, to leave out of the source side."""
     if run_id is None or not key_columns(plan):
         return set()
-    rows = pg.execute(
-        "SELECT source_key FROM consoleai_etl.quarantine WHERE run_id = %s AND source_table = %s",
-        (run_id, plan.table.name),
-    ).fetchall()
     names = key_columns(plan)
     return {
         tuple(key[n] for n in names)
-        for (key,) in rows
+        for key in bookkeeping.quarantined_keys(pg, run_id, plan.table.name)
         if isinstance(key, dict) and all(n in key for n in names)
     }
