@@ -23,7 +23,7 @@ from consoleai_etl.defs.checks import asset_keys
 from consoleai_etl.defs.consistency_job import make_consistency_job
 from consoleai_etl.defs.console_log import CONCISE_CONSOLE, concise_console_logger
 from consoleai_etl.defs.report_asset import make_report_asset
-from consoleai_etl.defs.settings import DEFAULT_SQLITE_PATH, MigrationSettings
+from consoleai_etl.defs.settings import DEFAULT_SQLITE_PATH, MigrationSettings, SourceGraph
 from consoleai_etl.defs.table_assets import MIGRATION_JOB, make_table_assets
 from consoleai_etl.demo.domain import SCHEMA
 
@@ -58,7 +58,7 @@ def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[make_table_assets(MigrationPlan.of(catalog), keys), make_report_asset()],
         jobs=[migration_job, make_consistency_job(catalog)],
-        resources={"settings": MigrationSettings()},
+        resources={"settings": MigrationSettings(asset_graph=SourceGraph.of(path, catalog))},
         loggers={"console": concise_console_logger},
     )
 

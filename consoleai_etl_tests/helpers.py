@@ -46,11 +46,13 @@ def run_raw(
     dsn: str,
     report_dir: Path,
     job: str = "legacy_migration_job",
+    graph_from: Path | None = None,
     **options: object,
 ) -> ExecuteInProcessResult:
     """Run ``job`` in process with the settings given as run config; no report is expected
-    (a run stopped by its preflight writes none)."""
-    defs = build_definitions(sqlite_path)
+    (a run stopped by its preflight writes none). The asset graph is built from
+    ``graph_from`` (default: ``sqlite_path``, the file the run reads)."""
+    defs = build_definitions(graph_from or sqlite_path)
     config = {
         "sqlite_path": str(sqlite_path),
         "pg_dsn": dsn,
@@ -75,11 +77,11 @@ def run_job(
     return result, report
 
 
-def preflight_error(result: ExecuteInProcessResult) -> str:
-    """The one-line reason the table assets' step failed with in its preflight (the report
-    step was skipped)."""
+def preflight_error(result: ExecuteInProcessResult, step: str = "legacy_tables") -> str:
+    """The one-line reason the run's preflight failed with (the report step was skipped);
+    ``step`` is the step that ran it: the table assets' step, or ``consistency_preflight``."""
     failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
-    assert [e.step_key for e in failures] == ["legacy_tables"]
+    assert [e.step_key for e in failures] == [step]
     return failures[0].event_specific_data.user_failure_data.description
 
 

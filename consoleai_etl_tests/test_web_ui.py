@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterEventType, DagsterInstance
-from dagster_graphql import DagsterGraphQLClient
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from consoleai_etl_tests.helpers import dagster_env
 from consoleai_etl_tests.webserver import dagster_webserver, failure_messages, graphql, wait_for_run
@@ -54,3 +54,22 @@ def test_run_launched_from_the_ui_executes_and_records_checks(
     evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]
     assert len(evaluations) == report["totals"]["checks"] == sum(map(len, checks.values()))
     assert all(e.passed for e in evaluations)
+
+
+def test_the_launchpad_refuses_a_bad_choice_before_a_run_exists(
+    webserver: tuple[int, Path],
+) -> None:
+    """The launchpad submits through the same GraphQL mutation: a value outside an option's
+    choices is refused by the config schema, and no run is created."""
+    port, home = webserver
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    bad = {"resources": {"settings": {"config": {"mode": "merge"}}}}
+    with pytest.raises(DagsterGraphQLClientError) as caught:
+        client.submit_job_execution("legacy_migration_job", run_config=bad)
+    kind, errors = caught.value.args
+    assert kind == "RunConfigValidationInvalid"
+    assert [e["message"] for e in errors] == [
+        "Value at path root:resources:settings:config:mode not in enum type Mode got merge"
+    ]
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_runs() == []

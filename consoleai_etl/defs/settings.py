@@ -1,55 +1,140 @@
-"""The ``settings`` resource: every run option, from environment defaults or run config YAML.
+"""The ``settings`` resource: every run option, typed, from run config YAML or environment.
 
 resources:
   settings:
     config: {dry_run: true, allow_divergence: false, target_schema: legacy}
+
+Each option's type is part of the job's Dagster config schema, so a bad choice in run config
+(an unknown mode, orphans policy, date encoding, on_error or text repair, an unknown key) is
+refused when the run is launched (launchpad, ``dagster job execute -c``, ``execute_in_process``)
+and no run starts. A choice is a ``StrEnum`` built from the core's ``Literal`` (the one list
+of its values): Dagster 1.13 turns a bare ``Literal`` field into the same config Enum, but
+refuses an optional one or a list of them, and every choice here must be able to say "not
+set". A casting rule's ``target_type`` (``numeric(8,3)``, ``varchar(n)``: no enum can list
+them) and its matcher are checked by pydantic validators calling the core's own checks, when
+Dagster builds the resource: the run fails at resource initialization, before any step.
+
+An option left out of run config falls back to its CONSOLEAI_* variable, then to the default.
+Variables are read when the run starts and validated by the field's own type (the rules file
+of CONSOLEAI_CASTING_RULES by ``CastingRuleConfig``); a bad value stops the preflight with one
+line naming the variable or file. ``dg.EnvVar`` is not used: it fails when the variable is
+unset, and Dagster's config Enum does not accept it.
 """
 
 import os
+from collections.abc import Iterable
 from dataclasses import replace
+from enum import Enum, StrEnum
 from pathlib import Path
+from typing import Any, get_args
 
 import dagster as dg
 import yaml
-from pydantic import Field, PrivateAttr
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 from consoleai_etl.core.errors import MigrationError
-from consoleai_etl.core.plan.rules import parse_rules
-from consoleai_etl.core.run.pipeline import MODES, MigrationConfig
+from consoleai_etl.core.plan.rules import (
+    DateEncoding,
+    OnError,
+    OrphanPolicy,
+    TextRepair,
+    matcher_problem,
+    parse_rules,
+    target_type_problem,
+)
+from consoleai_etl.core.run.pipeline import MigrationConfig, Mode
 from consoleai_etl.core.run.preflight import (
     RunLock,
     StagingLock,
+    check_graph,
     check_ownership,
     check_source,
     check_target,
 )
+from consoleai_etl.core.source.catalog import Catalog
 from consoleai_etl.core.source.snapshot import Snapshot
 from consoleai_etl.core.target.bookkeeping import staging_schema
 from consoleai_etl.core.target.postgres import embedded_dsn
 
 DEFAULT_SQLITE_PATH = "data/consoleai_legacy.sqlite"
 EMBEDDED_DATA_DIR = ".data/postgres"
+ENV = "consoleai_env"  # the field metadata key naming an option's environment variable
+RULES_OPTION = "casting_rules"  # its variable names a YAML file, not a value
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+def choices(name: str, literal: Any) -> type[StrEnum]:
+    """A config Enum named ``name`` (as Dagster's errors and the launchpad call it) whose
+    values are those of ``literal``."""
+    return StrEnum(name, [(value, value) for value in get_args(literal)])
+
+
+ModeChoice = choices("Mode", Mode)
+OrphansChoice = choices("OrphanPolicy", OrphanPolicy)
+DateEncodingChoice = choices("DateEncoding", DateEncoding)
+OnErrorChoice = choices("OnError", OnError)
+TextRepairChoice = choices("TextRepair", TextRepair)
+
+
+def _problem(exc: ValidationError, allowed: Iterable[str] = ()) -> str:
+    """The first error pydantic found, on one line: ``field: what is wrong (got value)``."""
+    error = exc.errors()[0]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])[1:]
+    if error["type"] == "extra_forbidden":
+        message = f"unknown field (allowed: {', '.join(allowed)})"
+    elif error["type"] == "value_error":
+        message = str(error["ctx"]["error"])
+    else:
+        message = f"{error['msg']} (got {error['input']!r})"
+    return f"{where}: {message}" if where else message
 
 
 class CastingRuleConfig(dg.Config):
-    """One casting rule (see the README's "Casting rules")."""
+    """One casting rule (see the README's "Casting rules"); a rule file's entries are
+    validated by this same model."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
 
     column: str | None = Field(default=None, description="table.column this rule applies to")
     declared_type: str | None = Field(default=None, description="or: a declared SQLite type")
-    target_type: str | None = Field(default=None, description="PostgreSQL type to use")
-    date_encoding: str | None = Field(
-        default=None, description="auto | iso | unix_seconds | unix_ms | julian_day"
+    target_type: str | None = Field(
+        default=None,
+        description="PostgreSQL type: bigint, double precision, numeric, numeric(p,s), text, "
+        "varchar(n), bytea, boolean, date, timestamp, timestamptz or jsonb",
     )
-    on_error: str | None = Field(default=None, description="quarantine | fail | widen | null")
-    text_repair: list[str] = Field(default=[], description="strip_nul and/or latin1")
+    date_encoding: DateEncodingChoice | None = Field(
+        default=None, description="How the column's numbers encode dates"
+    )
+    on_error: OnErrorChoice | None = Field(
+        default=None, description="A value the chosen type cannot hold"
+    )
+    text_repair: list[TextRepairChoice] = Field(default=[], description="Text repairs to apply")
+
+    @field_validator("target_type")
+    @classmethod
+    def _supported_type(cls, target_type: str | None) -> str | None:
+        if target_type is not None and (problem := target_type_problem(target_type)):
+            raise ValueError(problem)
+        return target_type
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> "CastingRuleConfig":
+        if problem := matcher_problem(self.column, self.declared_type):
+            raise ValueError(problem)
+        return self
 
 
-def _rules_file(path: str) -> list[dict]:
-    """Rules from a YAML file: a list of rules, or a mapping with a `casting_rules` list."""
+def _rules_file(path: str) -> list[CastingRuleConfig]:
+    """Rules from a YAML file (a list of rules, or a mapping with a `casting_rules` list),
+    each validated by ``CastingRuleConfig`` like a rule given in run config."""
     try:
         data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -57,53 +142,98 @@ def _rules_file(path: str) -> list[dict]:
     rules = data.get("casting_rules") if isinstance(data, dict) else data
     if not isinstance(rules, list):
         raise MigrationError(f"{path}: expected a list of casting rules")
-    return rules
+    return [_file_rule(path, number, rule) for number, rule in enumerate(rules, 1)]
+
+
+def _file_rule(path: str, number: int, rule: object) -> CastingRuleConfig:
+    try:
+        return CastingRuleConfig.model_validate(rule)
+    except ValidationError as exc:
+        problem = _problem(exc, CastingRuleConfig.model_fields)
+        raise MigrationError(f"{path}: casting rule #{number}: {problem}") from None
+
+
+def _from_env(name: str, field: FieldInfo) -> Any:
+    """Option ``name`` from its variable, validated by the field's own type; None when the
+    variable is unset or empty."""
+    variable = field.json_schema_extra[ENV]
+    raw = os.environ.get(variable, "")
+    if not raw:
+        return None
+    if name == RULES_OPTION:
+        return _rules_file(raw)
+    try:
+        value = TypeAdapter(field.annotation).validate_python(raw)
+    except ValidationError as exc:
+        raise MigrationError(f"{variable}: {_problem(exc)}: correct or unset it") from None
+    return value.value if isinstance(value, Enum) else value
+
+
+def _option(variable: str, description: str) -> Any:
+    """A run option: left out of run config, it falls back to ``variable``, then to the
+    default (the field default stays None, meaning "not set")."""
+    return Field(
+        default=None,
+        description=f"{description} Unset: ${variable}, then the default.",
+        json_schema_extra={ENV: variable},
+    )
+
+
+class SourceGraph(dg.ConfigurableResource):
+    """The tables the code location's asset graph was built from, and the file they were
+    read from when it loaded. A nested resource, so it is not part of the run config schema:
+    a run cannot claim another graph."""
+
+    sqlite_path: str
+    tables: list[str]
+
+    @classmethod
+    def of(cls, sqlite_path: str | Path, catalog: Catalog) -> "SourceGraph":
+        return cls(sqlite_path=str(sqlite_path), tables=[t.name for t in catalog.tables])
 
 
 class MigrationSettings(dg.ConfigurableResource):
     """Run options. An option left unset in run config falls back to its CONSOLEAI_* variable,
     then to the built-in default, so `-c run.yaml` can set just what it changes."""
 
-    sqlite_path: str | None = Field(
+    model_config = ConfigDict(use_enum_values=True)
+
+    sqlite_path: str | None = _option(
+        "CONSOLEAI_SQLITE_PATH", f"Legacy SQLite file (default {DEFAULT_SQLITE_PATH})."
+    )
+    pg_dsn: str | None = _option(
+        "CONSOLEAI_PG_DSN", "Target DSN (default: an embedded server in .data/)."
+    )
+    target_schema: str | None = _option(
+        "CONSOLEAI_TARGET_SCHEMA", "Schema the tables are promoted into (default public)."
+    )
+    report_dir: str | None = _option(
+        "CONSOLEAI_REPORT_DIR", "Where report files go (default reports/)."
+    )
+    dry_run: bool | None = _option(
+        "CONSOLEAI_DRY_RUN", "Load and check in staging only, never touch the target."
+    )
+    allow_divergence: bool | None = _option(
+        "CONSOLEAI_ALLOW_DIVERGENCE",
+        "Promote and exit 0 even when checks fail or rows are quarantined.",
+    )
+    mode: ModeChoice | None = _option("CONSOLEAI_MODE", "How the target is written (replace).")
+    orphans: OrphansChoice | None = _option(
+        "CONSOLEAI_ORPHANS", "FK orphans: quarantine (default), keep or fail."
+    )
+    replace_existing: bool | None = _option(
+        "CONSOLEAI_REPLACE_EXISTING",
+        "Replace tables/views of the same name that no earlier run promoted into the target "
+        "schema (an application's own); else the run stops in preflight.",
+    )
+    casting_rules: list[CastingRuleConfig] | None = _option(
+        "CONSOLEAI_CASTING_RULES",
+        "Per-column / per-declared-type overrides (the variable names a YAML file).",
+    )
+    asset_graph: SourceGraph | None = Field(
         default=None,
-        description=f"Legacy SQLite file; else CONSOLEAI_SQLITE_PATH, else {DEFAULT_SQLITE_PATH}.",
-    )
-    pg_dsn: str | None = Field(
-        default=None,
-        description="Target DSN; else CONSOLEAI_PG_DSN, else an embedded server in .data/.",
-    )
-    target_schema: str | None = Field(
-        default=None, description="Else CONSOLEAI_TARGET_SCHEMA, else public."
-    )
-    report_dir: str | None = Field(
-        default=None, description="Else CONSOLEAI_REPORT_DIR, else reports/."
-    )
-    dry_run: bool | None = Field(
-        default=None,
-        description="Load and check in staging only, never touch the target (CONSOLEAI_DRY_RUN).",
-    )
-    allow_divergence: bool | None = Field(
-        default=None,
-        description="Promote and exit 0 even when checks fail or rows are quarantined "
-        "(CONSOLEAI_ALLOW_DIVERGENCE).",
-    )
-    mode: str | None = Field(
-        default=None, description=f"One of: {', '.join(MODES)} (CONSOLEAI_MODE)."
-    )
-    orphans: str | None = Field(
-        default=None,
-        description="FK orphans: quarantine (default) | keep | fail (CONSOLEAI_ORPHANS).",
-    )
-    replace_existing: bool | None = Field(
-        default=None,
-        description="Replace tables/views of the same name that no earlier run promoted into "
-        "the target schema (an application's own); else the run stops in preflight "
-        "(CONSOLEAI_REPLACE_EXISTING).",
-    )
-    casting_rules: list[CastingRuleConfig] | None = Field(
-        default=None,
-        description="Per-column / per-declared-type overrides; else the YAML file named by "
-        "CONSOLEAI_CASTING_RULES.",
+        description="Set by the code location: the tables its asset graph was built from "
+        "(a run against a file with other tables is refused). None: no graph to agree with.",
     )
 
     _lock: RunLock | None = PrivateAttr(default=None)
@@ -112,10 +242,11 @@ class MigrationSettings(dg.ConfigurableResource):
     _snapshot: Snapshot | None = PrivateAttr(default=None)
 
     def preflight(self, *, lock: bool) -> MigrationConfig:
-        """Check options, source and target once per run, before anything is written; with
-        ``lock`` (a migration), also check that the run would replace only what earlier
-        runs promoted, and take the per-schema lock that keeps a second migration out. Then
-        take the run's ``Snapshot`` of the source: the returned config points the readers at it.
+        """Check options (environment values and rule files), source, its agreement with
+        the asset graph, and target once per run, before anything is written; with ``lock``
+        (a migration), also check that the run would replace only what earlier runs
+        promoted, and take the per-schema lock that keeps a second migration out. Then take
+        the run's ``Snapshot`` of the source: the returned config points the readers at it.
 
         Called by the table assets' step (and the consistency job's ops). It raises
         ``MigrationError`` with a one-line message inside a step, because Dagster's CLI turns
@@ -124,7 +255,10 @@ class MigrationSettings(dg.ConfigurableResource):
         """
         config = self.to_config()
         if not self._checked:
-            check_source(config.sqlite_path)
+            catalog = check_source(config.sqlite_path)
+            if self.asset_graph is not None:
+                graph = self.asset_graph
+                check_graph(config.sqlite_path, catalog, graph.tables, graph.sqlite_path)
             check_target(config.pg_dsn, config.target_schema)
             if lock and not config.dry_run and not config.replace_existing:
                 check_ownership(config.sqlite_path, config.pg_dsn, config.target_schema)
@@ -157,28 +291,22 @@ class MigrationSettings(dg.ConfigurableResource):
         self._lock = self._staging_lock = None
 
     def to_config(self) -> MigrationConfig:
-        """The resolved, framework-free config; starts the embedded PostgreSQL if no DSN."""
-        env = os.environ
-        dsn = self.pg_dsn or env.get("CONSOLEAI_PG_DSN") or embedded_dsn(EMBEDDED_DATA_DIR)
+        """The resolved, framework-free config; starts the embedded PostgreSQL if no DSN.
+        Raises ``MigrationError`` (one line) for a bad environment value or rules file."""
+        options = {
+            name: self._resolved(name, field)
+            for name, field in type(self).model_fields.items()
+            if ENV in (field.json_schema_extra or {})
+        }
+        rules = options.pop(RULES_OPTION) or []
         return MigrationConfig(
-            sqlite_path=self.sqlite_path or env.get("CONSOLEAI_SQLITE_PATH", DEFAULT_SQLITE_PATH),
-            pg_dsn=dsn,
-            target_schema=self.target_schema or env.get("CONSOLEAI_TARGET_SCHEMA", "public"),
-            report_dir=self.report_dir or env.get("CONSOLEAI_REPORT_DIR", "reports"),
-            dry_run=_env_flag("CONSOLEAI_DRY_RUN") if self.dry_run is None else self.dry_run,
-            allow_divergence=_env_flag("CONSOLEAI_ALLOW_DIVERGENCE")
-            if self.allow_divergence is None
-            else self.allow_divergence,
-            mode=self.mode or env.get("CONSOLEAI_MODE", "replace"),
-            orphans=self.orphans or env.get("CONSOLEAI_ORPHANS", "quarantine"),
-            replace_existing=_env_flag("CONSOLEAI_REPLACE_EXISTING")
-            if self.replace_existing is None
-            else self.replace_existing,
-            casting_rules=parse_rules(
-                [rule.model_dump() for rule in self.casting_rules]
-                if self.casting_rules is not None
-                else _rules_file(env["CONSOLEAI_CASTING_RULES"])
-                if env.get("CONSOLEAI_CASTING_RULES")
-                else []
-            ),
+            sqlite_path=options.pop("sqlite_path") or DEFAULT_SQLITE_PATH,
+            pg_dsn=options.pop("pg_dsn") or embedded_dsn(EMBEDDED_DATA_DIR),
+            casting_rules=parse_rules([rule.model_dump() for rule in rules]),
+            **{name: value for name, value in options.items() if value is not None},
         )
+
+    def _resolved(self, name: str, field: FieldInfo) -> Any:
+        """The run config's value, else the variable's; None leaves the core's default."""
+        value = getattr(self, name)
+        return _from_env(name, field) if value is None else value

@@ -10,14 +10,22 @@ then ``quarantine``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Literal, get_args
 
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.plan.declared import declared_pg_type
 
-DATE_ENCODINGS = ("auto", "iso", "unix_seconds", "unix_ms", "julian_day", "core_data_seconds")
-ON_ERROR = ("quarantine", "fail", "widen", "null")
-TEXT_REPAIRS = ("strip_nul", "latin1")
-ORPHAN_POLICIES = ("quarantine", "keep", "fail")
+# The one list of each choice: the Dagster config schema (``defs/settings.py``) is built from
+# these types, and the checks below read the tuples derived from them.
+DateEncoding = Literal["auto", "iso", "unix_seconds", "unix_ms", "julian_day", "core_data_seconds"]
+OnError = Literal["quarantine", "fail", "widen", "null"]
+TextRepair = Literal["strip_nul", "latin1"]
+OrphanPolicy = Literal["quarantine", "keep", "fail"]
+
+DATE_ENCODINGS: tuple[DateEncoding, ...] = get_args(DateEncoding)
+ON_ERROR: tuple[OnError, ...] = get_args(OnError)
+TEXT_REPAIRS: tuple[TextRepair, ...] = get_args(TextRepair)
+ORPHAN_POLICIES: tuple[OrphanPolicy, ...] = get_args(OrphanPolicy)
 
 
 @dataclass(frozen=True)
@@ -25,26 +33,41 @@ class CastingRule:
     column: str | None = None  # "table.column"
     declared_type: str | None = None
     target_type: str | None = None
-    date_encoding: str | None = None
-    on_error: str | None = None
-    text_repair: tuple[str, ...] = field(default=())
+    date_encoding: DateEncoding | None = None
+    on_error: OnError | None = None
+    text_repair: tuple[TextRepair, ...] = field(default=())
 
     def __post_init__(self) -> None:
         where = f"casting rule {self.column or self.declared_type or '(no match)'}"
-        if (self.column is None) == (self.declared_type is None):
-            raise MigrationError(f"{where}: give exactly one of `column` or `declared_type`")
-        if self.column is not None and "." not in self.column:
-            raise MigrationError(f"{where}: `column` must be written table.column")
+        if problem := matcher_problem(self.column, self.declared_type):
+            raise MigrationError(f"{where}: {problem}")
         _one_of(where, "date_encoding", self.date_encoding, DATE_ENCODINGS)
         _one_of(where, "on_error", self.on_error, ON_ERROR)
         for repair in self.text_repair:
             _one_of(where, "text_repair", repair, TEXT_REPAIRS)
-        if self.target_type is not None and declared_pg_type(self.target_type) is None:
-            raise MigrationError(
-                f"{where}: unsupported target_type {self.target_type!r} (use bigint, "
-                "double precision, numeric(p,s), text, varchar(n), bytea, boolean, date, "
-                "timestamp, timestamptz or jsonb)"
-            )
+        if self.target_type is not None and (problem := target_type_problem(self.target_type)):
+            raise MigrationError(f"{where}: {problem}")
+
+
+def matcher_problem(column: str | None, declared_type: str | None) -> str | None:
+    """What is wrong with a rule's matcher, or None. Shared with the Dagster config model, so
+    run config and rule files are held to the same rule as this dataclass."""
+    if (column is None) == (declared_type is None):
+        return "give exactly one of `column` or `declared_type`"
+    if column is not None and "." not in column:
+        return "`column` must be written table.column"
+    return None
+
+
+def target_type_problem(target_type: str) -> str | None:
+    """Why ``target_type`` is not a type a rule may choose, or None (shared like
+    ``matcher_problem``): a parametrized type such as numeric(8,3) cannot be an enum."""
+    if declared_pg_type(target_type) is not None:
+        return None
+    return (
+        f"unsupported target_type {target_type!r} (use bigint, double precision, "
+        "numeric(p,s), text, varchar(n), bytea, boolean, date, timestamp, timestamptz or jsonb)"
+    )
 
 
 def _one_of(where: str, name: str, value: str | None, allowed: tuple[str, ...]) -> None:

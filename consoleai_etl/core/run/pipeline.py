@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Literal, get_args
 
 import psycopg
 from psycopg import sql
@@ -20,7 +21,7 @@ from psycopg import sql
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.planner import plan_source
-from consoleai_etl.core.plan.rules import ORPHAN_POLICIES, CastingRule
+from consoleai_etl.core.plan.rules import ORPHAN_POLICIES, CastingRule, OrphanPolicy
 from consoleai_etl.core.run.load import LoadOptions, load_table
 from consoleai_etl.core.run.report import FAILURE, MigrationReport, TableReport, decide
 from consoleai_etl.core.source.catalog import ForeignKey, Table
@@ -32,7 +33,8 @@ from consoleai_etl.core.target.promote import Promotion, promote
 from consoleai_etl.core.verify.checksum import Checksum, quarantined_keys
 from consoleai_etl.core.verify.registry import CheckContext, run_checks
 
-MODES = ("replace",)
+Mode = Literal["replace"]  # the one list of modes: the Dagster config schema is built from it
+MODES: tuple[Mode, ...] = get_args(Mode)
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,8 @@ class MigrationConfig:
     report_dir: str = "reports"
     dry_run: bool = False
     allow_divergence: bool = False
-    mode: str = "replace"
-    orphans: str = "quarantine"
+    mode: Mode = "replace"
+    orphans: OrphanPolicy = "quarantine"
     casting_rules: tuple[CastingRule, ...] = ()
     replace_existing: bool = False  # may drop same-named relations no earlier run promoted
 

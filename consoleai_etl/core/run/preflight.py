@@ -6,6 +6,7 @@ do, and nothing has been written yet."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
 
@@ -30,9 +31,9 @@ PG_MAX_COLUMNS = 1600  # PostgreSQL's limit per table (SQLite allows 2,000 by de
 DATA_PROBLEMS = ("NULL value in ", "CHECK constraint failed in ")
 
 
-def check_source(path: str | Path) -> None:
+def check_source(path: str | Path) -> Catalog:
     """The source exists, is SQLite, passes ``quick_check``, is readable, has tables, and
-    each of them fits in PostgreSQL."""
+    each of them fits in PostgreSQL; its catalog, for the checks that follow."""
     file = Path(path)
     if file.is_file():
         with file.open("rb") as handle:
@@ -67,6 +68,35 @@ def check_source(path: str | Path) -> None:
     check_limits(file, catalog)
     if clash := name_clash(catalog):
         raise SourceError(f"source {file}: {clash}: rename one of them in the source")
+    return catalog
+
+
+def check_graph(
+    file: str | Path, catalog: Catalog, graph_tables: Iterable[str], graph_source: str
+) -> None:
+    """The run's source has exactly the tables the asset graph was built from (the file
+    ``graph_source`` when the code location loaded). The graph cannot change during a run, so
+    a table it lacks would silently not migrate, and one it has but the file lacks would
+    fail: the run is refused instead, and reloading the code location rebuilds the graph."""
+    have, want = {t.name for t in catalog.tables}, set(graph_tables)
+    if have == want:
+        return
+    differences = [
+        f"{what} {_listed(names)}"
+        for what, names in (("not in the graph:", have - want), ("missing:", want - have))
+        if names
+    ]
+    raise SourceError(
+        f"source {file} has other tables than the asset graph loaded from {graph_source} "
+        f"({'; '.join(differences)}): set CONSOLEAI_SQLITE_PATH to {file} and reload the "
+        "code location, or run against the file the graph was loaded from"
+    )
+
+
+def _listed(names: set[str], limit: int = 5) -> str:
+    """``names`` sorted and quoted (a name may hold a newline), the first ``limit`` of them."""
+    shown = ", ".join(repr(name) for name in sorted(names)[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def check_limits(file: Path, catalog: Catalog) -> None:
