@@ -9,7 +9,18 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from consoleai_etl_tests.helpers import execute, fetch, preflight_error, run_job, run_raw
+import pytest
+
+from consoleai_etl_tests.helpers import (
+    execute,
+    fetch,
+    materialization,
+    preflight_error,
+    run_job,
+    run_raw,
+)
+
+INT_RANGE = f"{-(2**31)} .. {2**31 - 1}"
 
 LEGACY = """
 CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT);
@@ -106,7 +117,10 @@ def test_merge_counts_idempotency_and_incremental_changes(tmp_path: Path, pg_dsn
     assert fetch(pg_dsn, "SELECT max(id) FROM users") == [(1001,)]
     assert fetch(pg_dsn, "SELECT max(id) FROM orders") == [(13,)]
     markdown = (tmp_path / "r" / f"migration-report-{result.run_id}.md").read_text()
-    assert "| users | 3 | 0 | 0 | 1 |" in markdown
+    assert "| users | 3 | 0 | 0 | 1 | — |" in markdown
+    assert "| orders | 3 | 0 | 0 | 0 | id → 12 |" in markdown
+    metadata = materialization(result, "users").metadata["merge"].value
+    assert metadata == counts(3, 0, 0, 1)
 
     created = fetch(pg_dsn, "SELECT id, created_at FROM users ORDER BY id")
     result, report = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
@@ -234,12 +248,14 @@ def test_lower_cased_target_names_and_renames_map(tmp_path: Path, pg_dsn: str) -
 
 
 def test_dry_run_rehearses_the_merge_and_leaves_the_target_identical(
-    tmp_path: Path, pg_dsn: str
+    tmp_path: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = legacy_db(tmp_path)
     application(pg_dsn)
     before = dump(pg_dsn)
-    result, report = run_job(source, pg_dsn, tmp_path / "r", mode="merge", dry_run=True)
+    monkeypatch.setenv("CONSOLEAI_MODE", "merge")  # the variable, as a deployment sets it
+    result, report = run_job(source, pg_dsn, tmp_path / "r", dry_run=True)
+    assert report["mode"] == "merge"
     assert result.success, report["reasons"]
     assert report["dry_run"] and not report["promoted"]
     assert plain(merge_counts(report)["users"]) == counts(3, 0, 0, 1)
@@ -257,8 +273,18 @@ def test_integers_the_target_cannot_hold_are_quarantined(tmp_path: Path, pg_dsn:
     assert (users["source_rows"], users["loaded_rows"], users["quarantined_rows"]) == (4, 3, 1)
     assert fetch(
         pg_dsn,
-        "SELECT source_key::text, reason FROM consoleai_etl.quarantine WHERE source_table = 'users'",
-    ) == [
-        ('{"id": 3000000000}', "out of range for the target's integer (-2147483648 .. 2147483647)")
-    ]
+        "SELECT source_key::text, reason FROM consoleai_etl.quarantine "
+        "WHERE source_table = 'users'",
+    ) == [('{"id": 3000000000}', f"out of range for the target's integer ({INT_RANGE})")]
     assert plain(users["merge"]) == counts(3, 0, 0, 1)
+
+
+def test_a_source_column_not_written_table_dot_column_is_refused_at_launch(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    source = legacy_db(tmp_path)
+    application(pg_dsn)
+    before = dump(pg_dsn)
+    result = run_raw(source, pg_dsn, tmp_path / "r", mode="merge", ignore_columns=["note"])
+    assert not result.success
+    assert dump(pg_dsn) == before
