@@ -288,3 +288,22 @@ def test_a_source_column_not_written_table_dot_column_is_refused_at_launch(
     result = run_raw(source, pg_dsn, tmp_path / "r", mode="merge", ignore_columns=["note"])
     assert not result.success
     assert dump(pg_dsn) == before
+
+
+def test_skip_keeps_the_targets_values_and_a_unique_key_can_be_the_merge_key(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    source = legacy_db(tmp_path)
+    application(pg_dsn)
+    execute(pg_dsn, "INSERT INTO users (id, email, name) VALUES (1, 'ada@legacy', 'Ada L.')")
+    result, report = run_job(
+        source,
+        pg_dsn,
+        tmp_path / "r",
+        mode="merge",
+        on_conflict="skip",
+        merge_keys={"users": ["email"]},
+    )
+    assert result.success, report["reasons"]
+    assert plain(merge_counts(report)["users"]) == counts(2, 0, 1, 1)
+    assert fetch(pg_dsn, "SELECT name FROM users WHERE email = 'ada@legacy'") == [("Ada L.",)]
