@@ -63,7 +63,7 @@ def test_the_config_schema_lists_the_cores_choices() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"mode": "merge"}, "config:mode not in enum type Mode got merge"),
+        ({"mode": "upsert"}, "config:mode not in enum type Mode got upsert"),
         ({"orphans": "drop"}, "config:orphans not in enum type OrphanPolicy got drop"),
         (
             {"casting_rules": [{"column": "notes.at", "date_encoding": "unix_days"}]},
@@ -141,7 +141,11 @@ def test_cli_refuses_a_bad_run_config_file_before_the_run(tmp_path: Path, pg_dsn
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("CONSOLEAI_MODE", "merge", "CONSOLEAI_MODE: Input should be 'replace' (got 'merge')"),
+        (
+            "CONSOLEAI_MODE",
+            "upsert",
+            "CONSOLEAI_MODE: Input should be 'replace' or 'merge' (got 'upsert')",
+        ),
         (
             "CONSOLEAI_ORPHANS",
             "drop",

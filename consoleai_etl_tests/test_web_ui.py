@@ -63,13 +63,13 @@ def test_the_launchpad_refuses_a_bad_choice_before_a_run_exists(
     choices is refused by the config schema, and no run is created."""
     port, home = webserver
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-    bad = {"resources": {"settings": {"config": {"mode": "merge"}}}}
+    bad = {"resources": {"settings": {"config": {"mode": "upsert"}}}}
     with pytest.raises(DagsterGraphQLClientError) as caught:
         client.submit_job_execution("legacy_migration_job", run_config=bad)
     kind, errors = caught.value.args
     assert kind == "RunConfigValidationInvalid"
     assert [e["message"] for e in errors] == [
-        "Value at path root:resources:settings:config:mode not in enum type Mode got merge"
+        "Value at path root:resources:settings:config:mode not in enum type Mode got upsert"
     ]
     with DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_runs() == []

@@ -172,6 +172,8 @@ def table_metadata(report: TableReport, table: Table, target_schema: str) -> dic
                 if c.get("widened")
             ],
             "load_error": report.error,
+            # merge mode: inserted, updated, unchanged, extra_in_target (and sequences moved)
+            **({"merge": report.merge} if report.merge is not None else {}),
         }
     )
     table_set = TableMetadataSet(

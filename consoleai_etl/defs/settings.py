@@ -42,6 +42,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, OnConflict
 from consoleai_etl.core.plan.rules import (
     DateEncoding,
     OnError,
@@ -56,6 +57,7 @@ from consoleai_etl.core.run.preflight import (
     RunLock,
     StagingLock,
     check_graph,
+    check_merge,
     check_ownership,
     check_source,
     check_target,
@@ -82,6 +84,7 @@ OrphansChoice = choices("OrphanPolicy", OrphanPolicy)
 DateEncodingChoice = choices("DateEncoding", DateEncoding)
 OnErrorChoice = choices("OnError", OnError)
 TextRepairChoice = choices("TextRepair", TextRepair)
+OnConflictChoice = choices("OnConflict", OnConflict)
 
 
 def _problem(exc: ValidationError, allowed: Iterable[str] = ()) -> str:
@@ -217,7 +220,10 @@ class MigrationSettings(dg.ConfigurableResource):
         "CONSOLEAI_ALLOW_DIVERGENCE",
         "Promote and exit 0 even when checks fail or rows are quarantined.",
     )
-    mode: ModeChoice | None = _option("CONSOLEAI_MODE", "How the target is written (replace).")
+    mode: ModeChoice | None = _option(
+        "CONSOLEAI_MODE",
+        "How the target is written: replace (its tables) or merge (into existing tables).",
+    )
     orphans: OrphansChoice | None = _option(
         "CONSOLEAI_ORPHANS", "FK orphans: quarantine (default), keep or fail."
     )
@@ -230,6 +236,24 @@ class MigrationSettings(dg.ConfigurableResource):
         "CONSOLEAI_CASTING_RULES",
         "Per-column / per-declared-type overrides (the variable names a YAML file).",
     )
+    on_conflict: OnConflictChoice | None = _option(
+        "CONSOLEAI_ON_CONFLICT",
+        "Merge mode, a source row whose key the target holds: update (default) or skip.",
+    )
+    merge_tables: dict[str, str] | None = Field(
+        default=None, description="Merge mode: source table -> existing target table."
+    )
+    merge_columns: dict[str, str] | None = Field(
+        default=None, description="Merge mode: 'table.column' (source) -> target column."
+    )
+    ignore_columns: list[str] | None = Field(
+        default=None, description="Merge mode: source columns ('table.column') left out."
+    )
+    merge_keys: dict[str, list[str]] | None = Field(
+        default=None,
+        description="Merge mode: source table -> the target's unique key (its columns) to "
+        "merge on; default: the target's primary key.",
+    )
     asset_graph: SourceGraph | None = Field(
         default=None,
         description="Set by the code location: the tables its asset graph was built from "
@@ -240,6 +264,15 @@ class MigrationSettings(dg.ConfigurableResource):
     _staging_lock: StagingLock | None = PrivateAttr(default=None)
     _checked: bool = PrivateAttr(default=False)
     _snapshot: Snapshot | None = PrivateAttr(default=None)
+    _merge_plan: MergePlan | None = PrivateAttr(default=None)
+
+    @field_validator("merge_columns", "ignore_columns")
+    @classmethod
+    def _table_dot_column(cls, value: dict | list | None) -> dict | list | None:
+        for entry in value or ():
+            if "." not in entry:
+                raise ValueError(f"{entry!r}: write a source column as table.column")
+        return value
 
     def preflight(self, *, lock: bool) -> MigrationConfig:
         """Check options (environment values and rule files), source, its agreement with
@@ -254,20 +287,27 @@ class MigrationSettings(dg.ConfigurableResource):
         resource until teardown, so everything a step reads comes from one moment.
         """
         config = self.to_config()
+        merging = config.mode == "merge"
         if not self._checked:
             catalog = check_source(config.sqlite_path)
             if self.asset_graph is not None:
                 graph = self.asset_graph
                 check_graph(config.sqlite_path, catalog, graph.tables, graph.sqlite_path)
             check_target(config.pg_dsn, config.target_schema)
-            if lock and not config.dry_run and not config.replace_existing:
+            # Merge mode writes into the application's tables: that is its point.
+            if lock and not config.dry_run and not config.replace_existing and not merging:
                 check_ownership(config.sqlite_path, config.pg_dsn, config.target_schema)
             self._checked = True
         if lock and self._lock is None:
             self._lock = RunLock(config.pg_dsn, config.target_schema)
         if self._snapshot is None:
             self._snapshot = Snapshot.take(config.sqlite_path)
-        return replace(config, sqlite_path=str(self._snapshot.path))
+        snapshot = str(self._snapshot.path)
+        if lock and merging and self._merge_plan is None:
+            self._merge_plan = check_merge(
+                snapshot, config.pg_dsn, config.target_schema, config.merge
+            )
+        return replace(config, sqlite_path=snapshot, merge_plan=self._merge_plan)
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -299,10 +339,18 @@ class MigrationSettings(dg.ConfigurableResource):
             if ENV in (field.json_schema_extra or {})
         }
         rules = options.pop(RULES_OPTION) or []
+        merge = MergeOptions(
+            tables=self.merge_tables or {},
+            columns=self.merge_columns or {},
+            ignore=tuple(self.ignore_columns or ()),
+            keys={table: tuple(key) for table, key in (self.merge_keys or {}).items()},
+            on_conflict=options.pop("on_conflict") or "update",
+        )
         return MigrationConfig(
             sqlite_path=options.pop("sqlite_path") or DEFAULT_SQLITE_PATH,
             pg_dsn=options.pop("pg_dsn") or embedded_dsn(EMBEDDED_DATA_DIR),
             casting_rules=parse_rules([rule.model_dump() for rule in rules]),
+            merge=merge,
             **{name: value for name, value in options.items() if value is not None},
         )
 

@@ -192,6 +192,8 @@ class LoadOptions:
     # Held while the table streams (the Python-bound part), so that a second table staged
     # at the same time overlaps only its PostgreSQL work with it.
     streaming: AbstractContextManager = field(default_factory=nullcontext)
+    # Merge mode: (staged column, target type, low, high) of integers the target narrows.
+    ranges: tuple[tuple[str, str, int, int], ...] = ()
 
 
 def load_table(
@@ -228,7 +230,9 @@ def load_table(
         for codec in stream.codecs:
             warnings += codec.warnings()
         quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, stream.quarantine)
-        key_warnings, removed = constraints.add_keys_and_indexes(pg, plan, schema, run_id)
+        removed = constraints.quarantine_out_of_range(pg, plan, schema, run_id, options.ranges)
+        key_warnings, duplicates = constraints.add_keys_and_indexes(pg, plan, schema, run_id)
+        removed += duplicates
         warnings += key_warnings
         immediate = tuple(fk for fk in table.foreign_keys if fk not in options.deferred)
         if immediate and options.before_foreign_keys is not None:

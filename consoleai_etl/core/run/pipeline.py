@@ -11,7 +11,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, TableMerge
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.planner import plan_source
 from consoleai_etl.core.plan.rules import ORPHAN_POLICIES, CastingRule, OrphanPolicy
@@ -28,12 +29,14 @@ from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
 from consoleai_etl.core.target import bookkeeping
+from consoleai_etl.core.target.merge import merge_table, move_sequences
 from consoleai_etl.core.target.postgres import connect, connection_lost, redact
 from consoleai_etl.core.target.promote import Promotion, promote
 from consoleai_etl.core.verify.checksum import Checksum, quarantined_keys
 from consoleai_etl.core.verify.registry import CheckContext, run_checks
 
-Mode = Literal["replace"]  # the one list of modes: the Dagster config schema is built from it
+# The one list of modes: the Dagster config schema is built from it.
+Mode = Literal["replace", "merge"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 
 
@@ -49,6 +52,8 @@ class MigrationConfig:
     orphans: OrphanPolicy = "quarantine"
     casting_rules: tuple[CastingRule, ...] = ()
     replace_existing: bool = False  # may drop same-named relations no earlier run promoted
+    merge: MergeOptions = field(default_factory=MergeOptions)
+    merge_plan: MergePlan | None = None  # merge mode: set by the preflight, from the target
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -87,6 +92,20 @@ def _source_table(src: sqlite3.Connection, table: Table) -> None:
         )
 
 
+def _merge_options(
+    config: MigrationConfig, table: Table
+) -> tuple[tuple[CastingRule, ...], tuple[tuple[str, str, int, int], ...]]:
+    """(casting rules, integer ranges) of the table's load: in merge mode a rule per
+    column choosing the target's type, ahead of the user's rules, and the ranges of
+    ``integer``/``smallint`` target columns (staged as bigint)."""
+    merge: TableMerge | None = (
+        config.merge_plan.tables.get(table.name) if config.merge_plan else None
+    )
+    if merge is None:
+        return config.casting_rules, ()
+    return (*merge.rules(), *config.casting_rules), merge.ranges()
+
+
 RETRY_BACKOFF = (1.0, 3.0)  # seconds before the 2nd and 3rd attempt of a table
 
 
@@ -100,16 +119,17 @@ def stage_table(
     before_foreign_keys: Callable[[], object] | None = None,
     streaming: AbstractContextManager | None = None,
 ) -> TableReport:
-    """Load ``table`` into the run's staging schema and check it there.
+    """Load ``table`` into the run's staging schema and check it there. In merge mode its
+    columns are staged as the target's types (``_merge_options``).
 
     A lost connection rolls the table's transaction back on the server, so the table is
     simply loaded again, after a pause, at most ``len(RETRY_BACKOFF)`` more times. An SQL
     error is not retried: it would fail the same way again.
     """
+    rules, ranges = _merge_options(config, table)
     options = LoadOptions(
-        config.casting_rules, config.orphans, deferred, before_foreign_keys,
-        streaming or nullcontext(),
-    )  # fmt: skip
+        rules, config.orphans, deferred, before_foreign_keys, streaming or nullcontext(), ranges
+    )
     retries: list[str] = []
     for pause in (*RETRY_BACKOFF, None):
         report = TableReport(table=table.name, target_table=pg_identifier(table.name))
@@ -255,7 +275,9 @@ def finalize(
                 report.compare_with(
                     bookkeeping.previous_report(pg, config.target_schema, report.run_id)
                 )
-            if promotion and report.status != FAILURE and not config.dry_run:
+            if promotion and report.status != FAILURE and config.mode == "merge":
+                _merge(pg, config, report, promotion)
+            elif promotion and report.status != FAILURE and not config.dry_run:
                 try:
                     with pg.transaction(), closing(open_source(config.sqlite_path)) as src:
                         report.promoted = True
@@ -287,6 +309,39 @@ def finalize(
         report.recorded = report.recorded and report.promoted  # a promotion committed it
         report.fail(f"could not record the run: {_one_line(exc)}")
     return report
+
+
+def _merge(
+    pg: psycopg.Connection, config: MigrationConfig, report: MigrationReport, promotion: Promotion
+) -> None:
+    """Merge mode's place of the promotion: every staged table merged into its existing
+    target table, in foreign-key order, in ONE transaction with the run's record; a failure
+    anywhere rolls all of it back. A dry run rehearses the same transaction, counts
+    included, and rolls it back."""
+    plan = config.merge_plan
+    if plan is None:
+        raise MigrationError("merge mode without a merge plan: the preflight makes one")
+    staging = bookkeeping.staging_schema(report.run_id)
+    by_name = {t.table: t for t in report.tables}
+    try:
+        with pg.transaction(force_rollback=config.dry_run):
+            for table in promotion.tables:
+                merged = by_name[table.name]
+                merged.merge = merge_table(
+                    pg, plan.tables[table.name], staging, plan.on_conflict, merged.loaded_rows or 0
+                )
+            for table in promotion.tables:  # last: a rollback does not undo setval
+                moved = move_sequences(pg, plan.tables[table.name], apply=not config.dry_run)
+                if moved:
+                    by_name[table.name].merge["sequences_moved"] = moved  # type: ignore[index]
+            if not config.dry_run:
+                report.promoted = True
+                _record(pg, report)
+    except (MigrationError, psycopg.Error) as exc:
+        report.promoted = report.recorded = False
+        for table_report in report.tables:
+            table_report.merge = None
+        report.fail(f"merge failed, target unchanged: {_one_line(exc)}")
 
 
 def _record(pg: psycopg.Connection, report: MigrationReport) -> None:

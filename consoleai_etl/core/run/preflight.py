@@ -14,10 +14,13 @@ import psycopg
 from psycopg import sql
 
 from consoleai_etl.core.errors import SourceError, TargetError
+from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, plan_merge
 from consoleai_etl.core.plan.names import pg_clashes, pg_identifier
+from consoleai_etl.core.plan.profile import profile_table
 from consoleai_etl.core.source.catalog import Catalog, introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.target.bookkeeping import lock_staging
+from consoleai_etl.core.target.existing import existing_tables
 from consoleai_etl.core.target.postgres import connect, redact
 from consoleai_etl.core.target.promote import (
     Promotion,
@@ -151,6 +154,19 @@ def check_ownership(sqlite_path: str | Path, dsn: str, schema: str) -> None:
         foreign = unowned(pg, existing_relations(pg, schema, names), schema)
     if foreign:
         raise ownership_error(schema, foreign)
+
+
+def check_merge(sqlite_path: str | Path, dsn: str, schema: str, options: MergeOptions) -> MergePlan:
+    """Merge mode: every source table and column has a target, the target's required
+    columns are filled, its types can hold what the source stores (one scan of storage
+    classes per table) and this tool can load them. Read only; the one ``TargetError``
+    lists every problem."""
+    with closing(open_source(sqlite_path)) as src:
+        catalog = introspect(src)
+        profiles = {t.name: profile_table(src, t)[1] for t in catalog.tables}
+    with connect(dsn) as pg:
+        existing = existing_tables(pg, schema)
+    return plan_merge(catalog, profiles, existing, schema, options)
 
 
 class _SessionLock:

@@ -55,6 +55,8 @@ class TableReport:
     columns: list[dict[str, object]] = field(default_factory=list)  # the type plan
     quarantine_sample: list[dict[str, object]] = field(default_factory=list)
     checksum: str | None = None  # content checksum of the loaded rows (hex)
+    # merge mode: inserted, updated, unchanged, extra_in_target (and sequences_moved)
+    merge: dict[str, object] | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> TableReport:
@@ -149,6 +151,7 @@ class MigrationReport:
                 f"{_num(t.rows_per_second, ',.0f')} | {_num(t.check_seconds, '.2f')} | "
                 f"{checks or '—'} |"
             )
+        lines += self._merge_lines()
         problems = [
             f"- **{_md(t.table)}** {c.name}: {_md(c.description)}"
             for t in self.tables
@@ -189,6 +192,37 @@ class MigrationReport:
         if warnings:
             lines += ["", "## Warnings", "", *warnings]
         return "\n".join(lines + self._view_lines()) + "\n"
+
+    def _merge_lines(self) -> list[str]:
+        """Merge mode: what each table wrote into its existing target table (a dry run:
+        would write), and plainly when nothing was written at all."""
+        merged = [t for t in self.tables if t.merge is not None]
+        if not merged:
+            return []
+        written = sum(int(t.merge["inserted"]) + int(t.merge["updated"]) for t in merged)  # type: ignore[index]
+        verb = "would write" if self.dry_run else "wrote"
+        summary = (
+            "nothing written: the target already holds every source row unchanged"
+            if written == 0
+            else f"the merge {verb} {written:,} rows (inserted or updated)"
+        )
+        lines = [
+            "",
+            "## Merge",
+            "",
+            f"- {summary}",
+            "",
+            "| table | inserted | updated | unchanged | extra in target | sequences moved |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for t in merged:
+            m = t.merge or {}
+            moved = ", ".join(f"{c} → {v}" for c, v in dict(m.get("sequences_moved") or {}).items())
+            lines.append(
+                f"| {_md(t.table)} | {m['inserted']} | {m['updated']} | {m['unchanged']} | "
+                f"{m['extra_in_target']} | {_md(moved) or '—'} |"
+            )
+        return lines
 
     def _view_lines(self) -> list[str]:
         """Each view: created and proven (rows and checksum on both sides), or why not."""

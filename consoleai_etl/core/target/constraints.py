@@ -105,6 +105,27 @@ def quarantine_duplicate_keys(
     )  # fmt: skip
 
 
+def quarantine_out_of_range(
+    pg: psycopg.Connection,
+    plan: TablePlan,
+    schema: str,
+    run_id: str,
+    ranges: tuple[tuple[str, str, int, int], ...],
+) -> Removed:
+    """Quarantine the staged rows whose value of a (column, type, low, high) lies outside
+    [low, high]: merge mode stages an ``integer``/``smallint`` target column as bigint, and
+    the accounting must see such a row before the merge would refuse it."""
+    removed = Removed()
+    for column, pg_type, low, high in ranges:
+        condition = sql.SQL("c.{} NOT BETWEEN {} AND {}").format(
+            sql.Identifier(column), sql.Literal(low), sql.Literal(high)
+        )
+        source = next(c.source for c in plan.columns if c.name == column)
+        reason = f"out of range for the target's {pg_type} ({low} .. {high})"
+        removed += _move_to_quarantine(pg, plan, schema, run_id, condition, source, reason)
+    return removed
+
+
 def add_keys_and_indexes(
     pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str
 ) -> tuple[list[str], Removed]:

@@ -76,8 +76,8 @@ def ownership_error(schema: str, foreign: list[Relation]) -> TargetError:
         f"schema {schema} already has {listing}, not created by an earlier run of "
         "consoleai-etl: nothing is dropped; migrate into another schema (target_schema / "
         "CONSOLEAI_TARGET_SCHEMA), or set replace_existing: true "
-        "(CONSOLEAI_REPLACE_EXISTING=true) to replace them (merge mode, loading into "
-        "application tables, is planned)"
+        "(CONSOLEAI_REPLACE_EXISTING=true) to replace them, or load the rows into them "
+        "(merge mode: mode: merge)"
     )
 
 

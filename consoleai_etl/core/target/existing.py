@@ -1,0 +1,76 @@
+"""What an application's existing tables in the target schema look like (merge mode).
+
+Merge mode loads into tables this tool did not create, so it reads them from the catalog
+instead of planning them: each column's type as ``format_type`` prints it, whether it is
+NOT NULL, has a default, is an identity or generated column, its sequence (identity or
+serial, ``pg_get_serial_sequence``), and the table's primary key and unique keys (what an
+``ON CONFLICT`` can name). Read only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+
+@dataclass(frozen=True)
+class ExistingColumn:
+    name: str
+    type: str  # format_type: integer, character varying(20), timestamp with time zone, ...
+    not_null: bool
+    has_default: bool
+    identity: bool
+    generated: bool
+    sequence: str | None  # qualified name of its identity or serial sequence
+
+    @property
+    def fills_itself(self) -> bool:
+        """A value comes without the source: a default, an identity or a generated column."""
+        return self.has_default or self.identity or self.generated
+
+
+@dataclass(frozen=True)
+class ExistingTable:
+    schema: str
+    name: str
+    columns: tuple[ExistingColumn, ...]
+    primary_key: tuple[str, ...]
+    unique_keys: tuple[tuple[str, ...], ...]  # every unique constraint or plain unique index
+
+    def column(self, name: str) -> ExistingColumn:
+        return next(c for c in self.columns if c.name == name)
+
+
+_COLUMNS = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+       a.atthasdef AND a.attgenerated = '', a.attidentity <> '', a.attgenerated <> '',
+       pg_get_serial_sequence(c.oid::regclass::text, a.attname)
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.oid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+"""
+
+_KEYS = """
+SELECT i.indisprimary, array_agg(a.attname ORDER BY k.ord)
+FROM pg_index i CROSS JOIN unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = %s AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+GROUP BY i.indexrelid, i.indisprimary ORDER BY NOT i.indisprimary, i.indexrelid
+"""
+
+
+def existing_tables(pg: psycopg.Connection, schema: str) -> dict[str, ExistingTable]:
+    """Every ordinary or partitioned table of ``schema``, by name."""
+    rows = pg.execute(
+        "SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p')",
+        (schema,),
+    ).fetchall()
+    return {name: _table(pg, schema, oid, name) for oid, name in rows}
+
+
+def _table(pg: psycopg.Connection, schema: str, oid: int, name: str) -> ExistingTable:
+    columns = tuple(ExistingColumn(*row) for row in pg.execute(_COLUMNS, (oid,)))
+    keys = pg.execute(_KEYS, (oid,)).fetchall()
+    primary = next((tuple(cols) for is_pk, cols in keys if is_pk), ())
+    return ExistingTable(schema, name, columns, primary, tuple(tuple(cols) for _pk, cols in keys))

@@ -1,0 +1,137 @@
+"""Merge staged tables into an application's existing tables (merge mode), inside the
+caller's transaction: ``INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE changed``, counting
+what was inserted, updated and left unchanged, and the target's rows the source lacks; and,
+last, each merged identity or serial sequence is moved to the largest key, never backwards.
+
+The caller runs every table in one transaction, so a failure anywhere leaves the target as
+it was. Nothing here drops or creates a relation in the target.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from consoleai_etl.core.errors import TargetError
+from consoleai_etl.core.plan.merge_plan import MergeColumn, TableMerge
+
+
+def _target(merge: TableMerge) -> sql.Composed:
+    return sql.Identifier(merge.target.schema, merge.target.name)
+
+
+def _cast(column: MergeColumn, alias: str) -> sql.Composed:
+    """The staged value as the target's type (whitelisted by ``staged_type``)."""
+    return sql.SQL("CAST({}.{} AS {})").format(
+        sql.Identifier(alias), sql.Identifier(column.staged), sql.SQL(column.target_type)
+    )
+
+
+def _comparable(column: MergeColumn, alias: str) -> sql.Composed:
+    """The target column, in a form ``IS DISTINCT FROM`` can compare (json has no equality:
+    its text is compared)."""
+    value = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(column.target))
+    return sql.SQL("{}::text").format(value) if column.target_type == "json" else value
+
+
+def _list(parts: list[sql.Composable]) -> sql.Composable:
+    return sql.SQL(", ").join(parts)
+
+
+def _on_conflict(merge: TableMerge, on_conflict: str) -> sql.Composable:
+    """``DO UPDATE`` of the columns the source fills outside the key, only where one of
+    them differs (so an unchanged row is not rewritten); ``DO NOTHING`` to skip."""
+    key = _list([sql.Identifier(c) for c in merge.key])
+    changing = [c for c in merge.columns if c.target not in merge.key]
+    if on_conflict == "skip" or not changing:
+        return sql.SQL("ON CONFLICT ({}) DO NOTHING").format(key)
+    return sql.SQL(
+        "ON CONFLICT ({key}) DO UPDATE SET ({cols}) = ROW({new}) WHERE ROW({old}) IS DISTINCT "
+        "FROM ROW({excluded})"
+    ).format(
+        key=key,
+        cols=_list([sql.Identifier(c.target) for c in changing]),
+        new=_list([sql.SQL("EXCLUDED.{}").format(sql.Identifier(c.target)) for c in changing]),
+        old=_list([_comparable(c, "t") for c in changing]),
+        excluded=_list([_comparable(c, "excluded") for c in changing]),
+    )
+
+
+def _upsert(pg: psycopg.Connection, merge: TableMerge, staging: str, on_conflict: str) -> tuple:
+    """(inserted, updated): ``xmax = 0`` in RETURNING marks a row the INSERT created."""
+    statement = sql.SQL(
+        "WITH written AS (INSERT INTO {target} AS t ({cols}) OVERRIDING SYSTEM VALUE "
+        "SELECT {values} FROM {staged} s {conflict} RETURNING xmax = 0 AS inserted) "
+        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
+        "FROM written"
+    ).format(
+        target=_target(merge),
+        cols=_list([sql.Identifier(c.target) for c in merge.columns]),
+        values=_list([_cast(c, "s") for c in merge.columns]),
+        staged=sql.Identifier(staging, merge.staged),
+        conflict=_on_conflict(merge, on_conflict),
+    )
+    return pg.execute(statement).fetchone()
+
+
+def _extra_in_target(pg: psycopg.Connection, merge: TableMerge, staging: str) -> int:
+    """Target rows whose key no staged source row has (the application's own rows)."""
+    by_key = {c.target: c for c in merge.columns}
+    statement = sql.SQL(
+        "SELECT count(*) FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staged} s "
+        "WHERE ROW({source_key}) = ROW({target_key}))"
+    ).format(
+        target=_target(merge),
+        staged=sql.Identifier(staging, merge.staged),
+        source_key=_list([_cast(by_key[k], "s") for k in merge.key]),
+        target_key=_list([sql.SQL("t.{}").format(sql.Identifier(k)) for k in merge.key]),
+    )
+    return pg.execute(statement).fetchone()[0]
+
+
+def move_sequences(pg: psycopg.Connection, merge: TableMerge, *, apply: bool) -> dict[str, int]:
+    """Each merged column's identity or serial sequence that stands behind the column's
+    largest value, moved there (with ``apply``; a dry run only says where). A sequence
+    already further (the application inserted higher ids) keeps its place. ``setval`` is
+    not undone by a rollback, so the caller moves sequences last, once every table merged.
+    Returns {column: new value}."""
+    moved = {}
+    mapped = {c.target for c in merge.columns}
+    for column in merge.target.columns:
+        if column.sequence is None or column.name not in mapped:
+            continue
+        row = pg.execute(
+            sql.SQL(
+                "SELECT m FROM (SELECT max({col}) AS m FROM {t}) x WHERE m > coalesce("
+                "pg_sequence_last_value(%(seq)s::regclass), "
+                "(SELECT seqstart - 1 FROM pg_sequence WHERE seqrelid = %(seq)s::regclass))"
+            ).format(col=sql.Identifier(column.name), t=_target(merge)),
+            {"seq": column.sequence},
+        ).fetchone()
+        if row:
+            moved[column.name] = int(row[0])
+            if apply:
+                pg.execute("SELECT setval(%s::regclass, %s)", (column.sequence, row[0]))
+    return moved
+
+
+def merge_table(
+    pg: psycopg.Connection, merge: TableMerge, staging: str, on_conflict: str, staged_rows: int
+) -> dict[str, object]:
+    """Merge one staged table; its counts for the report. An SQL error becomes a
+    ``TargetError`` naming the table (the caller's transaction then rolls back)."""
+    try:
+        with pg.transaction():  # a savepoint, so the error can be read and re-raised cleanly
+            inserted, updated = _upsert(pg, merge, staging, on_conflict)
+            counts: dict[str, object] = {
+                "inserted": inserted,
+                "updated": updated,
+                "unchanged": staged_rows - inserted - updated,
+                "extra_in_target": _extra_in_target(pg, merge, staging),
+            }
+    except psycopg.Error as exc:
+        raise TargetError(
+            f"merge of table {merge.source} into {merge.target.schema}.{merge.target.name} "
+            f"failed: {' '.join(str(exc).split())}"
+        ) from None
+    return counts
