@@ -53,6 +53,7 @@ def run_merge(dsn: str, schema: str) -> int:
         "CONSOLEAI_TARGET_SCHEMA": schema,
         "CONSOLEAI_PG_DSN": dsn,
     }
+    sys.stdout.flush()  # our lines first, then the CLI's, when the output is piped
     command = [sys.executable, "-m", "dagster", "job", "execute", "-m", "consoleai_etl", "-j", JOB]
     return subprocess.run(command, env=env, check=False).returncode
 
