@@ -298,3 +298,20 @@ def test_demo_merge_merges_the_sample_then_finds_nothing_to_change(
         "RETURNING id",
     )
     assert new_id > max(row[0] for row in POST_CUTOVER_ROWS["users"][1])
+
+
+def test_merge_lines_say_no_changes_only_when_every_table_was_merged_unchanged() -> None:
+    def table(name: str, inserted: int | None) -> dict:
+        counts = {"inserted": inserted, "updated": 0, "unchanged": 1_500, "extra_in_target": 3}
+        return {"table": name, "merge": None if inserted is None else counts}
+
+    def lines(*tables: dict) -> list[str]:
+        return merge_demo.merge_lines({"target_schema": SCHEMA, "tables": list(tables)})
+
+    unchanged = lines(table("users", 0), table("roles", 0))
+    assert unchanged[-1] == merge_demo.NO_CHANGES
+    assert unchanged[2].split() == ["users", "0", "0", "1,500", "3"]
+    assert lines(table("users", 2), table("roles", 0))[-1] == "changed: 2 rows inserted or updated"
+    partial = lines(table("users", 0), table("roles", None))
+    assert partial[-1].split() == ["roles", "not", "merged"]
+    assert merge_demo.NO_CHANGES not in partial
