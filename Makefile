@@ -8,7 +8,7 @@ SCALE ?= 1
 REPORT_DIR ?= $(or $(CONSOLEAI_REPORT_DIR),reports)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: setup demo test lint format ui bench clean
+.PHONY: setup demo demo-merge test lint format ui bench clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ demo: sample $(DAGSTER_HOME)/dagster.yaml
 	CONSOLEAI_SQLITE_PATH=$(SAMPLE_DB) $(BIN)/dagster job execute -m consoleai_etl \
 		-j legacy_migration_job; status=$$?; \
 	$(BIN)/python -m consoleai_etl.demo.summary $(REPORT_DIR)/latest.json; exit $$status
+
+# Merge the sample into the application's own schema (demo/app_schema.py), created in
+# $CONSOLEAI_TARGET_SCHEMA (default consoleai_app) when absent; a second run changes nothing.
+demo-merge: sample $(DAGSTER_HOME)/dagster.yaml
+	CONSOLEAI_SQLITE_PATH=$(SAMPLE_DB) $(BIN)/python -m consoleai_etl.demo.merge_demo
 
 test: setup
 	$(BIN)/python -m pytest
