@@ -218,6 +218,27 @@ def test_a_failure_in_the_last_table_leaves_nothing_of_the_merge(
     assert all(t["merge"] is None for t in report["tables"])
 
 
+def test_a_merge_the_target_changed_on_its_way_in_is_not_proven_and_not_kept(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """After the upserts, the target must hold every staged source row with equal values;
+    an application trigger that rewrites a value makes the whole merge roll back."""
+    source = legacy_db(tmp_path)
+    application(
+        pg_dsn,
+        APPLICATION + "CREATE FUNCTION public.shout() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN NEW.note := upper(NEW.note); RETURN NEW; END $$;"
+        "CREATE TRIGGER shout BEFORE INSERT ON public.orders "
+        "FOR EACH ROW EXECUTE FUNCTION public.shout();",
+    )
+    before = dump(pg_dsn)
+    result, report = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
+    assert not result.success and report["status"] == "failure"
+    [reason] = [r for r in report["reasons"] if r.startswith("merge failed")]
+    assert "merge of table orders into public.orders is not proven: 2 source rows" in reason
+    assert dump(pg_dsn) == before
+
+
 def test_lower_cased_target_names_and_renames_map(tmp_path: Path, pg_dsn: str) -> None:
     source = legacy_db(
         tmp_path,
@@ -305,5 +326,6 @@ def test_skip_keeps_the_targets_values_and_a_unique_key_can_be_the_merge_key(
         merge_keys={"users": ["email"]},
     )
     assert result.success, report["reasons"]
-    assert plain(merge_counts(report)["users"]) == counts(2, 0, 1, 1)
+    merged = merge_counts(report)["users"]
+    assert plain(merged) == {**counts(2, 0, 1, 1), "kept_target_values": 1}  # skip kept one
     assert fetch(pg_dsn, "SELECT name FROM users WHERE email = 'ada@legacy'") == [("Ada L.",)]

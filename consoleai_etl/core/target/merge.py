@@ -1,7 +1,9 @@
 """Merge staged tables into an application's existing tables (merge mode), inside the
 caller's transaction: ``INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE changed``, counting
-what was inserted, updated and left unchanged, and the target's rows the source lacks; and,
-last, each merged identity or serial sequence is moved to the largest key, never backwards.
+what was inserted, updated and left unchanged, and the target's rows the source lacks; then
+proving that the target holds every staged source row with equal values (the staged rows
+are the ones the checks proved equal to the source); and, last, each merged identity or
+serial sequence is moved to the largest key, never backwards.
 
 The caller runs every table in one transaction, so a failure anywhere leaves the target as
 it was. Nothing here drops or creates a relation in the target.
@@ -89,6 +91,27 @@ def _extra_in_target(pg: psycopg.Connection, merge: TableMerge, staging: str) ->
     return pg.execute(statement).fetchone()[0]
 
 
+def _not_in_target(pg: psycopg.Connection, merge: TableMerge, staging: str) -> int:
+    """Staged source rows that the target does not hold with equal values in the merged
+    columns, counted exactly (``EXCEPT ALL`` over the target's types): the merge's proof."""
+    statement = sql.SQL(
+        "SELECT count(*) FROM (SELECT {source} FROM {staged} s EXCEPT ALL "
+        "SELECT {target} FROM {table} t) missing"
+    ).format(
+        source=_list([_comparable_cast(c, "s") for c in merge.columns]),
+        staged=sql.Identifier(staging, merge.staged),
+        target=_list([_comparable(c, "t") for c in merge.columns]),
+        table=_target(merge),
+    )
+    return pg.execute(statement).fetchone()[0]
+
+
+def _comparable_cast(column: MergeColumn, alias: str) -> sql.Composable:
+    """The staged value as the target's type, comparable as ``_comparable`` makes it."""
+    value = _cast(column, alias)
+    return sql.SQL("{}::text").format(value) if column.target_type == "json" else value
+
+
 def move_sequences(pg: psycopg.Connection, merge: TableMerge, *, apply: bool) -> dict[str, int]:
     """Each merged column's identity or serial sequence that stands behind the column's
     largest value, moved there (with ``apply``; a dry run only says where). A sequence
@@ -129,9 +152,19 @@ def merge_table(
                 "unchanged": staged_rows - inserted - updated,
                 "extra_in_target": _extra_in_target(pg, merge, staging),
             }
+            differing = _not_in_target(pg, merge, staging)
     except psycopg.Error as exc:
         raise TargetError(
             f"merge of table {merge.source} into {merge.target.schema}.{merge.target.name} "
             f"failed: {' '.join(str(exc).split())}"
         ) from None
+    target = f"{merge.target.schema}.{merge.target.name}"
+    if differing and on_conflict == "skip":
+        counts["kept_target_values"] = differing  # skip keeps what the application holds
+    elif differing:
+        raise TargetError(
+            f"merge of table {merge.source} into {target} is not proven: {differing} source "
+            "rows are not in the target with equal values after the upsert (a trigger or rule "
+            "of the target changed them?); nothing of the merge was kept"
+        )
     return counts
