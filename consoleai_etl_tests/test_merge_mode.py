@@ -329,3 +329,34 @@ def test_skip_keeps_the_targets_values_and_a_unique_key_can_be_the_merge_key(
     merged = merge_counts(report)["users"]
     assert plain(merged) == {**counts(2, 0, 1, 1), "kept_target_values": 1}  # skip kept one
     assert fetch(pg_dsn, "SELECT name FROM users WHERE email = 'ada@legacy'") == [("Ada L.",)]
+
+
+def test_the_consistency_job_in_merge_mode_proves_the_merged_rows(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """Re-verifying a merged target follows the merge's mapping: every source row is in
+    the application's table with equal values; its own rows are counted, not a failure."""
+    source = legacy_db(tmp_path)
+    application(pg_dsn)
+    merged, _ = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
+    assert merged.success
+
+    verified, report = run_job(
+        source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge"
+    )
+    assert verified.success and report["status"] == "success", report["reasons"]
+    checksum = {t["table"]: t for t in report["tables"]}["users"]["checks"]
+    [proof] = [c for c in checksum if c["name"] == "checksum"]
+    assert proof["metadata"]["extra_in_target"] == 1  # the application's own user
+    assert "every source row is in public.users with equal values" in proof["description"]
+
+    execute(pg_dsn, "UPDATE public.orders SET note = 'changed in the app' WHERE id = 10")
+    diverged, report = run_job(
+        source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge"
+    )
+    assert not diverged.success and report["status"] == "failure"
+    [reason] = [r for r in report["reasons"] if "orders" in r]
+    assert "check checksum failed" in reason and "1 source rows are not in public.orders" in reason
+    assert fetch(
+        pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'consoleai_etl_stage_%'"
+    ) == [(0,)]

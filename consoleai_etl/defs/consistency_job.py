@@ -31,7 +31,8 @@ def make_verify_op(table: Table, key: dg.AssetKey) -> dg.OpDefinition:
     )
     def _verify(context: dg.OpExecutionContext, settings: MigrationSettings):
         config = checked_config(context, settings)  # the run's snapshot of the source
-        report = guarded_step(context, table, lambda: verify_table(config, table))
+        settings.hold_staging(config, context.run_id)  # merge mode stages the source
+        report = guarded_step(context, table, lambda: verify_table(config, table, context.run_id))
         yield from check_events(table, key, report, dg.AssetCheckEvaluation)
         yield dg.Output(report)
 

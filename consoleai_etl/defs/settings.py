@@ -303,7 +303,7 @@ class MigrationSettings(dg.ConfigurableResource):
         if self._snapshot is None:
             self._snapshot = Snapshot.take(config.sqlite_path)
         snapshot = str(self._snapshot.path)
-        if lock and merging and self._merge_plan is None:
+        if merging and self._merge_plan is None:  # read only: verifying needs it too
             self._merge_plan = check_merge(
                 snapshot, config.pg_dsn, config.target_schema, config.merge
             )

@@ -204,7 +204,7 @@ def _verify(
             report = guarded_step(
                 context.op_execution_context,
                 staged.table,
-                lambda t=staged.table: verify_table(config, t),
+                lambda t=staged.table: verify_table(config, t, context.run.run_id),
             )
             yield from _selected_checks(context, staged.table, key, report)
 

@@ -24,12 +24,12 @@ from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.planner import plan_source
 from consoleai_etl.core.plan.rules import ORPHAN_POLICIES, CastingRule, OrphanPolicy
 from consoleai_etl.core.run.load import LoadOptions, load_table
-from consoleai_etl.core.run.report import FAILURE, MigrationReport, TableReport, decide
+from consoleai_etl.core.run.report import FAILURE, CheckReport, MigrationReport, TableReport, decide
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
 from consoleai_etl.core.target import bookkeeping
-from consoleai_etl.core.target.merge import merge_table, move_sequences
+from consoleai_etl.core.target.merge import merge_table, move_sequences, prove_merged
 from consoleai_etl.core.target.postgres import connect, connection_lost, redact
 from consoleai_etl.core.target.promote import Promotion, promote
 from consoleai_etl.core.verify.checksum import Checksum, quarantined_keys
@@ -215,8 +215,11 @@ def _stage_once(
         report.checksum_seconds = round(result.checksum_seconds, 3)
 
 
-def verify_table(config: MigrationConfig, table: Table) -> TableReport:
-    """Check the target schema's copy of ``table`` against the source; loads nothing."""
+def verify_table(config: MigrationConfig, table: Table, run_id: str) -> TableReport:
+    """Check the target schema's copy of ``table`` against the source; loads nothing into
+    the target (in merge mode, see ``_verify_merged``)."""
+    if config.merge_plan is not None and table.name in config.merge_plan.tables:
+        return _verify_merged(config, table, run_id)
     report = TableReport(table=table.name, target_table=pg_identifier(table.name))
     try:
         with _connections(config) as (src, pg):
@@ -243,6 +246,38 @@ def verify_table(config: MigrationConfig, table: Table) -> TableReport:
             report.checks = run_checks(context)
     except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
         report.error = _one_line(exc)
+    return report
+
+
+def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableReport:
+    """Merge mode's re-verification, which follows the merge's mapping: the source is staged
+    as a merge stages it (its checks prove staging = source), then the application's table
+    must hold every staged row with equal values (its ``checksum`` check); its own rows are
+    counted, never a failure. The staged table is dropped afterwards."""
+    assert config.merge_plan is not None
+    merge = config.merge_plan.tables[table.name]
+    report = stage_table(config, table, run_id)
+    if report.error:
+        return report
+    staging = bookkeeping.staging_schema(run_id)
+    try:
+        with connect(config.pg_dsn) as pg:
+            differing, extra = prove_merged(pg, merge, staging)
+            pg.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(staging, merge.staged)))
+    except (MigrationError, psycopg.Error) as exc:
+        report.error = _one_line(exc)
+        return report
+    target = f"{merge.target.schema}.{merge.target.name}"
+    proof = CheckReport(
+        "checksum",
+        not differing,
+        f"every source row is in {target} with equal values ({extra} rows of the target are "
+        "not in the source)"
+        if not differing
+        else f"{differing} source rows are not in {target} with equal values",
+        {"not_in_target": differing, "extra_in_target": extra},
+    )
+    report.checks = [proof if c.name == "checksum" else c for c in report.checks]
     return report
 
 
@@ -300,7 +335,7 @@ def finalize(
             if not report.promoted:
                 with pg.transaction():
                     _record(pg, report)
-            if report.promoted or config.dry_run:
+            if report.promoted or config.dry_run or promotion is None:  # None: verified
                 with pg.transaction():
                     pg.execute(
                         sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(staging))

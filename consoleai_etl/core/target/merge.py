@@ -112,6 +112,12 @@ def _comparable_cast(column: MergeColumn, alias: str) -> sql.Composable:
     return sql.SQL("{}::text").format(value) if column.target_type == "json" else value
 
 
+def prove_merged(pg: psycopg.Connection, merge: TableMerge, staging: str) -> tuple[int, int]:
+    """(staged source rows the target does not hold with equal values, target rows the
+    source does not have): how a merged table is re-verified."""
+    return _not_in_target(pg, merge, staging), _extra_in_target(pg, merge, staging)
+
+
 def move_sequences(pg: psycopg.Connection, merge: TableMerge, *, apply: bool) -> dict[str, int]:
     """Each merged column's identity or serial sequence that stands behind the column's
     largest value, moved there (with ``apply``; a dry run only says where). A sequence
