@@ -360,3 +360,31 @@ def test_the_consistency_job_in_merge_mode_proves_the_merged_rows(
     assert fetch(
         pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'consoleai_etl_stage_%'"
     ) == [(0,)]
+
+
+def test_the_consistency_job_in_merge_mode_finds_a_broken_foreign_key_in_the_target(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    source = legacy_db(tmp_path)
+    application(pg_dsn)
+    merged, _ = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
+    assert merged.success
+    verified, report = run_job(
+        source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge"
+    )
+    checks = {t["table"]: {c["name"]: c for c in t["checks"]} for t in report["tables"]}
+    assert verified.success and checks["orders"]["foreign_keys"]["passed"]
+    assert checks["orders"]["foreign_keys"]["metadata"]["orphans"] == {"(user_id) -> users": 0}
+
+    # The application drops its constraint and a legacy parent row: order 12 is an orphan.
+    execute(pg_dsn, "ALTER TABLE public.orders DROP CONSTRAINT orders_user_id_fkey")
+    execute(pg_dsn, "DELETE FROM public.users WHERE id = 3")
+    broken, report = run_job(
+        source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge"
+    )
+    assert not broken.success
+    fk = {t["table"]: {c["name"]: c for c in t["checks"]} for t in report["tables"]}["orders"]
+    assert not fk["foreign_keys"]["passed"]
+    assert fk["foreign_keys"]["description"] == (
+        "1 of the source's rows in public.orders point at no parent row: (user_id) -> users: 1"
+    )

@@ -11,7 +11,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
@@ -29,7 +29,12 @@ from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
 from consoleai_etl.core.target import bookkeeping
-from consoleai_etl.core.target.merge import merge_table, move_sequences, prove_merged
+from consoleai_etl.core.target.merge import (
+    merge_table,
+    merged_orphans,
+    move_sequences,
+    prove_merged,
+)
 from consoleai_etl.core.target.postgres import connect, connection_lost, redact
 from consoleai_etl.core.target.promote import Promotion, promote
 from consoleai_etl.core.verify.checksum import Checksum, quarantined_keys
@@ -252,17 +257,20 @@ def verify_table(config: MigrationConfig, table: Table, run_id: str) -> TableRep
 def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableReport:
     """Merge mode's re-verification, which follows the merge's mapping: the source is staged
     as a merge stages it (its checks prove staging = source), then the application's table
-    must hold every staged row with equal values (its ``checksum`` check); its own rows are
-    counted, never a failure. The staged table is dropped afterwards."""
+    must hold every staged row with equal values (its ``checksum`` check) and the source's
+    foreign keys must hold there for those rows (its ``foreign_keys`` check); the
+    application's own rows are counted, never a failure. The staged table is dropped."""
     assert config.merge_plan is not None
     merge = config.merge_plan.tables[table.name]
-    report = stage_table(config, table, run_id)
+    # Orphans kept in staging: whether the foreign keys hold is asked of the target.
+    report = stage_table(replace(config, orphans="keep"), table, run_id)
     if report.error:
         return report
     staging = bookkeeping.staging_schema(run_id)
     try:
         with connect(config.pg_dsn) as pg:
             differing, extra = prove_merged(pg, merge, staging)
+            orphans = merged_orphans(pg, config.merge_plan, merge, table.foreign_keys, staging)
             pg.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(staging, merge.staged)))
     except (MigrationError, psycopg.Error) as exc:
         report.error = _one_line(exc)
@@ -277,7 +285,18 @@ def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableR
         else f"{differing} source rows are not in {target} with equal values",
         {"not_in_target": differing, "extra_in_target": extra},
     )
-    report.checks = [proof if c.name == "checksum" else c for c in report.checks]
+    missing = sum(orphans.values())
+    links = CheckReport(
+        "foreign_keys",
+        not missing,
+        f"every foreign key of the source's rows holds in {target}"
+        if not missing
+        else f"{missing} of the source's rows in {target} point at no parent row: "
+        + ", ".join(f"{fk}: {n}" for fk, n in orphans.items() if n),
+        {"orphans": orphans},
+    )
+    merged = {"checksum": proof, "foreign_keys": links}
+    report.checks = [merged.get(c.name, c) for c in report.checks]
     return report
 
 

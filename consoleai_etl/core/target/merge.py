@@ -15,7 +15,8 @@ import psycopg
 from psycopg import sql
 
 from consoleai_etl.core.errors import TargetError
-from consoleai_etl.core.plan.merge_plan import MergeColumn, TableMerge
+from consoleai_etl.core.plan.merge_plan import MergeColumn, MergePlan, TableMerge
+from consoleai_etl.core.source.catalog import ForeignKey
 
 
 def _target(merge: TableMerge) -> sql.Composed:
@@ -116,6 +117,56 @@ def prove_merged(pg: psycopg.Connection, merge: TableMerge, staging: str) -> tup
     """(staged source rows the target does not hold with equal values, target rows the
     source does not have): how a merged table is re-verified."""
     return _not_in_target(pg, merge, staging), _extra_in_target(pg, merge, staging)
+
+
+def merged_orphans(
+    pg: psycopg.Connection,
+    plan: MergePlan,
+    merge: TableMerge,
+    foreign_keys: tuple[ForeignKey, ...],
+    staging: str,
+) -> dict[str, int]:
+    """Per source foreign key whose parent table is merged too, how many of the rows the
+    source gave the target table (their keys are staged) point at no parent row of the
+    target's parent table (names mapped as the merge maps them; a NULL part is no
+    reference, as in PostgreSQL's MATCH SIMPLE)."""
+    columns = {c.source: c for c in merge.columns}
+    orphans = {}
+    for fk in foreign_keys:
+        parent = plan.tables.get(fk.ref_table)
+        if parent is None or not fk.ref_columns:
+            continue
+        parent_columns = {c.source: c for c in parent.columns}
+        if not set(fk.columns) <= set(columns) or not set(fk.ref_columns) <= set(parent_columns):
+            continue
+        refs = _list(
+            [sql.SQL("t.{}").format(sql.Identifier(columns[c].target)) for c in fk.columns]
+        )
+        statement = sql.SQL(
+            "SELECT count(*) FROM {target} t WHERE ROW({refs}) IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM {staged} s WHERE ROW({source_key}) = ROW({target_key})) "
+            "AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE ROW({parent_cols}) = ROW({refs}))"
+        ).format(
+            target=_target(merge),
+            refs=refs,
+            staged=sql.Identifier(staging, merge.staged),
+            source_key=_list([_cast(_by_target(merge, k), "s") for k in merge.key]),
+            target_key=_list([sql.SQL("t.{}").format(sql.Identifier(k)) for k in merge.key]),
+            parent=_target(parent),
+            parent_cols=_list(
+                [
+                    sql.SQL("p.{}").format(sql.Identifier(parent_columns[c].target))
+                    for c in fk.ref_columns
+                ]
+            ),
+        )
+        label = f"({', '.join(fk.columns)}) -> {fk.ref_table}"
+        orphans[label] = pg.execute(statement).fetchone()[0]
+    return orphans
+
+
+def _by_target(merge: TableMerge, name: str) -> MergeColumn:
+    return next(c for c in merge.columns if c.target == name)
 
 
 def move_sequences(pg: psycopg.Connection, merge: TableMerge, *, apply: bool) -> dict[str, int]:
