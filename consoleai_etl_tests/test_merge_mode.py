@@ -97,6 +97,11 @@ def test_merge_counts_idempotency_and_incremental_changes(tmp_path: Path, pg_dsn
     merged = merge_counts(report)
     assert plain(merged["users"]) == counts(3, 0, 0, 1)  # the app's user 1000 is extra
     assert plain(merged["orders"]) == counts(3, 0, 0, 0)
+    [checksum] = [c for c in report["tables"][0]["checks"] if c["name"] == "checksum"]
+    target = report["tables"][0]["target_table"]
+    assert checksum["description"].endswith(
+        f"; merged: every one of them is in public.{target} with equal values"
+    )
     assert fetch(pg_dsn, "SELECT id, email, name FROM users ORDER BY id") == [
         (1, "ada@legacy", "Ada"),
         (2, "bob@legacy", "Bob"),

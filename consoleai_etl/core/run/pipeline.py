@@ -384,6 +384,8 @@ def _merge(
                 merged.merge = merge_table(
                     pg, plan.tables[table.name], staging, plan.on_conflict, merged.loaded_rows or 0
                 )
+                if not config.dry_run:
+                    _proven_in_target(merged, plan.tables[table.name])
             for table in promotion.tables:  # last: a rollback does not undo setval
                 moved = move_sequences(pg, plan.tables[table.name], apply=not config.dry_run)
                 if moved:
@@ -396,6 +398,19 @@ def _merge(
         for table_report in report.tables:
             table_report.merge = None
         report.fail(f"merge failed, target unchanged: {_one_line(exc)}")
+
+
+def _proven_in_target(report: TableReport, merge: TableMerge) -> None:
+    """The table's checksum check, after ``merge_table`` proved the target holds every staged
+    row with equal values (it raises otherwise): its description says so, its metadata
+    carries the rows the target has beyond the source's."""
+    target = f"{merge.target.schema}.{merge.target.name}"
+    if report.merge is None or "kept_target_values" in report.merge:
+        return  # on_conflict: skip kept some of the target's own values
+    for check in report.checks:
+        if check.name == "checksum" and check.passed:
+            check.description += f"; merged: every one of them is in {target} with equal values"
+            check.metadata["extra_in_target"] = report.merge["extra_in_target"]
 
 
 def _record(pg: psycopg.Connection, report: MigrationReport) -> None:
