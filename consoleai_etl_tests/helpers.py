@@ -47,11 +47,13 @@ def run_raw(
     report_dir: Path,
     job: str = "legacy_migration_job",
     graph_from: Path | None = None,
+    asset_selection: list[dg.AssetKey] | None = None,
     **options: object,
 ) -> ExecuteInProcessResult:
     """Run ``job`` in process with the settings given as run config; no report is expected
     (a run stopped by its preflight writes none). The asset graph is built from
-    ``graph_from`` (default: ``sqlite_path``, the file the run reads)."""
+    ``graph_from`` (default: ``sqlite_path``, the file the run reads); ``asset_selection``
+    runs a subset of the job's assets."""
     defs = build_definitions(graph_from or sqlite_path)
     config = {
         "sqlite_path": str(sqlite_path),
@@ -60,7 +62,9 @@ def run_raw(
         **options,
     }
     return defs.resolve_job_def(job).execute_in_process(
-        run_config={"resources": {"settings": {"config": config}}}, raise_on_error=False
+        run_config={"resources": {"settings": {"config": config}}},
+        asset_selection=asset_selection,
+        raise_on_error=False,
     )
 
 
@@ -78,8 +82,9 @@ def run_job(
 
 
 def preflight_error(result: ExecuteInProcessResult, step: str = "legacy_tables") -> str:
-    """The one-line reason the run's preflight failed with (the report step was skipped);
-    ``step`` is the step that ran it: the table assets' step, or ``consistency_preflight``."""
+    """The one-line reason of the run's only failed step (``step``: by default the table
+    assets' step, whose preflight refused; or ``consistency_preflight``, or a step that
+    refused the selection it was given)."""
     failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
     assert [e.step_key for e in failures] == [step]
     return failures[0].event_specific_data.user_failure_data.description

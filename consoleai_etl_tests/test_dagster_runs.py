@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from consoleai_etl.definitions import build_definitions
-from consoleai_etl_tests.helpers import fetch, run_job, run_raw
+from consoleai_etl_tests.helpers import fetch, preflight_error, run_job, run_raw
 from consoleai_etl_tests.test_migration_job import make_parent_child
 
 TABLES = {"parent", "child"}
@@ -100,17 +100,10 @@ def test_a_check_run_alone_reverifies_the_target_and_loads_nothing(
 def test_the_report_alone_has_nothing_to_report_and_says_so(tmp_path: Path, pg_dsn: str) -> None:
     db = tmp_path / "alone.sqlite"
     make_parent_child(db, [("a", 1)])
-    job = build_definitions(db).resolve_job_def("legacy_migration_job")
-    config = {"sqlite_path": str(db), "pg_dsn": pg_dsn, "report_dir": str(tmp_path / "r")}
-    result = job.execute_in_process(
-        run_config={"resources": {"settings": {"config": config}}},
-        asset_selection=[dg.AssetKey("migration_report")],
-        raise_on_error=False,
-    )
+    result = run_raw(db, pg_dsn, tmp_path / "r", asset_selection=[dg.AssetKey("migration_report")])
     assert not result.success
-    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    assert "staged no table, so there is nothing to report" in (
-        failure.event_specific_data.user_failure_data.description
+    assert "staged no table, so there is nothing to report" in preflight_error(
+        result, step="migration_report"
     )
     assert not (tmp_path / "r").exists()
 
@@ -118,19 +111,10 @@ def test_the_report_alone_has_nothing_to_report_and_says_so(tmp_path: Path, pg_d
 def test_migration_run_needs_its_tables(tmp_path: Path, pg_dsn: str) -> None:
     db = tmp_path / "run_alone.sqlite"
     make_parent_child(db, [("a", 1)])
-    result = run_raw(db, pg_dsn, tmp_path / "r")  # to compare with the refused subset
+    result = run_raw(db, pg_dsn, tmp_path / "r")  # the whole job migrates this file
     assert result.success
-    job = build_definitions(db).resolve_job_def("legacy_migration_job")
-    config = {"sqlite_path": str(db), "pg_dsn": pg_dsn, "report_dir": str(tmp_path / "r")}
-    refused = job.execute_in_process(
-        run_config={"resources": {"settings": {"config": config}}},
-        asset_selection=[dg.AssetKey("migration_run")],
-        raise_on_error=False,
-    )
-    [failure] = [e for e in refused.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    assert "select the tables to migrate with it" in (
-        failure.event_specific_data.user_failure_data.description
-    )
+    refused = run_raw(db, pg_dsn, tmp_path / "r", asset_selection=[dg.AssetKey("migration_run")])
+    assert "select the tables to migrate with it" in preflight_error(refused)
 
 
 def migration_job() -> dg.JobDefinition:

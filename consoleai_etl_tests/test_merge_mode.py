@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from consoleai_etl_tests.helpers import (
+    checks_by_table,
     execute,
     fetch,
     materialization,
@@ -350,8 +351,7 @@ def test_the_consistency_job_in_merge_mode_proves_the_merged_rows(
         source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge"
     )
     assert verified.success and report["status"] == "success", report["reasons"]
-    checksum = {t["table"]: t for t in report["tables"]}["users"]["checks"]
-    [proof] = [c for c in checksum if c["name"] == "checksum"]
+    proof = checks_by_table(report)["users"]["checksum"]
     assert proof["metadata"]["extra_in_target"] == 1  # the application's own user
     assert "every source row is in public.users with equal values" in proof["description"]
 
@@ -377,7 +377,7 @@ def test_the_consistency_job_in_merge_mode_finds_a_broken_foreign_key_in_the_tar
     verified, report = run_job(
         source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge"
     )
-    checks = {t["table"]: {c["name"]: c for c in t["checks"]} for t in report["tables"]}
+    checks = checks_by_table(report)
     assert verified.success and checks["orders"]["foreign_keys"]["passed"]
     assert checks["orders"]["foreign_keys"]["metadata"]["orphans"] == {"(user_id) -> users": 0}
 
@@ -388,7 +388,7 @@ def test_the_consistency_job_in_merge_mode_finds_a_broken_foreign_key_in_the_tar
         source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge"
     )
     assert not broken.success
-    fk = {t["table"]: {c["name"]: c for c in t["checks"]} for t in report["tables"]}["orders"]
+    fk = checks_by_table(report)["orders"]
     assert not fk["foreign_keys"]["passed"]
     assert fk["foreign_keys"]["description"] == (
         "1 of the source's rows in public.orders point at no parent row: (user_id) -> users: 1"

@@ -77,17 +77,21 @@ def _upsert(pg: psycopg.Connection, merge: TableMerge, staging: str, on_conflict
     return pg.execute(statement).fetchone()
 
 
+def _from_source(merge: TableMerge, staging: str) -> sql.Composed:
+    """``EXISTS`` a staged source row with the key of the target row ``t``."""
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM {staged} s WHERE ROW({source_key}) = ROW({target_key}))"
+    ).format(
+        staged=sql.Identifier(staging, merge.staged),
+        source_key=_list([_cast(_by_target(merge, k), "s") for k in merge.key]),
+        target_key=_list([sql.SQL("t.{}").format(sql.Identifier(k)) for k in merge.key]),
+    )
+
+
 def _extra_in_target(pg: psycopg.Connection, merge: TableMerge, staging: str) -> int:
     """Target rows whose key no staged source row has (the application's own rows)."""
-    by_key = {c.target: c for c in merge.columns}
-    statement = sql.SQL(
-        "SELECT count(*) FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staged} s "
-        "WHERE ROW({source_key}) = ROW({target_key}))"
-    ).format(
-        target=_target(merge),
-        staged=sql.Identifier(staging, merge.staged),
-        source_key=_list([_cast(by_key[k], "s") for k in merge.key]),
-        target_key=_list([sql.SQL("t.{}").format(sql.Identifier(k)) for k in merge.key]),
+    statement = sql.SQL("SELECT count(*) FROM {target} t WHERE NOT {from_source}").format(
+        target=_target(merge), from_source=_from_source(merge, staging)
     )
     return pg.execute(statement).fetchone()[0]
 
@@ -143,15 +147,12 @@ def merged_orphans(
             [sql.SQL("t.{}").format(sql.Identifier(columns[c].target)) for c in fk.columns]
         )
         statement = sql.SQL(
-            "SELECT count(*) FROM {target} t WHERE ROW({refs}) IS NOT NULL "
-            "AND EXISTS (SELECT 1 FROM {staged} s WHERE ROW({source_key}) = ROW({target_key})) "
+            "SELECT count(*) FROM {target} t WHERE ROW({refs}) IS NOT NULL AND {from_source} "
             "AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE ROW({parent_cols}) = ROW({refs}))"
         ).format(
             target=_target(merge),
             refs=refs,
-            staged=sql.Identifier(staging, merge.staged),
-            source_key=_list([_cast(_by_target(merge, k), "s") for k in merge.key]),
-            target_key=_list([sql.SQL("t.{}").format(sql.Identifier(k)) for k in merge.key]),
+            from_source=_from_source(merge, staging),
             parent=_target(parent),
             parent_cols=_list(
                 [
