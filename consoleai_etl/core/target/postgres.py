@@ -33,8 +33,13 @@ def embedded_dsn(data_dir: str | Path = ".data/postgres") -> str:
     Used when no ``CONSOLEAI_PG_DSN`` is given, so the demo works on a machine without a
     server. The server outlives this process and is shared by later runs.
     """
-    import pgserver  # imported lazily: it is only needed without a real server
-
+    try:
+        import pgserver  # imported lazily: it is only needed without a real server
+    except ImportError:
+        raise TargetError(
+            "no PostgreSQL server given and the embedded one (package pgserver) is not "
+            "installed (it has no build for Python 3.13): set CONSOLEAI_PG_DSN to a server"
+        ) from None
     path = Path(data_dir).resolve()
     path.mkdir(parents=True, exist_ok=True)
     return pgserver.get_server(path, cleanup_mode=None).get_uri()
