@@ -29,21 +29,21 @@ def _records(data: bytes | bytearray, ends: Sequence[int], oids: Sequence[int]) 
     tags = [oid.to_bytes(4, "big") for oid in oids]
     unpack = _LENGTH.unpack_from
     records, start = [], 0
-    for end in ends:
-        if not start <= end <= len(data):
-            raise ValueError("row ends out of order or past the data")
-        parts, at = [head], start + 2  # past the tuple's 16-bit field count
-        for tag in tags:
-            if at + 4 > end:
-                break
-            (n,) = unpack(data, at)
-            size = 4 + max(n, 0)  # -1 (NULL) has no payload
-            parts += (tag, data[at : at + size])
-            at += size
-        if at != end or len(parts) != 1 + 2 * len(tags):
-            raise ValueError("a COPY tuple does not match its column count")
-        records.append(b"".join(parts))
-        start = end
+    try:
+        for end in ends:
+            parts, at = [head], start + 2  # past the tuple's 16-bit field count
+            for tag in tags:
+                n = unpack(data, at)[0]
+                after = at + 4 + n if n > 0 else at + 4  # -1 (NULL) has no payload
+                parts.append(tag)
+                parts.append(data[at:after])
+                at = after
+            if at != end:
+                raise ValueError("a COPY tuple does not match its column count")
+            records.append(b"".join(parts))
+            start = end
+    except struct.error:
+        raise ValueError("a COPY tuple runs past the data") from None
     return records
 
 
