@@ -186,3 +186,30 @@ def test_a_migration_without_the_extension_passes_every_check_with_the_same_chec
         assert all(check["passed"] for check in checks.values()), checks
     python_sums = {t["table"]: t["checksum"] for t in report["tables"]}
     assert python_sums == {t["table"]: t["checksum"] for t in compiled["tables"]}
+
+
+def test_the_environment_switch_takes_the_python_way_for_stream_and_hash(
+    sample_db: Path,
+) -> None:
+    """``CONSOLEAI_PYTHON_STREAM=1`` (read once, at import): no compiled reader for the
+    loader, the pure-Python row hash for the checksum, and the notice names the switch."""
+    probe = (
+        "import json, sqlite3, sys\n"
+        "from consoleai_etl.core.encode import compiled, rowcopy, rowhash, tuples\n"
+        "src = sqlite3.connect(sys.argv[1])\n"
+        "print(json.dumps([rowcopy.source_uri(src), tuples.row_hashes is rowhash.row_hashes,"
+        " compiled.notice()]))\n"
+    )
+    seen = {}
+    for switch in ("1", "0"):
+        env = {**os.environ, "CONSOLEAI_PYTHON_STREAM": switch}
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(sample_db)],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        seen[switch] = json.loads(done.stdout)
+    uri, python_hash, notice = seen["1"]
+    assert uri is None and python_hash
+    assert notice.startswith("CONSOLEAI_PYTHON_STREAM is set: rows stream and are hashed in")
+    assert seen["0"] == [f"{sample_db.as_uri()}?mode=ro", False, None]

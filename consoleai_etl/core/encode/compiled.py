@@ -15,29 +15,28 @@ import os
 from types import ModuleType
 
 FORCE_PYTHON = "CONSOLEAI_PYTHON_STREAM"
-# Measured on the demo sample (scale 1, about 100k rows): see README, "Without a C compiler".
-SLOWER = 3
+# The tables' load work, measured on the demo sample: see README, "Without a C compiler".
+SLOWER = 4
 
 
-def _load() -> tuple[ModuleType | None, str]:
-    """The extension module, or None and why not."""
+def _load() -> tuple[ModuleType | None, str | None]:
+    """The extension module, or None and the line that says why and what to do."""
+    slower = f"rows stream and are hashed in Python, loading about {SLOWER}x slower"
     if os.environ.get(FORCE_PYTHON, "") not in ("", "0"):
-        return None, f"{FORCE_PYTHON} is set"
+        return None, f"{FORCE_PYTHON} is set: {slower}; unset it for the compiled load stream"
     try:
-        return importlib.import_module("consoleai_etl.core.encode._rowcopy"), ""
+        return importlib.import_module("consoleai_etl.core.encode._rowcopy"), None
     except ImportError as exc:
-        return None, f"the compiled load stream is not installed ({exc})"
+        return None, (
+            f"the compiled load stream is not installed ({exc}): {slower}; for the fast path "
+            "install a C compiler with the Python and SQLite headers (Debian: apt-get install "
+            "gcc python3-dev libsqlite3-dev), then reinstall consoleai-etl"
+        )
 
 
-module, _why_not = _load()
+module, _notice = _load()
 
 
 def notice() -> str | None:
     """One line for the run's log when rows stream the Python way, else None."""
-    if module is not None:
-        return None
-    return (
-        f"{_why_not}: rows stream and are hashed in Python, about {SLOWER}x slower; for the "
-        "fast path install a C compiler with the Python and SQLite headers (Debian: apt-get "
-        "install gcc python3-dev libsqlite3-dev), then reinstall consoleai-etl"
-    )
+    return _notice
