@@ -53,9 +53,11 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(params=["compiled", "python"])
 def stream(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the test with the loader's first pass compiled (``rowcopy``) and in Python."""
-    from consoleai_etl.core.encode import rowcopy
+    """Run the test with the loader's first pass compiled (``rowcopy``) and as without the
+    extension: the Python stream, its rows hashed in Python (``rowhash``)."""
+    from consoleai_etl.core.encode import rowcopy, rowhash, tuples
 
     if request.param == "python":
         monkeypatch.setattr(rowcopy, "source_uri", lambda src: None)
+        monkeypatch.setattr(tuples, "row_hashes", rowhash.row_hashes)
     return request.param

@@ -1,5 +1,8 @@
 """The compiled load stream: SQLite rows into hashed binary COPY tuples (``_rowcopy.c``).
 
+Where the extension is not built (or ``CONSOLEAI_PYTHON_STREAM`` is set, see ``compiled``),
+``source_uri`` gives None and the loader takes the Python stream.
+
 The loader's first pass. Columns that need no conversion go from SQLite into COPY without
 becoming Python objects, and so do ISO dates and timestamps, 0/1 booleans and repeated
 short JSON documents (the reader calls the column's codec for the other values, one by
@@ -19,15 +22,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 
-from consoleai_etl.core.encode import _rowcopy
 from consoleai_etl.core.encode.codec import ColumnCodec
+from consoleai_etl.core.encode.compiled import module as _rowcopy
 from consoleai_etl.core.encode.tuples import TupleEncoder
 from consoleai_etl.core.plan.profile import census_profile
 from consoleai_etl.core.plan.table_plan import ColumnPlan, TablePlan
 from consoleai_etl.core.source.connection import LOCK_WAIT
 from consoleai_etl.core.source.reader import select_columns
 
-UnexpectedValue: type[Exception] = _rowcopy.UnexpectedValue
+# Raised by the compiled reader only (a stand-in that nothing raises without it).
+UnexpectedValue: type[Exception] = (
+    _rowcopy.UnexpectedValue if _rowcopy else type("UnexpectedValue", (ValueError,), {})
+)
 PLAIN, CONVERTED, HYBRID = 0, 1, 2  # how the reader treats a column (see _rowcopy.c)
 # Kinds whose commonest values (ISO text, 0/1) the reader converts itself, calling the
 # codec for the others, value by value.
@@ -45,8 +51,10 @@ def _mode(column: ColumnPlan) -> int:
 
 
 def source_uri(src: sqlite3.Connection) -> str | None:
-    """A read-only URI for ``src``'s database file; None for an in-memory database (the
-    caller then streams in Python)."""
+    """A read-only URI for ``src``'s database file for the compiled reader; None for an
+    in-memory database or without the extension (the caller then streams in Python)."""
+    if _rowcopy is None:
+        return None
     file = next(row[2] for row in src.execute("PRAGMA database_list") if row[1] == "main")
     return f"{Path(file).as_uri()}?mode=ro" if file else None
 

@@ -5,7 +5,8 @@ each field as length + the type's binary ``send`` form, or -1 for NULL): by the 
 stream (``rowcopy``) or by psycopg's C formatter. The checksum hashes that row as
 PostgreSQL hashes a stored one with ``hash_array_extended(ARRAY[record_send(ROW(...))], 0)``:
 the row's record form (the same fields, each preceded by its type oid) under PostgreSQL's
-64-bit byte hash, computed in C (``_rowcopy``), with no per-value Python work. The stored
+64-bit byte hash, computed in C (``_rowcopy``), with no per-value Python work (or, without
+the extension, by its pure-Python mirror ``rowhash``, batch by batch). The stored
 columns are first cast to the planned types, so a target loaded by another tool (say, with
 ``real`` where ``double precision`` was due) is read the same way and any narrowing shows.
 A table's checksum is the sum of its row hashes modulo 2**64, so it does not depend on
@@ -28,7 +29,9 @@ from psycopg.adapt import Dumper, Transformer
 from psycopg.postgres import types as pg_types
 from psycopg.pq import Format
 
-from consoleai_etl.core.encode._rowcopy import row_hashes
+from consoleai_etl.core.encode import compiled, rowhash
+
+row_hashes = compiled.module.row_hashes if compiled.module else rowhash.row_hashes
 
 MOD = 2**64
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # header: no flags, no extension

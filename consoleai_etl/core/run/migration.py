@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
+from consoleai_etl.core.encode import compiled
 from consoleai_etl.core.plan.order import load_order
 from consoleai_etl.core.run.pipeline import MigrationConfig, finalize
 from consoleai_etl.core.run.report import MigrationReport
@@ -64,7 +65,10 @@ def migrate(
     log: Callable[[str], None],
 ) -> MigrationReport:
     """Stage ``selected`` two at a time (progress lines to ``log``), then decide the
-    verdict, promote when it allows and record the run (``pipeline.finalize``)."""
+    verdict, promote when it allows and record the run (``pipeline.finalize``). Without
+    the compiled load stream, the run's log says so once, and how to get it."""
+    if (notice := compiled.notice()) is not None:
+        log(notice)
     with closing(Stager(config, report.run_id, selected, progress_every)) as stager:
         reports = stager.reports(log)
     report.tables = [reports[t.table.name] for t in selected]
