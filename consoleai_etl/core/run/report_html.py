@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 
 from consoleai_etl.core.run.chart import fractions
-from consoleai_etl.core.run.report import FAILURE, SUCCESS, CheckReport, MigrationReport
+from consoleai_etl.core.run.report import FAILURE, SUCCESS, CheckReport, MigrationReport, _num
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -97,10 +97,6 @@ def render_html(report: MigrationReport) -> str:
 
 def _e(value: object) -> str:
     return escape(str(value), quote=True)
-
-
-def _num(value: float | None, spec: str = ",") -> str:
-    return "—" if value is None else format(value, spec)
 
 
 def _seconds(value: float | None) -> str:
