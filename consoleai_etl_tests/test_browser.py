@@ -128,4 +128,6 @@ def test_operator_materializes_all_and_reads_checks_and_report(page: Page, ui: i
     screenshot(page, "4-migration-report")
     page.get_by_text("[Show Markdown]").click()
     expect(page.get_by_role("dialog")).to_contain_text("Status: SUCCESS")
+    # The compact chart: block-character bars in a code block (the UI renders no Mermaid).
+    expect(page.get_by_role("dialog").locator("pre").first).to_contain_text("█")
     screenshot(page, "5-report-markdown")

@@ -3,7 +3,7 @@
 The report asset takes the run from its record in ``consoleai_etl.runs``, which the table
 assets' step wrote when it decided (and maybe promoted) the run: re-executed from a
 failure, it reports the run it re-executes; a run that staged nothing has nothing to report
-and fails. It writes the JSON and Markdown files, then raises ``dagster.Failure`` when the
+and fails. It writes the JSON, Markdown and HTML files, then raises ``dagster.Failure`` when the
 migration failed, so the CLI exits non-zero.
 """
 
@@ -49,15 +49,14 @@ def publish(
 ) -> dg.MaterializeResult:
     """Write the report files, log the verdict, return the report as metadata, or raise
     ``Failure`` (after the files are written) when it failed."""
-    report.write(Path(config.report_dir))
+    json_path, _md_path, html_path = report.write(Path(config.report_dir))
     metadata = {
         "status": report.status,
         "promoted": report.promoted,
         "dry_run": report.dry_run,
         "reasons": dg.MetadataValue.json(report.reasons),
-        "report_json": dg.MetadataValue.path(
-            str(Path(config.report_dir) / f"migration-report-{report.run_id}.json")
-        ),
+        "report_json": dg.MetadataValue.path(str(json_path)),
+        "report_html": dg.MetadataValue.path(str(html_path)),
         "summary": dg.MetadataValue.md(report.to_markdown()),
     }
     summary = f"migration {report.status}" + (" (DRY RUN)" if report.dry_run else "")
@@ -84,7 +83,7 @@ def make_report_asset() -> dg.AssetsDefinition:
         deps=[dg.AssetKey(RUN_NAME)],
         group_name="migration",
         kinds={"postgres"},
-        description="The run's report (JSON and Markdown files, and this asset's metadata), "
+        description="The run's report (JSON, Markdown and HTML files, and this asset's metadata), "
         "from its record in consoleai_etl.runs; fails when the migration failed.",
     )
     def migration_report(context: dg.AssetExecutionContext, settings: MigrationSettings):

@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     )
     for reason in report["reasons"]:
         print(f"  - {reason}")
-    print(f"report: {path.with_suffix('.md')} (and {path})")
+    print(f"report: {path.with_suffix('.html')} (and {path.with_suffix('.md')}, {path})")
     return 0
 
 

@@ -42,6 +42,14 @@ def _refuse(value: object, target: str, why: str = "") -> ConversionError:
     return ConversionError(f"{describe(value)} cannot become {target}{': ' + why if why else ''}")
 
 
+# (pattern, replacement) turning a refusal's reason into its class, "cannot become <target>":
+# the reason names the refused value (and the why may too), so a run with thousands of
+# refusals in one column would otherwise count thousands of "reasons". The value is a repr
+# that may itself hold " cannot become ", hence the greedy start (the target holds no ':').
+# The same syntax in Python's ``re`` and PostgreSQL's ``regexp_replace``.
+REFUSAL_CLASS = (r"^.* cannot become ([^:]*)(: .*)?$", r"cannot become \1")
+
+
 def to_bigint(value: object) -> int:
     if type(value) is int:
         return value

@@ -188,6 +188,7 @@ def _stage_once(
         report.rows_per_second = round(result.rows_per_second, 1)
         report.warnings = result.warnings
         report.quarantine_sample = bookkeeping.quarantine_sample(pg, run_id, table.name)
+        report.quarantine_reasons = bookkeeping.quarantine_reasons(pg, run_id, table.name)
         report.columns = [
             {
                 "name": c.source,
@@ -232,6 +233,9 @@ def verify_table(config: MigrationConfig, table: Table, run_id: str) -> TableRep
             last_run = bookkeeping.last_promoted_run(pg, config.target_schema)
             report.quarantined_rows = (
                 bookkeeping.quarantined_count(pg, last_run, table.name) if last_run else 0
+            )
+            report.quarantine_reasons = (
+                bookkeeping.quarantine_reasons(pg, last_run, table.name) if last_run else []
             )
             # The load's own planner, so declared_types gives the answer the load gave.
             plan = plan_source(src, table, config.casting_rules)

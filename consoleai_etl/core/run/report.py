@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from consoleai_etl.core.run.chart import fractions, text_bar
 
 SUCCESS = "success"
 SUCCESS_WITH_QUARANTINE = "success_with_quarantine"
@@ -54,6 +57,8 @@ class TableReport:
     error: str | None = None
     columns: list[dict[str, object]] = field(default_factory=list)  # the type plan
     quarantine_sample: list[dict[str, object]] = field(default_factory=list)
+    # every quarantined row counted per column and reason class: {column, reason, rows}
+    quarantine_reasons: list[dict[str, object]] = field(default_factory=list)
     checksum: str | None = None  # content checksum of the loaded rows (hex)
     # merge mode: inserted, updated, unchanged, extra_in_target (and sequences_moved)
     merge: dict[str, object] | None = None
@@ -151,6 +156,7 @@ class MigrationReport:
                 f"{_num(t.rows_per_second, ',.0f')} | {_num(t.check_seconds, '.2f')} | "
                 f"{checks or '—'} |"
             )
+        lines += self._chart_lines()
         lines += self._merge_lines()
         problems = [
             f"- **{_md(t.table)}** {c.name}: {_md(c.description)}"
@@ -166,6 +172,7 @@ class MigrationReport:
             for t in self.tables
             for q in t.quarantine_sample
         ]
+        lines += self._quarantine_reason_lines()
         if quarantined:
             lines += [
                 "",
@@ -192,6 +199,44 @@ class MigrationReport:
         if warnings:
             lines += ["", "## Warnings", "", *warnings]
         return "\n".join(lines + self._view_lines()) + "\n"
+
+    def _chart_lines(self) -> list[str]:
+        """Each table's load time and loaded rows as text bars in a code block: a chart any
+        Markdown renders, the Dagster UI's included (it shows Mermaid as plain code)."""
+        if not self.tables:
+            return []
+        names = [_short(t.table) for t in self.tables]
+        width = max(len(n) for n in names)
+        seconds = fractions([t.seconds for t in self.tables])
+        rows = fractions([t.loaded_rows for t in self.tables])
+        chart = [
+            f"{name:<{width}} {_num(t.seconds, '.2f'):>8} s {text_bar(s, 20):<20} "
+            f"{_num(t.loaded_rows):>13} rows {text_bar(r, 20)}".rstrip()
+            for name, t, s, r in zip(names, self.tables, seconds, rows, strict=True)
+        ]
+        fence = "`" * max([3, *(len(run) + 1 for run in re.findall("`+", "".join(names)))])
+        return ["", "## Load time and rows per table", "", fence, *chart, fence]
+
+    def _quarantine_reason_lines(self) -> list[str]:
+        """Every quarantined row counted per table, column and reason class, with a bar."""
+        counted = [(t.table, q) for t in self.tables for q in t.quarantine_reasons]
+        if not counted:
+            return []
+        shares = fractions([int(q["rows"]) for _t, q in counted])
+        return [
+            "",
+            "## Quarantine by reason",
+            "",
+            "A refused value's reason names the value, so it is counted by its class.",
+            "",
+            "| table | column | reason | rows | share |",
+            "| --- | --- | --- | ---: | --- |",
+            *(
+                f"| {_md(table)} | {_md(q['column'] or '—')} | {_md(q['reason'])} | "
+                f"{q['rows']:,} | {text_bar(share, 10)} |"
+                for (table, q), share in zip(counted, shares, strict=True)
+            ),
+        ]
 
     def _merge_lines(self) -> list[str]:
         """Merge mode: what each table wrote into its existing target table (a dry run:
@@ -289,19 +334,30 @@ class MigrationReport:
             for d in self.idempotency["differences"]  # type: ignore[union-attr]
         ]
 
-    def write(self, directory: Path) -> tuple[Path, Path]:
-        """Write ``migration-report-<run_id>.json/.md`` and refresh ``latest.json/.md``."""
+    def write(self, directory: Path) -> tuple[Path, Path, Path]:
+        """Write ``migration-report-<run_id>.json/.md/.html`` and refresh ``latest.*``."""
+        # report_html renders this module's model, so it can only be imported once this
+        # module is.
+        from consoleai_etl.core.run.report_html import render_html
+
         directory.mkdir(parents=True, exist_ok=True)
         stem = directory / f"migration-report-{self.run_id}"
-        json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
-        for path, content in ((json_path, self.to_json()), (md_path, self.to_markdown())):
-            path.write_text(content)
-            (directory / f"latest{path.suffix}").write_text(content)
-        return json_path, md_path
+        paths = stem.with_suffix(".json"), stem.with_suffix(".md"), stem.with_suffix(".html")
+        contents = self.to_json(), self.to_markdown(), render_html(self)
+        for path, content in zip(paths, contents, strict=True):
+            path.write_text(content, encoding="utf-8")
+            (directory / f"latest{path.suffix}").write_text(content, encoding="utf-8")
+        return paths
 
 
 def _md(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _short(name: str, limit: int = 32) -> str:
+    """A table's name on one line of a chart, cut to ``limit`` characters."""
+    name = " ".join(name.split())
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def _mark(check: CheckReport) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 import psycopg
 from psycopg import sql
 
+from consoleai_etl.core.encode.convert import REFUSAL_CLASS
 from consoleai_etl.core.run.report import MigrationReport
 
 SCHEMA = "consoleai_etl"
@@ -198,6 +199,23 @@ def quarantine_sample(
         (run_id, table, limit),
     ).fetchall()
     return [{"key": key, "column": column, "reason": reason} for key, column, reason in rows]
+
+
+def quarantine_reasons(
+    conn: psycopg.Connection, run_id: str, table: str
+) -> list[dict[str, object]]:
+    """Every row of a table a run quarantined, counted per column and reason class: a
+    refused value's reason names the value, its class (``REFUSAL_CLASS``) only the target
+    type; the other reasons (duplicate key, orphan, out of range) are classes already.
+    Most rows first."""
+    pattern, replacement = REFUSAL_CLASS
+    rows = conn.execute(
+        "SELECT column_name, regexp_replace(reason, %s, %s), count(*) "
+        "FROM consoleai_etl.quarantine WHERE run_id = %s AND source_table = %s "
+        "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
+        (pattern, replacement, run_id, table),
+    ).fetchall()
+    return [{"column": column, "reason": reason, "rows": int(n)} for column, reason, n in rows]
 
 
 def record_run(conn: psycopg.Connection, report: MigrationReport) -> None:
