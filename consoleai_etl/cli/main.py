@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         request = JobRequest(JOBS[args.command], args.source, config, Path(report_dir))
         return run(request, interactive=sys.stdout.isatty())
     except (UsageError, MigrationError) as exc:
-        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+        print(f"{PROG} {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)

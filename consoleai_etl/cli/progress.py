@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from contextlib import ExitStack
-from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
@@ -28,7 +27,7 @@ from consoleai_etl.core.run.progress import (
 )
 from consoleai_etl.core.run.report import TableReport
 
-RUN = "run"  # the row of the run's own phases (promotion, merge)
+RUN = "run"  # the label of the row of the run's own phases (promotion, merge)
 
 
 class RowsColumn(ProgressColumn):
@@ -83,7 +82,7 @@ class LiveProgress:
             console=console,
             transient=True,  # the bars go at the end; the finished lines stay
         )
-        self.tasks: dict[str, TaskID] = {}
+        self.tasks: dict[str | None, TaskID] = {}  # by table name; None: the run's row
         self.totals: dict[str, int] = {}  # each table's rows to load, once known
         self.lock = threading.Lock()
         self.opened = ExitStack()
@@ -93,12 +92,7 @@ class LiveProgress:
         self.opened.enter_context(listening(self.handle))
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.opened.close()
 
     def handle(self, event: Event) -> None:
@@ -106,17 +100,18 @@ class LiveProgress:
             if isinstance(event, RowsDone):
                 self._rows(event)
             elif isinstance(event, PhaseStarted):
-                self.bars.update(self._task(event.table or RUN), phase=event.phase)
+                self.bars.update(self._task(event.table), phase=event.phase)
             elif isinstance(event, TableFinished):
                 self._finished(event.report)
 
-    def _task(self, name: str, total: int | None = None) -> TaskID:
-        """The bar of ``name``, drawn at once when new: a small table may be done before
-        the next automatic refresh, and its bar should still have been seen."""
-        if name not in self.tasks:
-            self.tasks[name] = self.bars.add_task(name, total=total, phase="")
+    def _task(self, table: str | None, total: int | None = None) -> TaskID:
+        """The bar of ``table`` (None: the run's), drawn at once when new: a small table
+        may be done before the next automatic refresh, and its bar should still be seen."""
+        if table not in self.tasks:
+            label = RUN if table is None else table
+            self.tasks[table] = self.bars.add_task(label, total=total, phase="")
             self.bars.refresh()
-        return self.tasks[name]
+        return self.tasks[table]
 
     def _rows(self, event: RowsDone) -> None:
         task = self._task(event.table, event.total)

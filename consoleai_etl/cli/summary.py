@@ -51,7 +51,8 @@ def summary_table(report: MigrationReport) -> Table:
         table.add_column("loaded", footer=f"{totals['loaded_rows']:,}", justify="right")
     table.add_column("quarantined", footer=f"{totals['quarantined_rows']:,}", justify="right")
     for name in MERGE_COUNTS if merging else ():
-        table.add_column(name.replace("_", " "), justify="right")
+        total = sum(int((t.merge or {}).get(name, 0)) for t in tables)  # type: ignore[call-overload]
+        table.add_column(name.replace("_", " "), footer=f"{total:,}", justify="right")
     if loaded:
         table.add_column("seconds", justify="right")
         table.add_column("rows/s", justify="right")
