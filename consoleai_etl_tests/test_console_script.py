@@ -82,7 +82,9 @@ def test_migrate_exits_zero_and_prints_every_table_with_its_counts(
         [(rows,)] = fetch(pg_dsn, f'SELECT count(*) FROM public."{table["table"]}"')
         assert rows == table["loaded_rows"] > 0
     assert "migration success\n  - all checks passed, no row quarantined\n" in done.stdout
-    assert done.stdout.rstrip().endswith(f"report: {json_path.with_suffix('.md')}")
+    html = json_path.with_suffix(".html")  # the HTML report, when the run writes one
+    opened = html if html.is_file() else json_path.with_suffix(".md")
+    assert done.stdout.rstrip().endswith(f"report: {opened}")
     # Not a terminal: the job's plain log lines on stderr, as `dagster job execute` prints
     # them, and no escape sequence anywhere.
     assert re.search(r" - INFO - legacy_migration_job - .* - users: 100 rows in ", done.stderr)
@@ -188,19 +190,26 @@ def test_with_dagster_home_the_run_is_in_that_instance_without_the_password(
     sample_db: Path, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The graph comes from SOURCE, not from CONSOLEAI_SQLITE_PATH (another file, other
-    tables); the report goes to CONSOLEAI_REPORT_DIR, the option left to its variable."""
+    tables); the report goes to CONSOLEAI_REPORT_DIR, the option left to its variable; the
+    rules file's rules are in the run config, and applied."""
     other = tmp_path / "other.sqlite"
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
     env = dagster_env(tmp_path, other, "postgresql://nobody@127.0.0.1:9/none", "env_reports")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("casting_rules:\n  - {column: users.credit_balance, target_type: text}\n")
     secret = "Cli-S3cret-pw"
 
     done = consoleai_etl(
-        tmp_path, "migrate", str(sample_db), make_conninfo(pg_dsn, password=secret), env=env
-    )
+        tmp_path, "migrate", str(sample_db), make_conninfo(pg_dsn, password=secret),
+        "--rules", str(rules), env=env,
+    )  # fmt: skip
 
     assert done.returncode == 0, done.stderr[-3000:]
     _, report = the_report(tmp_path / "env_reports")
+    [users] = [t for t in report["tables"] if t["table"] == "users"]
+    [balance] = [c for c in users["columns"] if c["name"] == "credit_balance"]
+    assert balance["pg_type"] == "text"
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
     with dg.DagsterInstance.get() as instance:
         [run] = instance.get_runs()
@@ -208,6 +217,7 @@ def test_with_dagster_home_the_run_is_in_that_instance_without_the_password(
     assert run.status == dg.DagsterRunStatus.SUCCESS
     settings = run.run_config["resources"]["settings"]["config"]
     assert settings["sqlite_path"] == str(sample_db)
+    assert settings["casting_rules"] == [{"column": "users.credit_balance", "target_type": "text"}]
     assert secret not in json.dumps(run.run_config) + done.stdout + done.stderr
 
 
