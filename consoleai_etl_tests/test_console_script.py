@@ -27,11 +27,18 @@ SCRIPT = Path(sys.executable).with_name("consoleai-etl")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
+# Variables that would choose for rich (colours, terminal size) or for the run.
+NOT_INHERITED = {"DAGSTER_HOME", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS",
+                 "LINES"}  # fmt: skip
+
+
 def plain_env() -> dict[str, str]:
-    """This environment without an instance or options of its own: the command line says
-    everything."""
+    """This environment without an instance, options or display settings of its own: the
+    command line and the terminal (or its absence) decide."""
     return {
-        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("CONSOLEAI")
+        k: v
+        for k, v in os.environ.items()
+        if k not in NOT_INHERITED and not k.startswith("CONSOLEAI")
     }
 
 
@@ -142,6 +149,24 @@ def test_verify_after_a_delete_exits_one_naming_the_failed_checks(
     assert "verification failure\n" in done.stdout
     assert "{'id': 7}: missing in target" in done.stdout
     assert "loaded" not in done.stdout.splitlines()[0]  # a verification loads nothing
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("migrate", ["--schema", "--mode", "--dry-run", "--allow-divergence", "--rules",
+                     "--report-dir", "SOURCE.sqlite", "POSTGRES_DSN"]),
+        ("verify", ["--schema", "--mode", "--rules", "--report-dir", "SOURCE.sqlite",
+                    "POSTGRES_DSN"]),
+    ],
+)  # fmt: skip
+def test_help_lists_each_commands_options(tmp_path: Path, command: str, options: list) -> None:
+    done = consoleai_etl(tmp_path, command, "--help")
+
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith(f"usage: consoleai-etl {command} ")
+    assert [o for o in options if o not in done.stdout] == []
+    assert ("--dry-run" in done.stdout) == (command == "migrate")
 
 
 @pytest.mark.parametrize(
