@@ -63,4 +63,12 @@ def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
     )
 
 
+def build_job(sqlite_path: str, job_name: str) -> dg.JobDefinition:
+    """Job ``job_name`` of the definitions built from ``sqlite_path``: what ``consoleai-etl``
+    runs, through ``dg.build_reconstructable_job`` (this module, this function, these
+    arguments), so the graph comes from the file the command names whatever
+    CONSOLEAI_SQLITE_PATH says, and the run's recorded origin names that file."""
+    return build_definitions(sqlite_path).resolve_job_def(job_name)
+
+
 defs = build_definitions()

@@ -130,12 +130,12 @@ def test_closing_a_run_drops_the_tables_not_started_and_waits_for_the_others(
 
 
 def test_progress_lines_are_throttled_and_timed_from_when_rows_flow(monkeypatch) -> None:
-    from consoleai_etl.core.run import stager as stager_module
+    from consoleai_etl.core.run import progress as progress_module
 
     clock = iter([0.0, 100.0, 101.0, 101.5, 103.0])
-    monkeypatch.setattr(stager_module.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
     lines: list[str] = []
-    progress = stager_module.Progress("t", 1.0, lines.append)  # created at 0.0
+    progress = progress_module.Progress("t", 1.0, lines.append)  # created at 0.0
     progress(0, 1000)  # 100.0: the stream starts after a 100 s wait for its turn
     progress(100, 1000)  # 101.0
     progress(150, 1000)  # 101.5: less than a second after the last line

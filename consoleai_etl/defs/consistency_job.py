@@ -16,6 +16,8 @@ from consoleai_etl.defs.report_asset import new_report, publish
 from consoleai_etl.defs.settings import MigrationSettings
 from consoleai_etl.defs.table_assets import checked_config, guarded_step
 
+CONSISTENCY_JOB = "consistency_check_job"
+
 
 @dg.op(out=dg.Out(dg.Nothing))
 def consistency_preflight(context: dg.OpExecutionContext, settings: MigrationSettings) -> None:
@@ -56,7 +58,7 @@ def make_consistency_job(catalog: Catalog) -> dg.JobDefinition:
     verify_ops = [make_verify_op(t, keys[t.name]) for t in catalog.tables]
 
     @dg.job(
-        name="consistency_check_job",
+        name=CONSISTENCY_JOB,
         executor_def=dg.in_process_executor,
         config=CONCISE_CONSOLE,
         description="Re-run every table's checks against the target schema; loads nothing.",

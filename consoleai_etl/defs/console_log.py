@@ -10,8 +10,16 @@ import sys
 import dagster as dg
 
 STACK_MARKER = "\nStack Trace:"
-# Default run config that selects this logger (job loggers only run when configured).
-CONCISE_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def console_config(log_level: str) -> dict[str, object]:
+    """Run config that selects this logger at ``log_level`` (job loggers only run when
+    configured)."""
+    return {"loggers": {"console": {"config": {"log_level": log_level}}}}
+
+
+# The jobs' default run config: every event from INFO up.
+CONCISE_CONSOLE = console_config("INFO")
 
 
 class ConciseFormatter(logging.Formatter):

@@ -135,7 +135,7 @@ class CastingRuleConfig(dg.Config):
         return self
 
 
-def _rules_file(path: str) -> list[CastingRuleConfig]:
+def rules_file(path: str) -> list[CastingRuleConfig]:
     """Rules from a YAML file (a list of rules, or a mapping with a `casting_rules` list),
     each validated by ``CastingRuleConfig`` like a rule given in run config."""
     try:
@@ -164,7 +164,7 @@ def _from_env(name: str, field: FieldInfo) -> Any:
     if not raw:
         return None
     if name == RULES_OPTION:
-        return _rules_file(raw)
+        return rules_file(raw)
     try:
         value = TypeAdapter(field.annotation).validate_python(raw)
     except ValidationError as exc:

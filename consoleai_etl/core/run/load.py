@@ -24,6 +24,7 @@ from consoleai_etl.core.plan import planner
 from consoleai_etl.core.plan.profile import Profile
 from consoleai_etl.core.plan.rules import CastingRule
 from consoleai_etl.core.plan.table_plan import TablePlan
+from consoleai_etl.core.run.progress import FOREIGN_KEYS, KEYS, phase
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import UndecodableText, strict_text
 from consoleai_etl.core.source.reader import BATCH_ROWS, RowReader
@@ -229,12 +230,15 @@ def load_table(
         warnings = [*plan.warnings, *([stream.note] if stream.note else [])]
         for codec in stream.codecs:
             warnings += codec.warnings()
+        phase(table.name, KEYS)
         quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, stream.quarantine)
         removed = constraints.quarantine_out_of_range(pg, plan, schema, run_id, options.ranges)
         key_warnings, duplicates = constraints.add_keys_and_indexes(pg, plan, schema, run_id)
         removed += duplicates
         warnings += key_warnings
         immediate = tuple(fk for fk in table.foreign_keys if fk not in options.deferred)
+        if immediate:
+            phase(table.name, FOREIGN_KEYS)
         if immediate and options.before_foreign_keys is not None:
             waiting = time.perf_counter()
             options.before_foreign_keys()

@@ -24,6 +24,7 @@ from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.planner import plan_source
 from consoleai_etl.core.plan.rules import ORPHAN_POLICIES, CastingRule, OrphanPolicy
 from consoleai_etl.core.run.load import LoadOptions, load_table
+from consoleai_etl.core.run.progress import CHECKS, MERGE, PROMOTION, TableFinished, phase, publish
 from consoleai_etl.core.run.report import FAILURE, CheckReport, MigrationReport, TableReport, decide
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import open_source
@@ -214,6 +215,7 @@ def _stage_once(
             expected=Checksum(result.loaded_rows, result.checksum),
             exclude=quarantined_keys(pg, plan, run_id),
         )
+        phase(table.name, CHECKS)
         started = time.perf_counter()
         report.checks = run_checks(context)
         report.check_seconds = round(time.perf_counter() - started, 3)
@@ -223,9 +225,18 @@ def _stage_once(
 
 def verify_table(config: MigrationConfig, table: Table, run_id: str) -> TableReport:
     """Check the target schema's copy of ``table`` against the source; loads nothing into
-    the target (in merge mode, see ``_verify_merged``)."""
+    the target (in merge mode, see ``_verify_merged``). Its report is published too."""
     if config.merge_plan is not None and table.name in config.merge_plan.tables:
-        return _verify_merged(config, table, run_id)
+        report = _verify_merged(config, table, run_id)
+    else:
+        phase(table.name, CHECKS)
+        report = _verify_in_place(config, table)
+    publish(TableFinished(report))
+    return report
+
+
+def _verify_in_place(config: MigrationConfig, table: Table) -> TableReport:
+    """Replace mode's re-verification: the checks, run on the target schema's table."""
     report = TableReport(table=table.name, target_table=pg_identifier(table.name))
     try:
         with _connections(config) as (src, pg):
@@ -334,8 +345,10 @@ def finalize(
                     bookkeeping.previous_report(pg, config.target_schema, report.run_id)
                 )
             if promotion and report.status != FAILURE and config.mode == "merge":
+                phase(None, MERGE)
                 _merge(pg, config, report, promotion)
             elif promotion and report.status != FAILURE and not config.dry_run:
+                phase(None, PROMOTION)
                 try:
                     with pg.transaction(), closing(open_source(config.sqlite_path)) as src:
                         report.promoted = True

@@ -9,7 +9,7 @@ assets. Only one table streams at a time (``Turn``: two streams would take turns
 GIL, measured slower than one after the other); the other thread meanwhile builds keys,
 validates foreign keys and runs checks, which wait on PostgreSQL. A table waits for its
 parents to be staged before it creates its foreign keys (they need the parents' keys).
-Progress lines of every table go to the step's log while it waits.
+Progress lines of every table go to the step's log while it waits (``progress``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import heapq
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, closing, suppress
@@ -28,6 +27,7 @@ from psycopg import sql
 
 from consoleai_etl.core.plan.profile import size_estimate
 from consoleai_etl.core.run.pipeline import MigrationConfig, stage_table
+from consoleai_etl.core.run.progress import Progress, TableFinished, publish
 from consoleai_etl.core.run.report import TableReport
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import open_source
@@ -35,28 +35,6 @@ from consoleai_etl.core.target import bookkeeping
 from consoleai_etl.core.target.postgres import connect
 
 WORKERS = 2
-
-
-class Progress:
-    """``(done, total)`` callbacks turned into "rows, rows/s, ETA" lines, at most one per
-    ``every`` seconds, handed to ``emit``. ``done == 0`` (the rows start flowing) starts
-    the clock, so time spent waiting for a streaming turn does not lower the rate."""
-
-    def __init__(self, table: str, every: float, emit: Callable[[str], None]) -> None:
-        self.table, self.every, self.emit = table, every, emit
-        self.started = self.last = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done == 0:
-            self.started = self.last = now
-            return
-        if now - self.last < self.every:
-            return
-        self.last = now
-        rate = done / (now - self.started) if now > self.started else 0.0
-        eta = (total - done) / rate if rate else 0.0
-        self.emit(f"{self.table}: {done:,} / {total:,} rows, {rate:,.0f} rows/s, ETA {eta:,.0f} s")
 
 
 @dataclass(frozen=True)
@@ -193,7 +171,7 @@ class Stager:
         parents = [self.futures[p] for p in staged.parents if p in self.futures]
         self.turn.begin(rank)
         try:
-            return stage_table(
+            report = stage_table(
                 self.config,
                 staged.table,
                 self.run_id,
@@ -202,6 +180,8 @@ class Stager:
                 before_foreign_keys=lambda: wait(parents),
                 streaming=self.streaming(rank),
             )
+            publish(TableFinished(report))
+            return report
         finally:
             self.turn.end(rank)
 

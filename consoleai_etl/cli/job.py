@@ -1,0 +1,105 @@
+"""Run a job of the code location in this process, in the Dagster instance, and tell the end.
+
+As ``dagster job execute -m consoleai_etl`` does: a reconstructable job executed with
+``dg.execute_job`` in ``$DAGSTER_HOME``'s instance when it is set (so the run is in the web
+UI's run list, with its config and event log), else in a temporary instance removed on
+exit. The job is rebuilt from SOURCE (``definitions.build_job``): the asset graph must be
+SOURCE's tables, which the ``settings`` resource insists on, whatever
+CONSOLEAI_SQLITE_PATH names. Both jobs use the in-process executor, so the staging threads
+publish their progress (``core.run.progress``) to the display in this same process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from rich.console import Console
+
+from consoleai_etl.cli.progress import LiveProgress
+from consoleai_etl.cli.summary import print_summary
+from consoleai_etl.defs.consistency_job import CONSISTENCY_JOB
+from consoleai_etl.defs.console_log import console_config
+from consoleai_etl.defs.table_assets import MIGRATION_JOB
+
+JOBS = {"migrate": MIGRATION_JOB, "verify": CONSISTENCY_JOB}
+
+
+class UsageError(Exception):
+    """The command line cannot start a run (exit 2); the message is one line."""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    job: str
+    source: Path
+    settings: dict[str, object]  # the ``settings`` resource's run config
+    report_dir: Path  # where the run's report will be, as the settings resolve it
+
+
+@contextmanager
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    """``$DAGSTER_HOME``'s instance, else a temporary one (``dagster job execute`` does the
+    same: the run is still recorded, its event log readable, until the command exits)."""
+    with ExitStack() as scratch:
+        try:
+            if os.environ.get("DAGSTER_HOME"):
+                instance = dg.DagsterInstance.get()
+            else:
+                directory = scratch.enter_context(
+                    tempfile.TemporaryDirectory(prefix="consoleai-etl-dagster-")
+                )
+                # Thrown away on exit: no telemetry id, no first-run banner on stderr.
+                instance = dg.DagsterInstance.local_temp(
+                    directory, overrides={"telemetry": {"enabled": False}}
+                )
+        except dg.DagsterError as exc:  # e.g. DAGSTER_HOME is not a directory
+            raise UsageError(" ".join(str(exc).split())) from None
+        with instance:
+            yield instance
+
+
+def run(request: JobRequest, *, interactive: bool) -> int:
+    """Run the job; then the summary of its report, or the one line saying why it stopped
+    before writing one. ``interactive`` (stdout is a terminal): progress bars, and the
+    console log lowered to warnings so INFO lines do not tear them."""
+    console = Console()
+    job = dg.build_reconstructable_job(
+        "consoleai_etl.definitions", "build_job", (str(request.source), request.job)
+    )
+    run_config = {
+        "resources": {"settings": {"config": request.settings}},
+        **console_config("WARNING" if interactive else "INFO"),
+    }
+    view = LiveProgress(console) if interactive else nullcontext()
+    with dagster_instance() as instance, view:
+        try:
+            result = dg.execute_job(job, instance, run_config=run_config)
+        except dg.DagsterInvalidConfigError as exc:
+            raise UsageError(" ".join(str(exc).split())) from None
+        run_id, success = result.run_id, result.success
+        stopped = None if success else why_failed(result)
+    report = request.report_dir / f"migration-report-{run_id}.json"
+    if report.is_file():
+        print_summary(console, report)
+    else:
+        print(f"run {run_id} failed before writing a report: {stopped}", file=sys.stderr)
+    return 0 if success else 1
+
+
+def why_failed(result: dg.JobExecutionResult) -> str:
+    """The first failed step's one-line reason (a preflight refusal is a ``Failure``
+    whose description is that line)."""
+    for event in result.get_step_failure_events():
+        data = event.step_failure_data
+        if data.user_failure_data and data.user_failure_data.description:
+            return data.user_failure_data.description
+        if data.error:
+            return " ".join(data.error.message.split())
+    return "see the run's event log"

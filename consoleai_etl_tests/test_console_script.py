@@ -1,0 +1,289 @@
+"""The ``consoleai-etl`` console script, run as the installed command in a real subprocess
+(or a real pseudo-terminal), against real SQLite files and a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import select
+import sqlite3
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from consoleai_etl.demo.app_schema import create_app_schema, insert_post_cutover_rows
+from consoleai_etl_tests.helpers import dagster_env, execute, fetch
+
+SCRIPT = Path(sys.executable).with_name("consoleai-etl")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+# Variables that would choose for rich (colours, terminal size) or for the run.
+NOT_INHERITED = {"DAGSTER_HOME", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS",
+                 "LINES"}  # fmt: skip
+
+
+def plain_env() -> dict[str, str]:
+    """This environment without an instance, options or display settings of its own: the
+    command line and the terminal (or its absence) decide."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in NOT_INHERITED and not k.startswith("CONSOLEAI")
+    }
+
+
+def consoleai_etl(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        cwd=tmp_path,
+        env=env or plain_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def the_report(report_dir: Path) -> tuple[Path, dict]:
+    """The one run report in ``report_dir``, and its content."""
+    [path] = report_dir.glob("migration-report-*.json")
+    return path, json.loads(path.read_text())
+
+
+def summary_row(stdout: str, table: str) -> list[str]:
+    """The cells of ``table``'s row in the printed summary (split on whitespace)."""
+    [row] = [line.split() for line in stdout.splitlines() if line.split()[:1] == [table]]
+    return row
+
+
+def test_migrate_exits_zero_and_prints_every_table_with_its_counts(
+    sample_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    reports = tmp_path / "out"
+    done = consoleai_etl(tmp_path, "migrate", str(sample_db), pg_dsn, "--report-dir", str(reports))
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    json_path, report = the_report(reports)
+    assert report["status"] == "success" and report["promoted"]
+    assert len(report["tables"]) == 9
+    for table in report["tables"]:
+        checks = len(table["checks"])
+        assert summary_row(done.stdout, table["table"])[:4] == [
+            table["table"],
+            f"{table['source_rows']:,}",
+            f"{table['loaded_rows']:,}",
+            "0",
+        ]
+        assert summary_row(done.stdout, table["table"])[-2:] == [f"{checks}/{checks}", "—"]
+        [(rows,)] = fetch(pg_dsn, f'SELECT count(*) FROM public."{table["table"]}"')
+        assert rows == table["loaded_rows"] > 0
+    assert "migration success\n  - all checks passed, no row quarantined\n" in done.stdout
+    html = json_path.with_suffix(".html")  # the HTML report, when the run writes one
+    opened = html if html.is_file() else json_path.with_suffix(".md")
+    assert done.stdout.rstrip().endswith(f"report: {opened}")
+    # Not a terminal: the job's plain log lines on stderr, as `dagster job execute` prints
+    # them, and no escape sequence anywhere.
+    assert re.search(r" - INFO - legacy_migration_job - .* - users: 100 rows in ", done.stderr)
+    assert "\x1b[" not in done.stdout + done.stderr
+
+
+def test_a_dry_run_leaves_the_target_empty(sample_db: Path, pg_dsn: str, tmp_path: Path) -> None:
+    done = consoleai_etl(tmp_path, "migrate", str(sample_db), pg_dsn, "--dry-run")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    _, report = the_report(tmp_path / "reports")  # the default report directory
+    assert report["dry_run"] and not report["promoted"]
+    assert "migration success (DRY RUN: target untouched)" in done.stdout
+    assert fetch(pg_dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+def test_merge_mode_prints_each_tables_merge_counts(
+    sample_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        create_app_schema(conn, "consoleai_app")
+        insert_post_cutover_rows(conn, "consoleai_app")
+
+    done = consoleai_etl(
+        tmp_path, "migrate", str(sample_db), pg_dsn, "--mode", "merge", "--schema", "consoleai_app"
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    _, report = the_report(tmp_path / "reports")
+    assert report["mode"] == "merge" and report["promoted"]
+    header = next(line for line in done.stdout.splitlines() if "source rows" in line)
+    assert "inserted   updated   unchanged   extra in target" in header
+    merged = {t["table"]: t["merge"] for t in report["tables"]}
+    assert merged["users"]["inserted"] == 100 and merged["users"]["extra_in_target"] == 3
+    for table, counts in merged.items():
+        cells = [f"{counts[name]:,}" for name in ("inserted", "updated", "unchanged")]
+        assert summary_row(done.stdout, table)[4:8] == [*cells, f"{counts['extra_in_target']:,}"]
+
+
+def test_verify_after_a_delete_exits_one_naming_the_failed_checks(
+    sample_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    migrated = consoleai_etl(tmp_path, "migrate", str(sample_db), pg_dsn)
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    execute(pg_dsn, "DELETE FROM workflow_runs WHERE id = 7")
+    reports = tmp_path / "verified"
+
+    done = consoleai_etl(tmp_path, "verify", str(sample_db), pg_dsn, "--report-dir", str(reports))
+
+    assert done.returncode == 1
+    _, report = the_report(reports)
+    assert report["job"] == "consistency_check_job" and report["status"] == "failure"
+    assert summary_row(done.stdout, "workflow_runs")[-3:] == ["4/6", "row_count,", "checksum"]
+    assert summary_row(done.stdout, "users")[-2:] == ["5/5", "—"]
+    assert "verification failure\n" in done.stdout
+    assert "{'id': 7}: missing in target" in done.stdout
+    assert "loaded" not in done.stdout.splitlines()[0]  # a verification loads nothing
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("migrate", ["--schema", "--mode", "--dry-run", "--allow-divergence", "--rules",
+                     "--report-dir", "SOURCE.sqlite", "POSTGRES_DSN"]),
+        ("verify", ["--schema", "--mode", "--rules", "--report-dir", "SOURCE.sqlite",
+                    "POSTGRES_DSN"]),
+    ],
+)  # fmt: skip
+def test_help_lists_each_commands_options(tmp_path: Path, command: str, options: list) -> None:
+    done = consoleai_etl(tmp_path, command, "--help")
+
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith(f"usage: consoleai-etl {command} ")
+    assert [o for o in options if o not in done.stdout] == []
+    assert ("--dry-run" in done.stdout) == (command == "migrate")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["migrate", "{src}", "{dsn}", "--mode", "bogus"], "argument --mode: invalid choice"),
+        (["migrate", "{src}"], "the following arguments are required: POSTGRES_DSN"),
+        (["export", "{src}", "{dsn}"], "argument COMMAND: invalid choice: 'export'"),
+        (["verify", "{tmp}/missing.sqlite", "{dsn}"], "missing.sqlite does not exist"),
+        (["migrate", "{src}", "host=h port"], "POSTGRES_DSN host=h port: missing"),
+        (["migrate", "{src}", "{dsn}", "--rules", "{tmp}/rules.yaml"], "rule #1: target_type: "),
+    ],
+)
+def test_a_bad_command_line_exits_two_with_one_line(
+    sample_db: Path, tmp_path: Path, args: list[str], says: str
+) -> None:
+    (tmp_path / "rules.yaml").write_text("- {column: users.id, target_type: money}\n")
+    dsn = "postgresql://nobody@127.0.0.1:9/none"
+    filled = [a.format(src=sample_db, dsn=dsn, tmp=tmp_path) for a in args]
+
+    done = consoleai_etl(tmp_path, *filled)
+
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("consoleai-etl") and says in line
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_run_stopped_by_its_preflight_exits_one_with_its_reason(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    not_sqlite = tmp_path / "notes.sqlite"
+    not_sqlite.write_text("just some text\n")
+
+    done = consoleai_etl(tmp_path, "migrate", str(not_sqlite), pg_dsn)
+
+    assert done.returncode == 1
+    last = done.stderr.splitlines()[-1]
+    assert re.fullmatch(r"run [0-9a-f-]{36} failed before writing a report: .*", last)
+    assert f"{not_sqlite}" in last and "not a SQLite database" in last
+    assert "Traceback" not in done.stderr and not (tmp_path / "reports").exists()
+
+
+def test_with_dagster_home_the_run_is_in_that_instance_without_the_password(
+    sample_db: Path, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The graph comes from SOURCE, not from CONSOLEAI_SQLITE_PATH (another file, other
+    tables); the report goes to CONSOLEAI_REPORT_DIR, the option left to its variable; the
+    rules file's rules are in the run config, and applied."""
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
+    env = dagster_env(tmp_path, other, "postgresql://nobody@127.0.0.1:9/none", "env_reports")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("casting_rules:\n  - {column: users.credit_balance, target_type: text}\n")
+    secret = "Cli-S3cret-pw"
+
+    done = consoleai_etl(
+        tmp_path, "migrate", str(sample_db), make_conninfo(pg_dsn, password=secret),
+        "--rules", str(rules), env=env,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    _, report = the_report(tmp_path / "env_reports")
+    [users] = [t for t in report["tables"] if t["table"] == "users"]
+    [balance] = [c for c in users["columns"] if c["name"] == "credit_balance"]
+    assert balance["pg_type"] == "text"
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs()
+    assert run.run_id == report["run_id"] and run.job_name == "legacy_migration_job"
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    settings = run.run_config["resources"]["settings"]["config"]
+    assert settings["sqlite_path"] == str(sample_db)
+    assert settings["casting_rules"] == [{"column": "users.credit_balance", "target_type": "text"}]
+    assert secret not in json.dumps(run.run_config) + done.stdout + done.stderr
+
+
+def in_terminal(tmp_path: Path, *args: str) -> tuple[int, str]:
+    """Run the command with a pseudo-terminal (160 columns) as its stdin, stdout and stderr;
+    its exit status and everything it wrote."""
+    main, child = os.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+    process = subprocess.Popen(
+        [str(SCRIPT), *args],
+        cwd=tmp_path,
+        env={**plain_env(), "TERM": "xterm-256color"},
+        stdin=child,
+        stdout=child,
+        stderr=child,
+    )
+    os.close(child)
+    written = b""
+    while select.select([main], [], [], 120)[0]:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the command exited and closed the terminal
+            break
+        written += chunk
+    os.close(main)
+    return process.wait(timeout=60), written.decode()
+
+
+def test_a_terminal_shows_a_bar_per_table_then_a_line_per_finished_table(
+    sample_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    status, written = in_terminal(tmp_path, "migrate", str(sample_db), pg_dsn)
+
+    assert status == 0, written[-3000:]
+    assert "\x1b[" in written  # drawn for a terminal
+    lines = [line.strip() for line in re.split(r"[\r\n]", ANSI.sub("", written))]
+    _, report = the_report(tmp_path / "reports")
+    for table in report["tables"]:
+        name, rows = table["table"], f"{table['loaded_rows']:,}"
+        bar = re.compile(rf"{name} +━+ {rows} / {rows} rows\b")
+        assert any(bar.match(line) for line in lines), name
+        assert f"✓ {name}: {rows} rows in " in written, name
+    assert " - INFO - " not in written  # the log is lowered to warnings under the bars
+    assert "migration success" in written
