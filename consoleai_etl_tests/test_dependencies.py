@@ -17,6 +17,7 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 COMMANDS = {
     "dagster-webserver": "the web UI (`make ui`, the browser test)",
     "ruff": "`make lint`",
+    "setuptools": "the build backend, for the no-compiler build test (--no-build-isolation)",
 }
 
 

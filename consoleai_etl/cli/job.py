@@ -18,12 +18,15 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import dagster as dg
 from rich.console import Console
+from rich.text import Text
 
 from consoleai_etl.cli.progress import LiveProgress
 from consoleai_etl.cli.summary import print_summary
+from consoleai_etl.core.encode import compiled
 from consoleai_etl.defs.consistency_job import CONSISTENCY_JOB
 from consoleai_etl.defs.console_log import console_config
 from consoleai_etl.defs.table_assets import MIGRATION_JOB
@@ -65,17 +68,29 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
             yield instance
 
 
+def terminal() -> TextIO:
+    """Stdout's terminal, on a file descriptor of its own. While a step runs, Dagster's
+    compute-log capture points descriptor 1 at a file mirrored back to the terminal by a
+    ``tail`` process: the bars' cursor moves would reach the screen late and out of order
+    with the lines printed above them, leaving torn bars behind."""
+    return os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+
+
 def run(request: JobRequest, *, interactive: bool) -> int:
     """Run the job; then the summary of its report, or the one line saying why it stopped
-    before writing one. ``interactive`` (stdout is a terminal): progress bars, and the
-    console log lowered to warnings so INFO lines do not tear them."""
-    console = Console()
+    before writing one. ``interactive`` (stdout is a terminal): progress bars instead of
+    the console log, which would tear them and then say again what the summary says (the
+    log stays in the run's event log); the one log line a user must see there, that rows
+    stream the slow way, is printed first."""
+    console = Console(file=terminal() if interactive else None)
+    if interactive and (notice := compiled.notice()) is not None:
+        console.print(Text(notice, style="yellow"))
     job = dg.build_reconstructable_job(
         "consoleai_etl.definitions", "build_job", (str(request.source), request.job)
     )
     run_config = {
         "resources": {"settings": {"config": request.settings}},
-        **console_config("WARNING" if interactive else "INFO"),
+        **console_config("CRITICAL" if interactive else "INFO"),
     }
     view = LiveProgress(console) if interactive else nullcontext()
     with dagster_instance() as instance, view:

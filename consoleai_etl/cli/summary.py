@@ -45,7 +45,9 @@ def summary_table(report: MigrationReport) -> Table:
     loaded = any(t.loaded_rows is not None for t in tables)
     merging = any(t.merge is not None for t in tables)
     table = Table(box=box.SIMPLE_HEAD, show_footer=True, show_edge=False)
-    table.add_column("table", footer="total")
+    # A narrow terminal folds a long name onto more lines rather than cutting it short.
+    longest = max((len(t.table) for t in tables), default=5)
+    table.add_column("table", footer="total", overflow="fold", min_width=min(longest, 32))
     table.add_column("source rows", footer=f"{totals['source_rows']:,}", justify="right")
     if loaded:
         table.add_column("loaded", footer=f"{totals['loaded_rows']:,}", justify="right")
@@ -57,7 +59,7 @@ def summary_table(report: MigrationReport) -> Table:
         table.add_column("seconds", justify="right")
         table.add_column("rows/s", justify="right")
     passed = totals["checks"] - totals["failed_checks"] - totals["warned_checks"]
-    table.add_column("checks passed", footer=f"{passed}/{totals['checks']}", justify="right")
+    table.add_column("checks", footer=f"{passed}/{totals['checks']}", justify="right")
     table.add_column("failed", footer=str(totals["failed_checks"]))
     for t in tables:
         merge = (t.merge or {}) if merging else {}
@@ -91,6 +93,8 @@ def print_summary(console: Console, json_path: Path) -> None:
     what = WHAT.get(report.job, "migration")
     dry = " (DRY RUN: target untouched)" if report.dry_run else ""
     console.print(Text(f"{what} {report.status}{dry}", style=f"bold {style}"))
+    # A terminal wraps long reasons at word boundaries; a log keeps each on one line.
+    one_line = not console.is_terminal
     for reason in report.reasons:
-        console.print(Text(f"  - {reason}"), soft_wrap=True)
-    console.print(Text(f"report: {report_path(json_path)}"), soft_wrap=True)
+        console.print(Text(f"  - {reason}"), soft_wrap=one_line)
+    console.print(Text(f"report: {report_path(json_path)}"), soft_wrap=one_line)
