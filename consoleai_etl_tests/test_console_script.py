@@ -131,12 +131,17 @@ def test_merge_mode_prints_each_tables_merge_counts(
         assert summary_row(done.stdout, table)[4:8] == [*cells, f"{counts['extra_in_target']:,}"]
 
 
-def test_verify_after_a_delete_exits_one_naming_the_failed_checks(
-    sample_db: Path, pg_dsn: str, tmp_path: Path
-) -> None:
+def migrate_then_lose_a_row(tmp_path: Path, sample_db: Path, pg_dsn: str) -> None:
+    """A clean migration, then row 7 of workflow_runs deleted in the target."""
     migrated = consoleai_etl(tmp_path, "migrate", str(sample_db), pg_dsn)
     assert migrated.returncode == 0, migrated.stderr[-3000:]
     execute(pg_dsn, "DELETE FROM workflow_runs WHERE id = 7")
+
+
+def test_verify_after_a_delete_exits_one_naming_the_failed_checks(
+    sample_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    migrate_then_lose_a_row(tmp_path, sample_db, pg_dsn)
     reports = tmp_path / "verified"
 
     done = consoleai_etl(tmp_path, "verify", str(sample_db), pg_dsn, "--report-dir", str(reports))
@@ -294,9 +299,7 @@ def test_a_terminal_shows_a_bar_per_table_then_a_line_per_finished_table(
 def test_a_failed_verification_on_a_terminal_says_why_once_in_the_summary(
     sample_db: Path, pg_dsn: str, tmp_path: Path
 ) -> None:
-    migrated = consoleai_etl(tmp_path, "migrate", str(sample_db), pg_dsn)
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
-    execute(pg_dsn, "DELETE FROM workflow_runs WHERE id = 7")
+    migrate_then_lose_a_row(tmp_path, sample_db, pg_dsn)
 
     status, written = in_terminal(tmp_path, "verify", str(sample_db), pg_dsn)
 
