@@ -3,6 +3,7 @@ hashes, for every kind of column and the values at the edges of each."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from contextlib import closing
 from decimal import Decimal
@@ -13,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from consoleai_etl.core.encode import _rowcopy, rowcopy
-from consoleai_etl.core.encode.tuples import TupleEncoder, row_hash_sql
+from consoleai_etl.core.encode.tuples import SIGNATURE, TRAILER, TupleEncoder, row_hash_sql
 from consoleai_etl.core.plan.planner import plan_source
 from consoleai_etl.core.run.load import (
     BATCH_ROWS,
@@ -91,14 +92,20 @@ def _source(path: Path, rows: int) -> None:
         )
 
 
-def _both_streams(path: Path, pg: psycopg.Connection) -> tuple[tuple, tuple, list[str]]:
-    """(COPY bytes, rows, hash sum) from each stream, and the columns' planned kinds."""
+def _both_streams(
+    path: Path, pg: psycopg.Connection, pieces: list[bytes] | None = None
+) -> tuple[tuple, tuple, list[str]]:
+    """(COPY bytes, rows, hash sum) from each stream, and the columns' planned kinds; the
+    compiled stream's pieces, as the loader writes them, are appended to ``pieces``."""
     with closing(open_source(path)) as src:
         plan = plan_source(src, introspect(src).table("t"), ())
         kinds = [c.pg_type.kind for c in plan.columns]
         active = active_codecs(plan, optimistic=True)
         compiled = TupleEncoder(pg, kinds)
-        data = b"".join(rowcopy.tuples(rowcopy.source_uri(src), plan, active, compiled, BATCH_ROWS))
+        sent = list(rowcopy.tuples(rowcopy.source_uri(src), plan, active, compiled, BATCH_ROWS))
+        data = b"".join(sent)
+        if pieces is not None:
+            pieces += sent
         python = _Stream(TupleEncoder(pg, kinds))
         with strict_text(src):
             expected = b"".join(_python_tuples(src, plan, python, active))
@@ -121,6 +128,50 @@ def test_compiled_and_python_streams_send_and_hash_the_same_bytes(
             "timestamptz", "jsonb", "numeric"} <= set(kinds)  # fmt: skip
     assert compiled[1:] == python[1:] == (rows, python[2])
     assert compiled[0] == python[0]
+
+
+MIB = 2**20
+# Sizes of huge values around the compiled reader's thresholds (``_rowcopy.c``: a value over
+# BIG_FIELD, 1 MiB, stays in SQLite's memory and goes to COPY in 1 MiB pieces): at and just
+# past the threshold, at and past a piece's edge, and at every offset of the hash's 12-byte
+# blocks.
+HUGE = [MIB, MIB + 1, 2 * MIB, 2 * MIB + 1, 3 * MIB - 1, *(MIB + 12_000 + k for k in range(12))]
+
+
+def test_huge_values_stream_in_pieces_with_the_same_bytes_and_postgresqls_hashes(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """Huge BLOBs and texts, each ending its batch (short rows between them, a row with two,
+    NULLs), are sent in pieces no bigger than the reader's, as the Python stream sends them
+    whole, and their rows hash as PostgreSQL hashes the stored rows."""
+    rng = random.Random(15)
+    rows = []
+    for i, size in enumerate(HUGE):
+        rows += [(rng.randbytes(size), f"row {i}", None), (b"small", "x" * i, "y")]
+    rows += [(rng.randbytes(2 * MIB + 5), "two", "é" * MIB), (None, "text", "z" * (MIB + 7))]
+    db = tmp_path / "huge.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB, label TEXT, body TEXT)")
+        conn.executemany("INSERT INTO t (data, label, body) VALUES (?, ?, ?)", rows)
+    pieces: list[bytes] = []
+    with psycopg.connect(pg_dsn) as pg:
+        compiled, python, kinds = _both_streams(db, pg, pieces)
+        assert kinds == ["bigint", "bytea", "text", "text"]
+        assert compiled == python and compiled[1] == len(rows)
+        assert max(map(len, pieces)) <= MIB + 1024 < 2 * MIB + 5  # never a whole huge value
+        pg.execute("CREATE TABLE h (id bigint, data bytea, label text, body text)")
+        with pg.cursor().copy("COPY h FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(SIGNATURE + compiled[0] + TRAILER)
+        columns = list(zip(kinds, ["id", "data", "label", "body"], strict=True))
+        stored = pg.execute(
+            sql.SQL("SELECT id, data, label, body, {} FROM h ORDER BY id").format(
+                row_hash_sql(columns)
+            )
+        ).fetchall()
+        hashes = TupleEncoder(pg, kinds).hashes([row[:-1] for row in stored])
+    assert [row[1:-1] for row in stored] == rows
+    assert hashes == [row[-1] for row in stored]  # the hash of rows fed in pieces
+    assert sum(hashes) % 2**64 == compiled[2]
 
 
 def test_an_empty_table_streams_nothing(tmp_path: Path, pg_dsn: str) -> None:

@@ -188,19 +188,49 @@ static inline uint32_t le32(const unsigned char *k) {
            ((uint32_t)k[3] << 24);
 }
 
-static uint64_t hash_bytes(const unsigned char *k, Py_ssize_t keylen) {
-    uint32_t len = (uint32_t)keylen;
+/* lookup3 fed piece by piece: the same hash as over the pieces joined, for a row whose
+ * big values are hashed where SQLite holds them rather than copied into one record form.
+ * Full 12-byte blocks are mixed as soon as they are complete, so the blocks are those of
+ * the joined bytes wherever the pieces split them; ``total``, the joined length, must be
+ * known from the start (it seeds the state). */
+typedef struct {
     uint32_t a, b, c;
-    a = b = c = 0x9e3779b9 + len + 3923095;
-    while (len >= 12) {
-        a += le32(k);
-        b += le32(k + 4);
-        c += le32(k + 8);
-        MIX(a, b, c);
-        k += 12;
-        len -= 12;
+    unsigned char tail[12]; /* a block not yet complete */
+    int ntail;
+} Hasher;
+
+static inline void hasher_start(Hasher *h, Py_ssize_t total) {
+    h->a = h->b = h->c = 0x9e3779b9 + (uint32_t)total + 3923095;
+    h->ntail = 0;
+}
+
+static inline void hasher_block(Hasher *h, const unsigned char *k) {
+    h->a += le32(k);
+    h->b += le32(k + 4);
+    h->c += le32(k + 8);
+    MIX(h->a, h->b, h->c);
+}
+
+static inline void hasher_feed(Hasher *h, const unsigned char *k, Py_ssize_t n) {
+    if (h->ntail) {
+        Py_ssize_t take = 12 - h->ntail < n ? 12 - h->ntail : n;
+        memcpy(h->tail + h->ntail, k, take);
+        h->ntail += (int)take;
+        k += take;
+        n -= take;
+        if (h->ntail < 12) return;
+        hasher_block(h, h->tail);
+        h->ntail = 0;
     }
-    switch (len) { /* the last 11 bytes; the lowest byte of c is reserved for the length */
+    for (; n >= 12; k += 12, n -= 12) hasher_block(h, k);
+    memcpy(h->tail, k, n);
+    h->ntail = (int)n;
+}
+
+static inline uint64_t hasher_end(Hasher *h) {
+    const unsigned char *k = h->tail;
+    uint32_t a = h->a, b = h->b, c = h->c;
+    switch (h->ntail) { /* the last 11 bytes; the lowest byte of c is reserved for the length */
     case 11: c += (uint32_t)k[10] << 24; /* fall through */
     case 10: c += (uint32_t)k[9] << 16;  /* fall through */
     case 9:  c += (uint32_t)k[8] << 8;   /* fall through */
@@ -217,28 +247,80 @@ static uint64_t hash_bytes(const unsigned char *k, Py_ssize_t keylen) {
     return ((uint64_t)b << 32) | c;
 }
 
-/* The hash of one COPY tuple (``tuple``, ``n`` bytes) of columns of types ``oids``: its
- * record form built in ``scratch``, hashed as hash_array_extended hashes a one-element
- * bytea array (31 * 1 + the element's hash). */
+static uint64_t hash_bytes(const unsigned char *k, Py_ssize_t keylen) {
+    Hasher h;
+    hasher_start(&h, keylen);
+    hasher_feed(&h, k, keylen);
+    return hasher_end(&h);
+}
+
+/* A value bigger than this is not copied into the batch: it stays in SQLite's memory,
+ * ends the batch, is hashed where it lies and sent to COPY in pieces (``Reader_piece``).
+ * A batch also ends once its values pass BATCH_BYTES. So a table of huge values costs one
+ * copy of a value (SQLite's) beyond the smaller buffers, not five. */
+#define BIG_FIELD (1 << 20)
+#define PIECE_BYTES (1 << 20)
+#define BATCH_BYTES (8 << 20)
+
+/* A big value of the batch's last row, left where SQLite holds it (``data`` NULL for
+ * the other columns); ``at``: where its payload belongs in the batch's COPY data. */
+typedef struct {
+    const char *data;
+    Py_ssize_t len, at;
+} BigField;
+
+/* The hash of one COPY tuple (``tuple``, ``n`` bytes) of columns of types ``oids``, as
+ * hash_array_extended hashes a one-element bytea array (31 * 1 + the element's hash) whose
+ * element is the row's record form: the column count, then each column's oid and field.
+ * A short row's record form is built in ``scratch`` and hashed at once; a long one, or one
+ * with ``big`` fields (per column, or NULL: the tuple holds only their 4-byte length), is
+ * fed to the hash piece by piece, never copied. */
 static int row_hash(const char *tuple, Py_ssize_t n, const uint32_t *oids, int ncols,
-                    Buffer *scratch, uint64_t *hash) {
-    scratch->len = 0;
-    if (buf_reserve(scratch, n + 2 + 4 * (Py_ssize_t)ncols) < 0) return -1;
-    char *out = scratch->data;
-    put_be32(out, (uint32_t)ncols);
-    out += 4;
+                    const BigField *big, Buffer *scratch, uint64_t *hash) {
     const char *field = tuple + 2, *end = tuple + n;
-    for (int i = 0; i < ncols; i++) {
+    Py_ssize_t record = n + 2 + 4 * (Py_ssize_t)ncols; /* the record form's length */
+    char word[4];
+    put_be32(word, (uint32_t)ncols);
+    if (!big && record <= BIG_FIELD) {
+        scratch->len = 0;
+        if (buf_reserve(scratch, record) < 0) return -1;
+        char *out = scratch->data;
+        memcpy(out, word, 4);
+        out += 4;
+        for (int i = 0; i < ncols; i++) {
+            if (field + 4 > end) goto malformed;
+            Py_ssize_t size = field_size(field);
+            if (field + size > end) goto malformed;
+            put_be32(out, oids[i]);
+            memcpy(out + 4, field, size);
+            out += 4 + size;
+            field += size;
+        }
+        if (field != end) goto malformed;
+        *hash = 31 + hash_bytes((const unsigned char *)scratch->data, out - scratch->data);
+        return 0;
+    }
+    for (int i = 0; i < ncols; i++) { /* check the tuple; count the big payloads */
         if (field + 4 > end) goto malformed;
-        Py_ssize_t size = field_size(field);
+        Py_ssize_t size = big && big[i].data ? 4 : field_size(field);
         if (field + size > end) goto malformed;
-        put_be32(out, oids[i]);
-        memcpy(out + 4, field, size);
-        out += 4 + size;
+        record += big && big[i].data ? big[i].len : 0;
         field += size;
     }
     if (field != end) goto malformed;
-    *hash = 31 + hash_bytes((const unsigned char *)scratch->data, out - scratch->data);
+    Hasher h;
+    hasher_start(&h, record);
+    hasher_feed(&h, (const unsigned char *)word, 4);
+    field = tuple + 2;
+    for (int i = 0; i < ncols; i++) {
+        Py_ssize_t size = big && big[i].data ? 4 : field_size(field);
+        put_be32(word, oids[i]);
+        hasher_feed(&h, (const unsigned char *)word, 4);
+        hasher_feed(&h, (const unsigned char *)field, size);
+        if (big && big[i].data) hasher_feed(&h, (const unsigned char *)big[i].data, big[i].len);
+        field += size;
+    }
+    *hash = 31 + hasher_end(&h);
     return 0;
 malformed:
     PyErr_SetString(PyExc_ValueError, "a COPY tuple does not match its column count");
@@ -372,6 +454,13 @@ typedef struct {
     Buffer plain;     /* this batch's unconverted fields, row after row */
     Buffer scratch;   /* one row's record form, to hash */
     Py_ssize_t rows;  /* rows in this batch */
+    Py_ssize_t taken; /* bytes of this batch's values handed to Python to convert */
+    BigField *big;    /* per column: a big value of the batch's last row (see BIG_FIELD) */
+    int nbig;         /* how many */
+    Buffer out;       /* a batch's COPY data while its big values are being sent in pieces */
+    Py_ssize_t sent;  /* how much of ``out`` is sent */
+    int next_big;     /* the column whose big value is being sent, */
+    Py_ssize_t big_sent; /* and how much of it */
     int done;
 } Reader;
 
@@ -388,6 +477,8 @@ static void Reader_dealloc(Reader *self) {
     PyMem_Free(self->oids);
     PyMem_Free(self->plain.data);
     PyMem_Free(self->scratch.data);
+    PyMem_Free(self->big);
+    PyMem_Free(self->out.data);
     Py_XDECREF(self->names);
     Py_XDECREF(self->dumpers);
     Py_XDECREF(self->codecs);
@@ -465,7 +556,9 @@ static int Reader_init(Reader *self, PyObject *args, PyObject *Py_UNUSED(kwds)) 
     self->not_null = PyMem_Calloc(n ? n : 1, sizeof(int));
     self->census = PyMem_Calloc(n ? n : 1, sizeof(*self->census));
     self->caches = PyMem_Calloc(n ? n : 1, sizeof(CacheSlot *));
-    if (!self->kinds || !self->mode || !self->not_null || !self->census || !self->caches) {
+    self->big = PyMem_Calloc(n ? n : 1, sizeof(BigField));
+    if (!self->kinds || !self->mode || !self->not_null || !self->census || !self->caches ||
+        !self->big) {
         PyErr_NoMemory();
         return -1;
     }
@@ -512,6 +605,21 @@ static int Reader_init(Reader *self, PyObject *args, PyObject *Py_UNUSED(kwds)) 
     return 0;
 }
 
+/* A big value (over BIG_FIELD): only its length goes into the batch; the value stays
+ * where SQLite holds it until the next ``read`` (the batch ends with this row). */
+static int big_field(Reader *self, int i, const void *data, Py_ssize_t n) {
+    if (n > INT32_MAX - 1) {
+        PyErr_SetString(PyExc_ValueError, "a value over 2 GB cannot be sent in one COPY field");
+        return -1;
+    }
+    if (buf_reserve(&self->plain, 4) < 0) return -1;
+    put_be32(self->plain.data + self->plain.len, (uint32_t)n);
+    self->plain.len += 4;
+    self->big[i] = (BigField){data, n, 0};
+    self->nbig++;
+    return 0;
+}
+
 /* An unconverted value, straight from SQLite into its binary COPY field. */
 static int plain_field(Reader *self, int i) {
     sqlite3_stmt *st = self->stmt;
@@ -529,13 +637,20 @@ static int plain_field(Reader *self, int i) {
         if (storage == SQLITE_TEXT) {
             const unsigned char *text = sqlite3_column_text(st, i);
             if (!text) return sqlite_failed(self, "read");
-            return buf_field(b, sqlite3_column_bytes(st, i), text) ? 0 : -1;
+            Py_ssize_t n = sqlite3_column_bytes(st, i);
+            if (n > BIG_FIELD) return big_field(self, i, text, n);
+            return buf_field(b, n, text) ? 0 : -1;
         }
         break;
     case K_BYTEA:
         if (storage == SQLITE_BLOB) {
             const void *blob = sqlite3_column_blob(st, i);
-            return buf_field(b, sqlite3_column_bytes(st, i), blob) ? 0 : -1;
+            Py_ssize_t n = sqlite3_column_bytes(st, i);
+            if (n > BIG_FIELD) {
+                if (!blob) return sqlite_failed(self, "read");
+                return big_field(self, i, blob, n);
+            }
+            return buf_field(b, n, blob) ? 0 : -1;
         }
         break;
     }
@@ -574,8 +689,15 @@ static PyObject *Reader_read(Reader *self, PyObject *arg) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "max_rows must be positive");
         return NULL;
     }
+    if (self->out.data) {
+        PyErr_SetString(PyExc_RuntimeError, "read before the last batch's pieces were taken");
+        return NULL;
+    }
     self->plain.len = 0;
     self->rows = 0;
+    self->taken = 0;
+    for (int i = 0; self->nbig && i < self->ncols; i++) self->big[i].data = NULL;
+    self->nbig = 0;
     if (self->done) Py_RETURN_NONE;
     int nconv = 0;
     for (int i = 0; i < self->ncols; i++) nconv += self->mode[i] == CONVERTED;
@@ -597,12 +719,15 @@ static PyObject *Reader_read(Reader *self, PyObject *arg) {
             goto fail;
         }
         for (int i = 0, j = 0; i < self->ncols; i++) {
-            self->census[i][sqlite3_column_type(self->stmt, i) - 1]++;
+            int storage = sqlite3_column_type(self->stmt, i);
+            self->census[i][storage - 1]++;
             if (self->mode[i] != CONVERTED) {
                 if ((self->mode[i] == PLAIN ? plain_field(self, i) : hybrid_field(self, i)) < 0)
                     goto fail;
                 continue;
             }
+            if (storage == SQLITE_TEXT || storage == SQLITE_BLOB)
+                self->taken += sqlite3_column_bytes(self->stmt, i);
             PyObject *value = python_value(self->stmt, i);
             if (!value) goto fail;
             int appended = PyList_Append(PyList_GET_ITEM(columns, j++), value);
@@ -610,6 +735,7 @@ static PyObject *Reader_read(Reader *self, PyObject *arg) {
             if (appended < 0) goto fail;
         }
         self->rows++;
+        if (self->nbig || self->plain.len + self->taken >= BATCH_BYTES) break;
     }
     if (self->rows == 0) {
         Py_DECREF(columns);
@@ -802,9 +928,31 @@ static int hybrid_field(Reader *self, int i) {
     return failed;
 }
 
+/* Row ``r`` of the batch into ``out``; ``plain`` advances past its unconverted fields.
+ * ``big``: the row may hold big values (the batch's last row), whose payloads are left
+ * out and their places noted (constant 0 for the other rows: the test is compiled away). */
+static inline int encode_row(Reader *self, Buffer *out, PyObject *columns, Py_ssize_t r,
+                             const char **plain, int big) {
+    const char count[2] = {(char)(self->ncols >> 8), (char)self->ncols};
+    if (buf_append(out, count, 2) < 0) return -1;
+    for (int i = 0, j = 0; i < self->ncols; i++) {
+        if (self->mode[i] == CONVERTED) {
+            PyObject *value = PyList_GET_ITEM(PyList_GET_ITEM(columns, j++), r);
+            if (converted_field(self, out, i, value) < 0) return -1;
+            continue;
+        }
+        Py_ssize_t n = big && self->big[i].data ? 4 : field_size(*plain);
+        if (buf_append(out, *plain, n) < 0) return -1;
+        if (big && self->big[i].data) self->big[i].at = out->len;
+        *plain += n;
+    }
+    return 0;
+}
+
 /* encode(columns) -> (COPY data, sum of the row hashes mod 2**64, seconds spent hashing):
  * the batch just read, with ``columns`` the converted values (one list per converted column,
- * as ``read`` returned them, each converted). */
+ * as ``read`` returned them, each converted). If the batch's last row holds big values,
+ * the data stops before the first one's payload: ``piece`` gives the rest. */
 static PyObject *Reader_encode(Reader *self, PyObject *columns) {
     int nconv = 0;
     for (int i = 0; i < self->ncols; i++) nconv += self->mode[i] == CONVERTED;
@@ -819,31 +967,29 @@ static PyObject *Reader_encode(Reader *self, PyObject *columns) {
             return NULL;
         }
     }
+    if (self->out.data) {
+        PyErr_SetString(PyExc_RuntimeError, "encode before the last batch's pieces were taken");
+        return NULL;
+    }
     Buffer out = {0};
     Py_ssize_t *ends = PyMem_Malloc((self->rows ? self->rows : 1) * sizeof(Py_ssize_t));
     if (!ends) return PyErr_NoMemory();
     const char *plain = self->plain.data;
-    for (Py_ssize_t r = 0; r < self->rows; r++) {
-        const char count[2] = {(char)(self->ncols >> 8), (char)self->ncols};
-        if (buf_append(&out, count, 2) < 0) goto fail;
-        for (int i = 0, j = 0; i < self->ncols; i++) {
-            if (self->mode[i] == CONVERTED) {
-                PyObject *value = PyList_GET_ITEM(PyList_GET_ITEM(columns, j++), r);
-                if (converted_field(self, &out, i, value) < 0) goto fail;
-                continue;
-            }
-            Py_ssize_t n = field_size(plain);
-            if (buf_append(&out, plain, n) < 0) goto fail;
-            plain += n;
-        }
+    Py_ssize_t last = self->nbig ? self->rows - 1 : self->rows; /* rows without big values */
+    for (Py_ssize_t r = 0; r < last; r++) {
+        if (encode_row(self, &out, columns, r, &plain, 0) < 0) goto fail;
         ends[r] = out.len;
+    }
+    if (last < self->rows) {
+        if (encode_row(self, &out, columns, last, &plain, 1) < 0) goto fail;
+        ends[last] = out.len;
     }
     struct timespec started, finished;
     clock_gettime(CLOCK_MONOTONIC, &started);
     uint64_t total = 0, hash;
     for (Py_ssize_t r = 0, start = 0; r < self->rows; start = ends[r++]) {
-        if (row_hash(out.data + start, ends[r] - start, self->oids, self->ncols, &self->scratch,
-                     &hash) < 0)
+        if (row_hash(out.data + start, ends[r] - start, self->oids, self->ncols,
+                     r < last ? NULL : self->big, &self->scratch, &hash) < 0)
             goto fail;
         total += hash; /* two's complement: the signed sum, mod 2**64 */
     }
@@ -851,14 +997,54 @@ static PyObject *Reader_encode(Reader *self, PyObject *columns) {
     double seconds = (double)(finished.tv_sec - started.tv_sec) +
                      (double)(finished.tv_nsec - started.tv_nsec) / 1e9;
     PyMem_Free(ends);
-    PyObject *data = PyBytes_FromStringAndSize(out.data ? out.data : "", out.len);
-    PyMem_Free(out.data);
+    self->sent = out.len;
+    for (int i = 0; self->nbig && i < self->ncols; i++) {
+        if (self->big[i].data && self->big[i].at < self->sent) self->sent = self->big[i].at;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(out.data ? out.data : "", self->sent);
+    if (self->nbig && data) {
+        self->out = out; /* kept for ``piece`` */
+        self->next_big = 0;
+        self->big_sent = 0;
+    } else {
+        PyMem_Free(out.data);
+    }
     if (!data) return NULL;
     return Py_BuildValue("(NKd)", data, (unsigned long long)total, seconds);
 fail:
     PyMem_Free(ends);
     PyMem_Free(out.data);
     return NULL;
+}
+
+/* piece() -> the next piece of the batch's COPY data after what ``encode`` returned (at
+ * most PIECE_BYTES of a big value, straight from SQLite's memory, or the data between
+ * big values), or None once it is all given. Called until None before the next ``read``. */
+static PyObject *Reader_piece(Reader *self, PyObject *Py_UNUSED(ignored)) {
+    if (!self->out.data) Py_RETURN_NONE;
+    int i = self->next_big;
+    while (i < self->ncols && !self->big[i].data) i++;
+    self->next_big = i;
+    Py_ssize_t upto = i < self->ncols ? self->big[i].at : self->out.len;
+    if (self->sent < upto) {
+        PyObject *data = PyBytes_FromStringAndSize(self->out.data + self->sent, upto - self->sent);
+        if (data) self->sent = upto;
+        return data;
+    }
+    if (i == self->ncols) {
+        PyMem_Free(self->out.data);
+        self->out = (Buffer){0};
+        Py_RETURN_NONE;
+    }
+    BigField *big = &self->big[i];
+    Py_ssize_t n = big->len - self->big_sent;
+    if (n > PIECE_BYTES) n = PIECE_BYTES;
+    PyObject *data = PyBytes_FromStringAndSize(big->data + self->big_sent, n);
+    if (data && (self->big_sent += n) == big->len) {
+        self->next_big = i + 1;
+        self->big_sent = 0;
+    }
+    return data;
 }
 
 /* census() -> per column, the count of values of each storage class read so far:
@@ -892,6 +1078,8 @@ static PyMethodDef Reader_methods[] = {
      "read(max_rows) -> the converted columns' values of the next batch, or None at the end"},
     {"encode", (PyCFunction)Reader_encode, METH_O,
      "encode(converted columns) -> (COPY tuples, sum of row hashes mod 2**64, hash seconds)"},
+    {"piece", (PyCFunction)Reader_piece, METH_NOARGS,
+     "piece() -> the next piece of a batch with big values (after encode's data), or None"},
     {"census", (PyCFunction)Reader_census, METH_NOARGS,
      "census() -> per column (integer, real, text, blob, null) counts of the values read"},
     {"close", (PyCFunction)Reader_close, METH_NOARGS, "finalize the statement, close SQLite"},
@@ -937,7 +1125,7 @@ static PyObject *row_hashes(PyObject *Py_UNUSED(module), PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "row ends out of order or past the data");
         if (PyErr_Occurred() ||
             row_hash((const char *)data.buf + start, end - start, oid,
-                     (int)PyTuple_GET_SIZE(oids), &scratch, &hash) < 0) {
+                     (int)PyTuple_GET_SIZE(oids), NULL, &scratch, &hash) < 0) {
             Py_CLEAR(hashes);
             goto done;
         }

@@ -8,7 +8,9 @@ becoming Python objects, and so do ISO dates and timestamps, 0/1 booleans and re
 short JSON documents (the reader calls the column's codec for the other values, one by
 one); the others reach their codecs as whole batch columns, as in the Python stream. The
 tuples and their hashes are the same bytes and numbers the Python stream
-(``tuples.TupleEncoder``) makes (the tests compare both).
+(``tuples.TupleEncoder``) makes (the tests compare both). A huge value (over 1 MiB) ends
+its batch and follows it in pieces (``Reader.piece``), so that no copy of it is made beyond
+SQLite's own: the loader writes each piece to COPY as it comes.
 
 A refused value, or a value of a storage class the plan did not expect (the source changed
 since it was profiled), raises out of the batch; the loader then streams the table again
@@ -97,5 +99,7 @@ def tuples(
             data, hash_sum, seconds = reader.encode(columns)
             encoder.count(reader.rows, hash_sum, seconds)
             yield data
+            while (piece := reader.piece()) is not None:  # a huge value's rest, in pieces
+                yield piece
         if census is not None:
             census.update(census_profile(plan.table, reader.census()))
