@@ -1,6 +1,7 @@
 """`make bench`: this product against a raw COPY ceiling and pgloader, on the same SQLite file.
 
     python benchmarks/bench.py [--scale 20] [--memory-scales 1,4] [--repeat 3] [--pg-dsn DSN]
+    python benchmarks/bench.py --huge-mb 200 [--pg-dsn DSN]   (peak RSS with huge values only)
 
 Each measurement runs in its own process against a fresh database, and its peak RSS is that
 process's own (GNU time). The host is a noisy VM, so every tool runs ``--repeat`` times,
@@ -181,12 +182,46 @@ def pgloader(path: Path, dsn: str) -> dict[str, object] | None:
     return run_measured([binary, "--quiet", f"sqlite://{path}", url])
 
 
+MB = 1024 * 1024
+
+
+def blob_table(path: Path, sizes: list[int]) -> Path:
+    """A SQLite file whose table ``blobs`` (id INTEGER PRIMARY KEY, data BLOB) holds one
+    random BLOB of each size, in bytes."""
+    if not path.exists():
+        with closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)")
+            for size in sizes:
+                conn.execute("INSERT INTO blobs (data) VALUES (?)", (os.urandom(size),))
+    return path
+
+
+def huge_values(mb: int, databases: Databases, home: Path) -> None:
+    """The job's peak RSS on a table of one ``mb`` MB BLOB, then three of a third of it,
+    against a tiny table's run (Dagster and the imports), as multiples of the largest value."""
+    cases = {"tiny": [16], f"1x{mb}MB": [mb * MB], f"3x{mb // 3}MB": [mb // 3 * MB] * 3}
+    baseline = None
+    for name, sizes in cases.items():
+        run = product(blob_table(WORK / f"huge-values-{name}.sqlite", sizes), databases.new(), home)
+        peak, value = run["peak_rss_mb"], max(sizes) / MB
+        if baseline is None:
+            baseline = peak
+            print(f"{name:>10}: {run['status']}, {run['seconds']} s, peak RSS {peak} MB")
+            continue
+        print(
+            f"{name:>10}: {run['status']}, {run['seconds']} s, peak RSS {peak} MB "
+            f"({peak / value:.2f}x the value), {peak - baseline:.0f} MB over the tiny table's "
+            f"({(peak - baseline) / value:.2f}x the value)"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=20.0, help="20 = about 2M rows")
     parser.add_argument("--memory-scales", default="1,4", help="scales for the RSS comparison")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is kept")
     parser.add_argument("--pg-dsn", default=os.environ.get("CONSOLEAI_BENCH_PG_DSN", DEFAULT_DSN))
+    parser.add_argument("--huge-mb", type=int, help="only the peak RSS with a BLOB this big")
     args = parser.parse_args(argv)
     WORK.mkdir(exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
@@ -196,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="bench-dagster-home-"))
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     try:
+        if args.huge_mb:
+            huge_values(args.huge_mb, databases, home)
+            return 0
         path = sample(args.scale)
         rows = source_rows(path)
         print(f"benchmark DB {path.name}: {rows:,} rows")
