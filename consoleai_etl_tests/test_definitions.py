@@ -6,12 +6,13 @@ import os
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
 
 from consoleai_etl.core.source.catalog import Table
-from consoleai_etl.definitions import build_definitions
+from consoleai_etl.definitions import build_definitions, build_job
 from consoleai_etl.defs.table_assets import guarded_step
 from consoleai_etl.demo.sample import TABLE_ORDER
 
@@ -131,3 +132,20 @@ def test_the_command_builds_no_code_location_and_dagster_still_finds_it(tmp_path
     on_import, on_load, assets = done.stdout.splitlines()
     assert (on_import, on_load) == ("0", "1")
     assert assets == str(["migration_report", "migration_run", "orders"])
+
+
+def test_the_commands_job_is_built_once_until_its_file_changes(tmp_path: Path) -> None:
+    """Dagster loads the command's job four times in a run: it is built once, and built
+    again when the file has changed (a table added in WAL mode, so only the -wal moves)."""
+    db = tmp_path / "shop.sqlite"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+        conn.commit()
+        first = build_job(str(db), "legacy_migration_job")
+        assert build_job(str(db), "legacy_migration_job") is first
+        conn.execute("CREATE TABLE refunds (id INTEGER PRIMARY KEY)")
+        conn.commit()
+        again = build_job(str(db), "legacy_migration_job")
+    tables = {k.to_user_string() for k in again.asset_layer.asset_graph.get_all_asset_keys()}
+    assert again is not first and {"orders", "refunds"} <= tables
