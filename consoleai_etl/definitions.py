@@ -8,6 +8,7 @@ graph shows the ConsoleAI domain tables, introspected from the sample generator'
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from contextlib import closing
@@ -68,7 +69,36 @@ def build_job(sqlite_path: str, job_name: str) -> dg.JobDefinition:
     runs, through ``dg.build_reconstructable_job`` (this module, this function, these
     arguments), so the graph comes from the file the command names whatever
     CONSOLEAI_SQLITE_PATH says, and the run's recorded origin names that file."""
-    return build_definitions(sqlite_path).resolve_job_def(job_name)
+    return _definitions_of(sqlite_path, _file_version(sqlite_path)).resolve_job_def(job_name)
 
 
-defs = build_definitions()
+def _file_version(sqlite_path: str) -> tuple[tuple[int, int] | None, ...]:
+    """Size and modification time of the file and its WAL (None: absent): any write to the
+    schema changes one of them."""
+    versions = []
+    for file in (Path(sqlite_path), Path(f"{sqlite_path}-wal")):
+        try:
+            stat = file.stat()
+        except OSError:
+            versions.append(None)
+        else:
+            versions.append((stat.st_size, stat.st_mtime_ns))
+    return tuple(versions)
+
+
+@functools.lru_cache(maxsize=4)
+def _definitions_of(sqlite_path: str, version: tuple) -> dg.Definitions:
+    """Dagster loads a reconstructable job four times in a run (to check it, plan, create
+    the run, execute): the file's schema is read and the definitions built once per
+    version of the file instead (``version`` is only the cache's key)."""
+    return build_definitions(sqlite_path)
+
+
+@dg.definitions
+@functools.cache  # Dagster calls it five times to load and run one job: build once
+def defs() -> dg.Definitions:
+    """The code location's definitions, built from CONSOLEAI_SQLITE_PATH when Dagster loads
+    them (``dagster job execute -m consoleai_etl``, the web UI), not when the package is
+    imported: the ``consoleai-etl`` command imports it to run a job of its own SOURCE, and
+    must not first read the schema of whatever file the variable names."""
+    return build_definitions()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
 
 from consoleai_etl.core.source.catalog import Table
-from consoleai_etl.definitions import build_definitions
+from consoleai_etl.definitions import build_definitions, build_job
 from consoleai_etl.defs.table_assets import guarded_step
 from consoleai_etl.demo.sample import TABLE_ORDER
 
@@ -90,3 +94,58 @@ def test_the_tables_are_one_subsettable_multi_asset_as_dagsters_integrations_bui
     checked = {(k.asset_key.to_user_string(), k.name) for k in tables.check_keys}
     assert {table for table, _ in checked} == set(TABLE_ORDER)
     assert {"row_count", "checksum", "primary_key"} <= {n for t, n in checked if t == "users"}
+
+
+# Run in a fresh interpreter: records every SQLite file the process opens, as Python's
+# audit hook sees it, while importing the console script's module, then while Dagster
+# loads the code location the way ``-m consoleai_etl`` and the web UI do.
+OPENED_FILES = """
+import sys
+opened = []
+sys.addaudithook(lambda event, args: event == "sqlite3.connect" and opened.append(str(args[0])))
+import consoleai_etl.cli.main
+print(sum(name in path for path in opened))
+from dagster._core.workspace.autodiscovery import loadable_targets_from_python_module
+[target] = loadable_targets_from_python_module("consoleai_etl", None)
+defs = target.target_definition()
+print(sum(name in path for path in opened))
+print(sorted(key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()))
+"""
+
+
+def test_the_command_builds_no_code_location_and_dagster_still_finds_it(tmp_path: Path) -> None:
+    """``consoleai-etl`` imports the package to run a job of its own SOURCE: importing it
+    must not read the file CONSOLEAI_SQLITE_PATH names (the code location's definitions are
+    built when Dagster loads them, ``@dg.definitions``), and Dagster still finds and builds
+    them from that file."""
+    db = tmp_path / "only_orders.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    env = {**os.environ, "CONSOLEAI_SQLITE_PATH": str(db)}
+    done = subprocess.run(
+        [sys.executable, "-c", f"name = {db.name!r}\n{OPENED_FILES}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    on_import, on_load, assets = done.stdout.splitlines()
+    assert (on_import, on_load) == ("0", "1")
+    assert assets == str(["migration_report", "migration_run", "orders"])
+
+
+def test_the_commands_job_is_built_once_until_its_file_changes(tmp_path: Path) -> None:
+    """Dagster loads the command's job four times in a run: it is built once, and built
+    again when the file has changed (a table added in WAL mode, so only the -wal moves)."""
+    db = tmp_path / "shop.sqlite"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+        conn.commit()
+        first = build_job(str(db), "legacy_migration_job")
+        assert build_job(str(db), "legacy_migration_job") is first
+        conn.execute("CREATE TABLE refunds (id INTEGER PRIMARY KEY)")
+        conn.commit()
+        again = build_job(str(db), "legacy_migration_job")
+    tables = {k.to_user_string() for k in again.asset_layer.asset_graph.get_all_asset_keys()}
+    assert again is not first and {"orders", "refunds"} <= tables

@@ -14,6 +14,7 @@ source or the server is the preflight's to find, in the run, with exit 1.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from pathlib import Path
@@ -145,5 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def command() -> NoReturn:
+    """The console script: ``main``, then exit without the interpreter's last garbage
+    collections. Dagster leaves about a million objects behind, and traversing them at
+    shutdown took 0.5 to 1 s after the summary was printed (measured; see the README's
+    "Start-up"). Everything the run opened is closed by then; ``gc.freeze`` only spares the
+    collector a walk through objects the process is about to drop anyway."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

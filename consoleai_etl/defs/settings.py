@@ -296,7 +296,7 @@ class MigrationSettings(dg.ConfigurableResource):
             check_target(config.pg_dsn, config.target_schema)
             # Merge mode writes into the application's tables: that is its point.
             if lock and not config.dry_run and not config.replace_existing and not merging:
-                check_ownership(config.sqlite_path, config.pg_dsn, config.target_schema)
+                check_ownership(catalog, config.pg_dsn, config.target_schema)
             self._checked = True
         if lock and self._lock is None:
             self._lock = RunLock(config.pg_dsn, config.target_schema)

@@ -144,11 +144,10 @@ def check_target(dsn: str, schema: str) -> None:
             ) from None
 
 
-def check_ownership(sqlite_path: str | Path, dsn: str, schema: str) -> None:
-    """No table or view of the source's names exists in ``schema`` unless an earlier run
-    promoted it there: replacing it would drop an application's rows. Read only."""
-    with closing(open_source(sqlite_path)) as src:
-        catalog = introspect(src)
+def check_ownership(catalog: Catalog, dsn: str, schema: str) -> None:
+    """No table or view of the source's names (``catalog``, as ``check_source`` read it)
+    exists in ``schema`` unless an earlier run promoted it there: replacing it would drop an
+    application's rows. Read only."""
     names = Promotion(catalog, catalog.tables).names
     with connect(dsn) as pg:
         foreign = unowned(pg, existing_relations(pg, schema, names), schema)

@@ -11,9 +11,6 @@ import sqlite3
 import string
 from dataclasses import dataclass, field
 
-import sqlglot
-from sqlglot import exp
-
 
 @dataclass(frozen=True)
 class Column:
@@ -156,6 +153,10 @@ def _column_collations(table_sql: str) -> dict[str, str]:
     neither); an unparsable DDL gives {}."""
     if not _COLLATE.search(table_sql):
         return {}
+    # Imported here: sqlglot takes 0.1-0.2 s to import, and most schemas name no collation.
+    import sqlglot
+    from sqlglot import exp
+
     try:
         create = sqlglot.parse_one(table_sql[: table_sql.rindex(")") + 1], read="sqlite")
     except (ValueError, sqlglot.errors.SqlglotError):

@@ -30,10 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
-import sqlglot
 from psycopg import sql
 from psycopg.types.string import TextLoader
-from sqlglot import exp
 
 from consoleai_etl.core.encode.canonical import PYTHON, Canonical, numeric_text
 from consoleai_etl.core.encode.convert import Converter
@@ -78,7 +76,12 @@ def _boolean_columns(catalog: Catalog) -> set[str]:
 
 def translate(view: SchemaObject, catalog: Catalog) -> str:
     """The view's CREATE VIEW statement in PostgreSQL, every identifier quoted, named
-    ``pg_identifier(view.name)`` (no schema: it is created on the target's search path)."""
+    ``pg_identifier(view.name)`` (no schema: it is created on the target's search path).
+    sqlglot is imported here, when a source has a view: importing it takes 0.1-0.2 s, which
+    loading the code location and every run without views would pay for nothing."""
+    import sqlglot
+    from sqlglot import exp
+
     spellings, booleans = _spellings(catalog), _boolean_columns(catalog)
 
     def fix(node: exp.Expression) -> exp.Expression:
@@ -257,9 +260,11 @@ def _create_proven(
 ) -> None:
     """Create ``view`` and keep it only if it returns the same rows as in SQLite."""
     _sqlite_cursor(src, view, " LIMIT 0")  # SQLite can read it at all (app functions)
+    from sqlglot.errors import SqlglotError  # loaded by ``translate`` (see there why here)
+
     try:
         result.target_sql = translate(view, catalog)
-    except sqlglot.errors.SqlglotError as exc:
+    except SqlglotError as exc:
         raise NotCreated(f"cannot be translated: {_one_line(exc)}") from None
     with pg.transaction():  # a NotCreated raised inside rolls the view back
         try:
