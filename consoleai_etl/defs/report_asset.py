@@ -93,7 +93,7 @@ def make_report_asset() -> dg.AssetsDefinition:
             recorded = bookkeeping.recorded_report(pg, lineage)
         if recorded is None:
             raise dg.Failure(
-                description=f"run {context.run_id} staged no table, so there is nothing to "
+                description=f"run {context.run.run_id} staged no table, so there is nothing to "
                 f"report: materialize the table assets and {RUN_NAME} with it (or run "
                 "legacy_migration_job)",
                 allow_retries=False,
