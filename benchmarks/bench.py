@@ -157,7 +157,8 @@ def product(path: Path, dsn: str, home: Path, **settings: str) -> dict[str, obje
     work = sum(t["seconds"] or 0 for t in report["tables"]) - hashing
     verify = sum(t["check_seconds"] or 0 for t in report["tables"]) + hashing
     load = union_seconds([t["load_window"] for t in report["tables"] if t.get("load_window")])
-    spent = breakdown(began, ended, report, events(home, report["run_id"]))
+    ok = measured["exit_code"] == 0  # a failed run has no phases to compare
+    spent = breakdown(began, ended, report, events(home, report["run_id"])) if ok else None
     result = {**measured, "status": report["status"], "load_seconds": round(load, 2),
               "load_work_seconds": round(work, 2), "verify_seconds": round(verify, 2),
               "breakdown": spent}  # fmt: skip
@@ -229,13 +230,21 @@ def linearity(scale: float, factor: float, databases: Databases, home: Path) -> 
     runs = {}
     for each in (scale, scale * factor):
         path = sample(each)
-        print(f"linearity: scale {each:g} ({source_rows(path):,} rows)")
-        runs[f"{each:g}"] = {"rows": source_rows(path),
-                             **product(path, databases.new(), home)}  # fmt: skip
+        rows = source_rows(path)
+        print(f"linearity: scale {each:g} ({rows:,} rows)")
+        runs[f"{each:g}"] = {"rows": rows, **product(path, databases.new(), home)}
     small, large = runs[f"{scale:g}"], runs[f"{scale * factor:g}"]
     return {"factor": factor, "runs": runs,
             "rows_ratio": ratio(large["rows"], small["rows"]),
             "wall_ratio": ratio(large["seconds"], small["seconds"])}  # fmt: skip
+
+
+def phase_rows() -> list[tuple[str, tuple[str, ...]]]:
+    """The breakdown's rows, (label, phases summed): each phase, the start-up's subtotal
+    after its phases, then the total."""
+    rows = [(label, (key,)) for key, label in PHASES]
+    rows.insert(len(STARTUP), ("= start-up: process start to the first table loading", STARTUP))
+    return [*rows, ("= total: the wall time", tuple(key for key, _ in PHASES))]
 
 
 def print_tables(results: dict) -> None:
@@ -258,16 +267,18 @@ def print_tables(results: dict) -> None:
         else:
             print(f"{label:<42} {run['seconds']:>7.2f} {rows / run['seconds']:>10,.0f} "
                   f"{run['peak_rss_mb']:>12.1f}")  # fmt: skip
-    print("\nwhere the full job's time goes (the median run):")
-    spent = results["product"]["breakdown"]
-    for key, label in PHASES:
-        print(f"  {label:<72} {spent[key]:>6.2f} s")
-    print(f"  {'start-up, process start to the first table loading':<72} "
-          f"{sum(spent[k] for k in STARTUP):>6.2f} s")  # fmt: skip
+    print("\nwhere the job's time goes, seconds (each the median run):")
+    columns = {"full job": "product", "1st merge": "merge_first", "re-merge": "merge_again"}
+    print(f"  {'':<64}" + "".join(f"{name:>10}" for name in columns))
+    spent = [results[key]["breakdown"] for key in columns.values()]
+    for label, keys in phase_rows():
+        cells = [f"{sum(p[k] for k in keys):>10.2f}" if p else f"{'-':>10}" for p in spent]
+        print(f"  {label:<64}" + "".join(cells))
     print("\ngoals (issue 15):")
     for each in results["goals"]:
         verdict = {True: "met", False: "NOT MET", None: "not measured"}[each["met"]]
-        print(f"  {each['ratio']:<44} {each['value'] or '-':>7} {each['goal']:>7}  {verdict}")
+        value = "-" if each["value"] is None else f"{each['value']:.3g}"
+        print(f"  {each['ratio']:<44} {value:>7} {each['goal']:>7}  {verdict}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         for scale in (float(s) for s in args.memory_scales.split(",")):
             memory[f"{scale:g}"] = product(sample(scale), databases.new(), home)["peak_rss_mb"]
         memory[f"{args.scale:g}"] = kept["product"]["peak_rss_mb"]
-        scaled = args.linearity and linearity(args.scale, args.linearity, databases, home)
+        scaled = linearity(args.scale, args.linearity, databases, home) if args.linearity else None
     finally:
         databases.drop_all()
         shutil.rmtree(home, ignore_errors=True)
@@ -347,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         "merge_first_vs_pgloader_wall": loader and ratio(merged["seconds"], loader["seconds"]),
         "merge_again_vs_first_wall": ratio(again["seconds"], merged["seconds"]),
         "peak_rss_mb_by_scale": memory,
-        "linearity": scaled or None,
+        "linearity": scaled,
     }
     factor = args.linearity or 10  # the issue's: 10x the bench scale
     results["goals"] = [

@@ -25,7 +25,7 @@ PHASES = (
     ("startup", "Dagster start-up: imports, definitions, the run created"),
     ("run_launch", "run planned (Dagster's planned events) and its step launched"),
     ("preflight", "preflight, lock, source snapshot, until the first table loads"),
-    ("load", "load phase: streaming, keys, indexes, foreign keys (checks overlap)"),
+    ("load", "load phase: streaming, keys, indexes, FKs (checks overlap)"),
     ("checks", "checks that outlast the loads"),
     ("promotion", "verdict, promotion (or merge), the run recorded"),
     ("result_events", "Dagster events of the results (materializations, check results)"),
