@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 SAMPLE_DB ?= data/consoleai_legacy.sqlite
 SCALE ?= 1
 REPORT_DIR ?= $(or $(CONSOLEAI_REPORT_DIR),reports)
@@ -46,7 +47,12 @@ format: setup
 	$(BIN)/ruff check --fix consoleai_etl consoleai_etl_tests benchmarks
 	$(BIN)/ruff format consoleai_etl consoleai_etl_tests benchmarks
 
-bench: setup
+# The bench's own peers (the `bench` extra: DuckDB and its extensions), into .venv only here.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml

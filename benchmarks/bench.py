@@ -1,17 +1,24 @@
-"""`make bench`: this product against a raw COPY ceiling and pgloader, on the same SQLite file.
+"""`make bench`: this product against its peers and the COPY ceilings, on the same SQLite file.
 
-    python benchmarks/bench.py [--scale 20] [--memory-scales 1,4] [--repeat 3] [--pg-dsn DSN]
+    python benchmarks/bench.py [--scale 20] [--memory-scales 1,4] [--repeat 3]
+                               [--linearity 10] [--pg-dsn DSN]
     python benchmarks/bench.py --huge-mb 200 [--pg-dsn DSN]   (peak RSS with huge values only)
 
+Measured in each round, interleaved: the full migration job (replace mode); a first merge
+into an empty application schema and a no-change re-merge; the typed and text COPY
+ceilings; pgloader; DuckDB with its sqlite and postgres extensions (the ``bench`` extra).
 Each measurement runs in its own process against a fresh database, and its peak RSS is that
-process's own (GNU time). The host is a noisy VM, so every tool runs ``--repeat`` times,
-interleaved, and the run with the median wall time is kept. Results are printed and written to
-``benchmarks/results/latest.json``. This is run by hand, never by the test suite.
+process's own (GNU time). The host is a noisy VM, so every one runs ``--repeat`` times and
+the run with the median wall time is kept. ``--linearity N`` also runs the full job once at
+the bench scale and once at N times it. Results, with the ratios against their goals
+(issue 15), are printed and written to ``benchmarks/results/latest.json``. This is run by
+hand, never by the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -29,11 +36,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from timeline import PHASES, STARTUP, breakdown, events, union_seconds
 
 from consoleai_etl.core.plan.planner import plan_source
 from consoleai_etl.core.source.catalog import introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.target.ddl import create_table
+from consoleai_etl.demo.app_schema import create_app_schema
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -41,13 +50,18 @@ WORK = HERE / "work"
 RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+APP_SCHEMA = "consoleai_app"  # the merge target: the application's schema (demo/app_schema.py)
+RSS_LIMIT_MB = 300
 
 
 TIME = shutil.which("time", path="/usr/bin:/bin")
 
 
-def run_measured(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
-    """Run ``command``; return its wall seconds, peak RSS (MB) and exit code.
+def run_measured(
+    command: list[str], env: dict[str, str] | None = None
+) -> tuple[dict[str, float], tuple[float, float]]:
+    """Run ``command``; return its wall seconds, peak RSS (MB) and exit code, and the Unix
+    times it started and ended.
 
     The peak RSS comes from GNU time, which forks the command from its own small process:
     a child forked from this (larger) script would report this script's size as its peak
@@ -55,19 +69,20 @@ def run_measured(command: list[str], env: dict[str, str] | None = None) -> dict[
     """
     with tempfile.NamedTemporaryFile("r") as rss:
         wrapped = [TIME, "-q", "-f", "%M", "-o", rss.name, *command] if TIME else command
-        started = time.perf_counter()
+        began, started = time.time(), time.perf_counter()
         process = subprocess.Popen(
             wrapped, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
+        seconds, ended = time.perf_counter() - started, time.time()
         peak_kb = int(rss.read().split()[-1]) if TIME else usage.ru_maxrss
     stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         print(f"  ! {command[0]} exited {code}: {stderr[-800:]}", file=sys.stderr)
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak_kb / 1024, 1),
-            "exit_code": code}  # fmt: skip
+    measured = {"seconds": round(seconds, 2), "peak_rss_mb": round(peak_kb / 1024, 1),
+                "exit_code": code}  # fmt: skip
+    return measured, (began, ended)
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -122,12 +137,14 @@ def source_rows(path: Path) -> int:
         return sum(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
 
 
-def product(path: Path, dsn: str, home: Path) -> dict[str, object]:
-    """The migration job through the CLI, with ``home`` as its ``DAGSTER_HOME``."""
+def product(path: Path, dsn: str, home: Path, **settings: str) -> dict[str, object]:
+    """The migration job through the CLI, with ``home`` as its ``DAGSTER_HOME`` and
+    ``settings`` as extra ``CONSOLEAI_*`` variables (``MODE="merge"``)."""
     reports = Path(tempfile.mkdtemp(dir=home))
     env = {**os.environ, "CONSOLEAI_SQLITE_PATH": str(path), "CONSOLEAI_PG_DSN": dsn,
-           "CONSOLEAI_REPORT_DIR": str(reports), "DAGSTER_HOME": str(home)}  # fmt: skip
-    measured = run_measured(
+           "CONSOLEAI_REPORT_DIR": str(reports), "DAGSTER_HOME": str(home),
+           **{f"CONSOLEAI_{name}": value for name, value in settings.items()}}  # fmt: skip
+    measured, (began, ended) = run_measured(
         [str(BIN / "dagster"), "job", "execute", "-m", "consoleai_etl", "-j",
          "legacy_migration_job"],
         env,
@@ -141,18 +158,28 @@ def product(path: Path, dsn: str, home: Path) -> dict[str, object]:
     work = sum(t["seconds"] or 0 for t in report["tables"]) - hashing
     verify = sum(t["check_seconds"] or 0 for t in report["tables"]) + hashing
     load = union_seconds([t["load_window"] for t in report["tables"] if t.get("load_window")])
-    return {**measured, "status": report["status"], "load_seconds": round(load, 2),
-            "load_work_seconds": round(work, 2), "verify_seconds": round(verify, 2)}  # fmt: skip
+    ok = measured["exit_code"] == 0  # a failed run has no phases to compare
+    spent = breakdown(began, ended, report, events(home, report["run_id"])) if ok else None
+    result = {**measured, "status": report["status"], "load_seconds": round(load, 2),
+              "load_work_seconds": round(work, 2), "verify_seconds": round(verify, 2),
+              "breakdown": spent}  # fmt: skip
+    if report["mode"] == "merge":
+        merged = [t["merge"] or {} for t in report["tables"]]
+        result["merged"] = {
+            count: sum(m.get(count, 0) for m in merged)
+            for count in ("inserted", "updated", "unchanged")
+        }
+    return result
 
 
-def union_seconds(windows: list[list[float]]) -> float:
-    """Seconds covered by at least one of the [start, end] ``windows``."""
-    covered, reach = 0.0, float("-inf")
-    for start, end in sorted(windows):
-        if end > reach:
-            covered += end - max(start, reach)
-            reach = end
-    return covered
+def merges(path: Path, dsn: str, home: Path) -> tuple[dict, dict]:
+    """A first merge of ``path`` into the application's empty schema (its tables created
+    beforehand, untimed), then a merge of the same file again, which changes nothing."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        create_app_schema(conn, APP_SCHEMA)
+    first = product(path, dsn, home, MODE="merge", TARGET_SCHEMA=APP_SCHEMA)
+    again = product(path, dsn, home, MODE="merge", TARGET_SCHEMA=APP_SCHEMA)
+    return first, again
 
 
 def ceiling(path: Path, dsn: str, *, typed: bool) -> dict[str, object]:
@@ -166,20 +193,105 @@ def ceiling(path: Path, dsn: str, *, typed: bool) -> dict[str, object]:
         with closing(open_source(path)) as src, psycopg.connect(dsn) as pg:
             for table in introspect(src).tables:
                 pg.execute(create_table(plan_source(src, table, ()), "public"))
-    return run_measured([sys.executable, str(HERE / "raw_copy.py"), str(path), dsn])
+    return run_measured([sys.executable, str(HERE / "raw_copy.py"), str(path), dsn])[0]
 
 
 def pgloader(path: Path, dsn: str) -> dict[str, object] | None:
     binary = shutil.which("pgloader")
     if binary is None:
-        print("pgloader is not installed (apt-get install pgloader): its column is skipped")
         return None
     info = psycopg.conninfo.conninfo_to_dict(dsn)
     url = (
         f"pgsql://{info.get('user', 'postgres')}@{info.get('host', '127.0.0.1')}:"
         f"{info.get('port', 5432)}/{info['dbname']}"
     )
-    return run_measured([binary, "--quiet", f"sqlite://{path}", url])
+    return run_measured([binary, "--quiet", f"sqlite://{path}", url])[0]
+
+
+def duckdb(path: Path, dsn: str) -> dict[str, object] | None:
+    """DuckDB's copy of every table (``duckdb_copy.py``), in its own process."""
+    if importlib.util.find_spec("duckdb") is None:
+        return None
+    return run_measured([sys.executable, str(HERE / "duckdb_copy.py"), str(path), dsn])[0]
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return round(numerator / denominator, 3) if numerator and denominator else None
+
+
+def goal(name: str, value: float | None, limit: float, *, at_least: bool = False) -> dict:
+    """A ratio against its goal; ``met`` is None when it was not measured."""
+    met = None if value is None else (value >= limit if at_least else value <= limit)
+    return {"ratio": name, "value": value, "goal": f"{'≥' if at_least else '≤'} {limit:g}",
+            "met": met}  # fmt: skip
+
+
+def read_through(path: Path) -> None:
+    """Read ``path`` once, untimed, so that a run finds it in the page cache as the rounds
+    do. Cold, this VM reads it at 10-15 MB/s (its cold pages are paged out after a few
+    minutes unused), and the preflight's ``PRAGMA quick_check``, which reads the whole
+    file, would then stand for most of a 2.7 GB file's run."""
+    with path.open("rb") as file:
+        while file.read(1 << 20):
+            pass
+
+
+def linearity(scale: float, factor: float, databases: Databases, home: Path) -> dict:
+    """The full job once at ``scale`` and once at ``factor`` times it, back to back, each
+    with its file in the page cache."""
+    runs = {}
+    for each in (scale, scale * factor):
+        path = sample(each)
+        rows = source_rows(path)
+        read_through(path)
+        print(f"linearity: scale {each:g} ({rows:,} rows)")
+        runs[f"{each:g}"] = {"rows": rows, **product(path, databases.new(), home)}
+    small, large = runs[f"{scale:g}"], runs[f"{scale * factor:g}"]
+    return {"factor": factor, "runs": runs,
+            "rows_ratio": ratio(large["rows"], small["rows"]),
+            "wall_ratio": ratio(large["seconds"], small["seconds"])}  # fmt: skip
+
+
+def phase_rows() -> list[tuple[str, tuple[str, ...]]]:
+    """The breakdown's rows, (label, phases summed): each phase, the start-up's subtotal
+    after its phases, then the total."""
+    rows = [(label, (key,)) for key, label in PHASES]
+    rows.insert(len(STARTUP), ("= start-up: process start to the first table loading", STARTUP))
+    return [*rows, ("= total: the wall time", tuple(key for key, _ in PHASES))]
+
+
+def print_tables(results: dict) -> None:
+    rows = results["rows"]
+    print(f"\n{rows:,} rows, scale {results['scale']:g}, median of {results['rounds']} rounds")
+    print(f"{'':<42} {'wall s':>7} {'rows/s':>10} {'peak RSS MB':>12}")
+    for label, key in (
+        ("full job (replace)", "product"),
+        ("full job's first run (new Dagster storage)", "product_first_run"),
+        ("first merge into an empty app schema", "merge_first"),
+        ("no-change re-merge", "merge_again"),
+        ("ceiling: COPY into the typed tables", "ceiling"),
+        ("text ceiling: COPY into text tables", "text_ceiling"),
+        ("pgloader", "pgloader"),
+        ("DuckDB (sqlite + postgres extensions)", "duckdb"),
+    ):
+        run = results[key]
+        if run is None:
+            print(f"{label:<42} {'not measured':>7}")
+        else:
+            print(f"{label:<42} {run['seconds']:>7.2f} {rows / run['seconds']:>10,.0f} "
+                  f"{run['peak_rss_mb']:>12.1f}")  # fmt: skip
+    print("\nwhere the job's time goes, seconds (each the median run):")
+    columns = {"full job": "product", "1st merge": "merge_first", "re-merge": "merge_again"}
+    print(f"  {'':<64}" + "".join(f"{name:>10}" for name in columns))
+    spent = [results[key]["breakdown"] for key in columns.values()]
+    for label, keys in phase_rows():
+        cells = [f"{sum(p[k] for k in keys):>10.2f}" if p else f"{'-':>10}" for p in spent]
+        print(f"  {label:<64}" + "".join(cells))
+    print("\ngoals (issue 15):")
+    for each in results["goals"]:
+        verdict = {True: "met", False: "NOT MET", None: "not measured"}[each["met"]]
+        value = "-" if each["value"] is None else f"{each['value']:.3g}"
+        print(f"  {each['ratio']:<44} {value:>7} {each['goal']:>7}  {verdict}")
 
 
 MB = 1024 * 1024
@@ -220,11 +332,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=20.0, help="20 = about 2M rows")
     parser.add_argument("--memory-scales", default="1,4", help="scales for the RSS comparison")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is kept")
+    parser.add_argument("--linearity", type=float, default=0,
+                        help="also run the job at this many times the scale (0: not)")  # fmt: skip
     parser.add_argument("--pg-dsn", default=os.environ.get("CONSOLEAI_BENCH_PG_DSN", DEFAULT_DSN))
     parser.add_argument("--huge-mb", type=int, help="only the peak RSS with a BLOB this big")
     args = parser.parse_args(argv)
     WORK.mkdir(exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
+    if shutil.which("pgloader") is None:
+        print("pgloader is not installed (apt-get install pgloader): its column is skipped")
+    if importlib.util.find_spec("duckdb") is None:
+        print("DuckDB is not installed (pip install -e '.[bench]'): its column is skipped")
     databases = Databases(args.pg_dsn)
     # One Dagster instance for the whole bench, as a project keeps its DAGSTER_HOME: the
     # first run creates its storage (timed apart, as "first_run"), the rounds reuse it.
@@ -238,24 +356,34 @@ def main(argv: list[str] | None = None) -> int:
         rows = source_rows(path)
         print(f"benchmark DB {path.name}: {rows:,} rows")
         first_run = product(path, databases.new(), home)
-        runs: dict[str, list] = {"product": [], "ceiling": [], "text": [], "pgloader": []}
+        peers = {"product": product, "ceiling": lambda p, d, _: ceiling(p, d, typed=True),
+                 "text": lambda p, d, _: ceiling(p, d, typed=False),
+                 "pgloader": lambda p, d, _: pgloader(p, d),
+                 "duckdb": lambda p, d, _: duckdb(p, d)}  # fmt: skip
+        runs: dict[str, list] = {name: [] for name in [*peers, "merge_first", "merge_again"]}
         for attempt in range(1, args.repeat + 1):  # interleaved, so drift hits all alike
             print(f"round {attempt} of {args.repeat}")
-            runs["product"].append(product(path, databases.new(), home))
-            runs["ceiling"].append(ceiling(path, databases.new(), typed=True))
-            runs["text"].append(ceiling(path, databases.new(), typed=False))
-            loader_run = pgloader(path, databases.new())
-            if loader_run is not None:
-                runs["pgloader"].append(loader_run)
-        ours, raw, text = (median_run(runs[k]) for k in ("product", "ceiling", "text"))
-        loader = median_run(runs["pgloader"]) if runs["pgloader"] else None
+            for name, measure in peers.items():
+                if (run := measure(path, databases.new(), home)) is not None:
+                    runs[name].append(run)
+            merged, again = merges(path, databases.new(), home)
+            runs["merge_first"].append(merged)
+            runs["merge_again"].append(again)
+        kept = {name: median_run(every) if every else None for name, every in runs.items()}
         memory = {}
         for scale in (float(s) for s in args.memory_scales.split(",")):
             memory[f"{scale:g}"] = product(sample(scale), databases.new(), home)["peak_rss_mb"]
+        memory[f"{args.scale:g}"] = kept["product"]["peak_rss_mb"]
+        scaled = linearity(args.scale, args.linearity, databases, home) if args.linearity else None
     finally:
         databases.drop_all()
         shutil.rmtree(home, ignore_errors=True)
+    ours, raw, text = kept["product"], kept["ceiling"], kept["text"]
+    loader, duck = kept["pgloader"], kept["duckdb"]
+    merged, again = kept["merge_first"], kept["merge_again"]
     load_rate = rows / ours["load_seconds"] if ours["load_seconds"] else 0
+    scaled_runs = scaled["runs"].values() if scaled else ()
+    peak = max([*memory.values(), *(run["peak_rss_mb"] for run in scaled_runs)])
     results = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
@@ -267,16 +395,34 @@ def main(argv: list[str] | None = None) -> int:
         "product_first_run": first_run,  # the same job creating its Dagster storage
         "product_load_rows_per_second": round(load_rate),
         "verify_share_of_wall": round(ours["verify_seconds"] / ours["seconds"], 3),
+        "merge_first": merged,  # into the application's empty schema
+        "merge_again": again,  # the same file merged again: nothing changes
         "ceiling": {**raw, "rows_per_second": round(rows / raw["seconds"])},
         "load_vs_ceiling": round(load_rate / (rows / raw["seconds"]), 3),
         "text_ceiling": {**text, "rows_per_second": round(rows / text["seconds"])},
         "load_vs_text_ceiling": round(load_rate / (rows / text["seconds"]), 3),
         "pgloader": loader and {**loader, "rows_per_second": round(rows / loader["seconds"])},
-        "product_vs_pgloader_wall": loader and round(ours["seconds"] / loader["seconds"], 3),
+        "duckdb": duck and {**duck, "rows_per_second": round(rows / duck["seconds"])},
+        "product_vs_pgloader_wall": loader and ratio(ours["seconds"], loader["seconds"]),
+        "product_vs_duckdb_wall": duck and ratio(ours["seconds"], duck["seconds"]),
+        "merge_first_vs_pgloader_wall": loader and ratio(merged["seconds"], loader["seconds"]),
+        "merge_again_vs_first_wall": ratio(again["seconds"], merged["seconds"]),
         "peak_rss_mb_by_scale": memory,
+        "linearity": scaled,
     }
+    factor = args.linearity or 10  # the issue's: 10x the bench scale
+    results["goals"] = [
+        goal("full job / pgloader (wall)", results["product_vs_pgloader_wall"], 0.5),
+        goal("full job / DuckDB (wall)", results["product_vs_duckdb_wall"], 3),
+        goal("load phase rows/s / ceiling rows/s", results["load_vs_ceiling"], 0.9, at_least=True),
+        goal("first merge / pgloader (wall)", results["merge_first_vs_pgloader_wall"], 1),
+        goal("no-change re-merge / first merge (wall)", results["merge_again_vs_first_wall"], 0.5),
+        goal(f"{factor:g}x scale / 1x (wall)", scaled and scaled["wall_ratio"], 1.1 * factor),
+        goal("full job's peak RSS, MB, every scale", peak, RSS_LIMIT_MB),
+    ]
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    print_tables(results)
+    print(f"\nwritten to {RESULTS / 'latest.json'}")
     return 0
 
 

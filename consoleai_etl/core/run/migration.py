@@ -8,6 +8,7 @@ where the report step reads it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ def migrate(
     with closing(Stager(config, report.run_id, selected, progress_every)) as stager:
         reports = stager.reports(log)
     report.tables = [reports[t.table.name] for t in selected]
+    report.staged_at = round(time.time(), 3)
     report.schema_objects_skipped = [
         {"kind": o.kind, "name": o.name} for o in plan.catalog.others if o.kind != "view"
     ]

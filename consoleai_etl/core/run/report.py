@@ -91,6 +91,10 @@ class MigrationReport:
     schema_objects_skipped: list[dict[str, str]] = field(default_factory=list)
     source_snapshot: str | None = None  # how every table was read as of one moment
     recorded: bool = False  # in consoleai_etl.runs, where the report step reads it
+    # Unix time every table was staged and checked, before the verdict and the promotion:
+    # with the tables' load windows and Dagster's event log, `make bench` splits the job's
+    # wall time into its phases.
+    staged_at: float | None = None
 
     @property
     def totals(self) -> dict[str, int]:
