@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from dagster import ExecuteInProcessResult
 
 from consoleai_etl_tests.helpers import (
     checks_by_table,
@@ -337,19 +338,24 @@ def test_skip_keeps_the_targets_values_and_a_unique_key_can_be_the_merge_key(
     assert fetch(pg_dsn, "SELECT name FROM users WHERE email = 'ada@legacy'") == [("Ada L.",)]
 
 
+def merge_then_verify(
+    source: Path, pg_dsn: str, tmp_path: Path
+) -> tuple[ExecuteInProcessResult, dict]:
+    """Merge ``source`` into the application's schema, then run the consistency job in
+    merge mode: its result and report."""
+    application(pg_dsn)
+    merged, _ = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
+    assert merged.success
+    return run_job(source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge")
+
+
 def test_the_consistency_job_in_merge_mode_proves_the_merged_rows(
     tmp_path: Path, pg_dsn: str
 ) -> None:
     """Re-verifying a merged target follows the merge's mapping: every source row is in
     the application's table with equal values; its own rows are counted, not a failure."""
     source = legacy_db(tmp_path)
-    application(pg_dsn)
-    merged, _ = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
-    assert merged.success
-
-    verified, report = run_job(
-        source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge"
-    )
+    verified, report = merge_then_verify(source, pg_dsn, tmp_path)
     assert verified.success and report["status"] == "success", report["reasons"]
     proof = checks_by_table(report)["users"]["checksum"]
     assert proof["metadata"]["extra_in_target"] == 1  # the application's own user
@@ -371,12 +377,7 @@ def test_the_consistency_job_in_merge_mode_finds_a_broken_foreign_key_in_the_tar
     tmp_path: Path, pg_dsn: str
 ) -> None:
     source = legacy_db(tmp_path)
-    application(pg_dsn)
-    merged, _ = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
-    assert merged.success
-    verified, report = run_job(
-        source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge"
-    )
+    verified, report = merge_then_verify(source, pg_dsn, tmp_path)
     checks = checks_by_table(report)
     assert verified.success and checks["orders"]["foreign_keys"]["passed"]
     assert checks["orders"]["foreign_keys"]["metadata"]["orphans"] == {"(user_id) -> users": 0}
