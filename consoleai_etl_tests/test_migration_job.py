@@ -327,6 +327,17 @@ def test_null_in_not_null_column_is_quarantined_not_dropped(tmp_path: Path, pg_d
     assert result.success and report["status"] == "success_with_quarantine"
     assert fetch(pg_dsn, "SELECT code, n FROM items") == [("a", 1)]
 
+    # Re-verified later, the promoted run's quarantine still accounts for the missing row.
+    verified, report = run_job(
+        db, pg_dsn, tmp_path / "verify", job="consistency_check_job", allow_divergence=True
+    )
+    [items] = report["tables"]
+    assert verified.success and items["quarantined_rows"] == 1
+    assert items["quarantine_reasons"] == [
+        {"column": "code", "reason": "NULL in a NOT NULL column", "rows": 1}
+    ]
+    assert checks_by_table(report)["items"]["row_count"]["passed"]
+
 
 @pytest.mark.parametrize("schema", ["legacy", "Mixed Case"])
 def test_target_schema_setting(sample_db: Path, pg_dsn: str, tmp_path: Path, schema: str) -> None:

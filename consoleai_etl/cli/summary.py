@@ -18,15 +18,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from consoleai_etl.core.run.report import FAILURE, SUCCESS, MigrationReport, TableReport
+from consoleai_etl.core.run.report import (
+    FAILURE,
+    SUCCESS,
+    MigrationReport,
+    TableReport,
+    number,
+)
 from consoleai_etl.defs.consistency_job import CONSISTENCY_JOB
 
 MERGE_COUNTS = ("inserted", "updated", "unchanged", "extra_in_target")
 WHAT = {CONSISTENCY_JOB: "verification"}  # any other job: a migration
-
-
-def _number(value: float | None, spec: str = ",") -> str:
-    return "—" if value is None else format(value, spec)
 
 
 def _failed(table: TableReport) -> str:
@@ -65,11 +67,11 @@ def summary_table(report: MigrationReport) -> Table:
         merge = (t.merge or {}) if merging else {}
         table.add_row(
             Text(t.table),
-            _number(t.source_rows),
-            *([_number(t.loaded_rows)] if loaded else []),
+            number(t.source_rows),
+            *([number(t.loaded_rows)] if loaded else []),
             f"{t.quarantined_rows:,}",
-            *[_number(merge.get(name)) for name in MERGE_COUNTS if merging],  # type: ignore[arg-type]
-            *([_number(t.seconds, ".2f"), _number(t.rows_per_second, ",.0f")] if loaded else []),
+            *[number(merge.get(name)) for name in MERGE_COUNTS if merging],  # type: ignore[arg-type]
+            *([number(t.seconds, ".2f"), number(t.rows_per_second, ",.0f")] if loaded else []),
             f"{sum(c.passed for c in t.checks)}/{len(t.checks)}",
             Text(_failed(t), style="red" if t.error or any(c.failed for c in t.checks) else ""),
         )

@@ -242,12 +242,10 @@ def _verify_in_place(config: MigrationConfig, table: Table) -> TableReport:
         with _connections(config) as (src, pg):
             _source_table(src, table)
             last_run = bookkeeping.last_promoted_run(pg, config.target_schema)
-            report.quarantined_rows = (
-                bookkeeping.quarantined_count(pg, last_run, table.name) if last_run else 0
-            )
             report.quarantine_reasons = (
                 bookkeeping.quarantine_reasons(pg, last_run, table.name) if last_run else []
             )
+            report.quarantined_rows = sum(int(r["rows"]) for r in report.quarantine_reasons)
             # The load's own planner, so declared_types gives the answer the load gave.
             plan = plan_source(src, table, config.casting_rules)
             report.source_rows = plan.source_rows

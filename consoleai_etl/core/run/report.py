@@ -155,9 +155,9 @@ class MigrationReport:
         for t in self.tables:
             checks = ", ".join(f"{c.name} {_mark(c)}" for c in t.checks)
             lines.append(
-                f"| {_md(t.table)} | {_num(t.source_rows)} | {_num(t.loaded_rows)} | "
-                f"{t.quarantined_rows:,} | {_num(t.seconds, '.2f')} | "
-                f"{_num(t.rows_per_second, ',.0f')} | {_num(t.check_seconds, '.2f')} | "
+                f"| {_md(t.table)} | {number(t.source_rows)} | {number(t.loaded_rows)} | "
+                f"{t.quarantined_rows:,} | {number(t.seconds, '.2f')} | "
+                f"{number(t.rows_per_second, ',.0f')} | {number(t.check_seconds, '.2f')} | "
                 f"{checks or '—'} |"
             )
         lines += self._chart_lines()
@@ -214,8 +214,8 @@ class MigrationReport:
         seconds = fractions([t.seconds for t in self.tables])
         rows = fractions([t.loaded_rows for t in self.tables])
         chart = [
-            f"{name:<{width}} {_num(t.seconds, '.2f'):>8} s {text_bar(s, 20):<20} "
-            f"{_num(t.loaded_rows):>13} rows {text_bar(r, 20)}".rstrip()
+            f"{name:<{width}} {number(t.seconds, '.2f'):>8} s {text_bar(s, 20):<20} "
+            f"{number(t.loaded_rows):>13} rows {text_bar(r, 20)}".rstrip()
             for name, t, s, r in zip(names, self.tables, seconds, rows, strict=True)
         ]
         fence = "`" * max([3, *(len(run) + 1 for run in re.findall("`+", "".join(names)))])
@@ -289,7 +289,7 @@ class MigrationReport:
             checksum = v["pg_checksum"] if same else f"{v['sqlite_checksum']} ≠ {v['pg_checksum']}"
             lines.append(
                 f"| {_md(v['name'])} | {'✅' if v['created'] else '❌'} | "
-                f"{_num(v['sqlite_rows'])} | {_num(v['pg_rows'])} | {checksum or '—'} | "
+                f"{number(v['sqlite_rows'])} | {number(v['pg_rows'])} | {checksum or '—'} | "
                 f"{_md(v['reason'] or 'same rows as in SQLite')} |"
             )
         lines += [
@@ -368,7 +368,8 @@ def _mark(check: CheckReport) -> str:
     return "✅" if check.passed else ("⚠️" if check.warned else "❌")
 
 
-def _num(value: float | None, spec: str = ",") -> str:
+def number(value: float | None, spec: str = ",") -> str:
+    """A number as the reports show it (``spec``: its format), or — where there is none."""
     return "—" if value is None else format(value, spec)
 
 

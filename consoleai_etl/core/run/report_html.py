@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 
 from consoleai_etl.core.run.chart import fractions
-from consoleai_etl.core.run.report import FAILURE, SUCCESS, CheckReport, MigrationReport, _num
+from consoleai_etl.core.run.report import FAILURE, SUCCESS, CheckReport, MigrationReport, number
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -100,7 +100,7 @@ def _e(value: object) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    return f"{_num(value, '.2f')} s"
+    return f"{number(value, '.2f')} s"
 
 
 def _tone(report: MigrationReport) -> str:
@@ -223,8 +223,8 @@ def _cells(*cells: object, numeric: Sequence[int] = ()) -> str:
 def _tables_section(report: MigrationReport) -> str:
     tables = report.tables
     titles = [
-        f"{t.table}: {_num(t.seconds, '.3f')} s, {_num(t.loaded_rows)} rows loaded of "
-        f"{_num(t.source_rows)}, {_num(t.rows_per_second, ',.0f')} rows/s"
+        f"{t.table}: {number(t.seconds, '.3f')} s, {number(t.loaded_rows)} rows loaded of "
+        f"{number(t.source_rows)}, {number(t.rows_per_second, ',.0f')} rows/s"
         for t in tables
     ]
     chart = _bar_chart(
@@ -232,18 +232,18 @@ def _tables_section(report: MigrationReport) -> str:
         [t.table for t in tables],
         titles,
         _Series("load seconds", [t.seconds for t in tables], _seconds, "#0969da"),
-        _Series("loaded rows", [t.loaded_rows for t in tables], _num, "#1a7f37"),
+        _Series("loaded rows", [t.loaded_rows for t in tables], number, "#1a7f37"),
     )
     rows = [
         f'<tr class="{"failed" if t.error else "passed"}">'
         + _cells(
             t.table,
-            _num(t.source_rows),
-            _num(t.loaded_rows),
+            number(t.source_rows),
+            number(t.loaded_rows),
             f"{t.quarantined_rows:,}",
-            _num(t.seconds, ".2f"),
-            _num(t.rows_per_second, ",.0f"),
-            _num(t.check_seconds, ".2f"),
+            number(t.seconds, ".2f"),
+            number(t.rows_per_second, ",.0f"),
+            number(t.check_seconds, ".2f"),
             numeric=range(1, 7),
         )
         + "</tr>"
@@ -275,7 +275,7 @@ def _quarantine_section(report: MigrationReport) -> str:
         "chart-quarantine",
         labels,
         [f"{label}: {q['rows']:,} rows" for label, (_t, q) in zip(labels, counted, strict=True)],
-        _Series("quarantined rows", [int(q["rows"]) for _t, q in counted], _num, "#cf222e"),
+        _Series("quarantined rows", [int(q["rows"]) for _t, q in counted], number, "#cf222e"),
         label_width=430,
     )
     sample = [
@@ -368,10 +368,10 @@ def _merge_section(report: MigrationReport) -> str:
             "<tr>"
             + _cells(
                 t.table,
-                _num(m["inserted"]),
-                _num(m["updated"]),
-                _num(m["unchanged"]),
-                _num(m["extra_in_target"]),
+                number(m["inserted"]),
+                number(m["updated"]),
+                number(m["unchanged"]),
+                number(m["extra_in_target"]),
                 moved or "—",
                 numeric=range(1, 5),
             )
@@ -395,8 +395,8 @@ def _views_section(report: MigrationReport) -> str:
         + _cells(
             v["name"],
             "yes" if v["created"] else "no",
-            _num(v["sqlite_rows"]),
-            _num(v["pg_rows"]),
+            number(v["sqlite_rows"]),
+            number(v["pg_rows"]),
             v["pg_checksum"] or "—",
             v["reason"] or "same rows as in SQLite",
             numeric=(2, 3),

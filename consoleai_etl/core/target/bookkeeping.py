@@ -181,14 +181,6 @@ def quarantined_keys(conn: psycopg.Connection, run_id: str, table: str) -> list[
     return [key for (key,) in rows]
 
 
-def quarantined_count(conn: psycopg.Connection, run_id: str, table: str) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM consoleai_etl.quarantine WHERE run_id = %s AND source_table = %s",
-        (run_id, table),
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
 def quarantine_sample(
     conn: psycopg.Connection, run_id: str, table: str, limit: int = 20
 ) -> list[dict[str, object]]:
