@@ -231,3 +231,34 @@ def test_a_null_past_the_sample_in_a_not_null_column_is_quarantined(
     plan, result, passes, _ = _passes(db, pg_dsn, "t")
     assert passes == 2 and plan.column("n").not_null
     assert (result.loaded_rows, result.quarantined_rows) == (GUESS_ROWS, 1)
+
+
+def test_without_indexes_only_the_keys_and_unique_indexes_are_built(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """Merge mode stages with ``indexes=False``: the staged table is only merged from, so a
+    plain index would be built for nothing; keys and unique indexes still prove the data."""
+    db = tmp_path / "indexed.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.executescript(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, code TEXT, label TEXT);"
+            "CREATE UNIQUE INDEX t_code ON t (code); CREATE INDEX t_label ON t (label);"
+            "INSERT INTO t VALUES (1, 'a', 'x'), (2, 'b', 'x');"
+        )
+    built = {}
+    for indexes in (True, False):
+        with closing(open_source(db)) as src, psycopg.connect(pg_dsn) as pg:
+            ensure_bookkeeping(pg)
+            load_table(
+                src, pg, introspect(src).table("t"), schema=f"stage_{indexes}",
+                target_schema="public", run_id="run-1", options=LoadOptions(indexes=indexes),
+            )  # fmt: skip
+            built[indexes] = sorted(
+                name
+                for (name,) in pg.execute(
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = %s",
+                    (f"stage_{indexes}",),
+                )
+            )
+    assert built[True] == ["t_code", "t_label", "t_pkey"]
+    assert built[False] == ["t_code", "t_pkey"]

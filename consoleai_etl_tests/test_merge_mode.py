@@ -138,6 +138,9 @@ def test_merge_counts_idempotency_and_incremental_changes(tmp_path: Path, pg_dsn
     markdown = (tmp_path / "r" / f"migration-report-{result.run_id}.md").read_text()
     assert "nothing written: the target already holds every source row unchanged" in markdown
     assert fetch(pg_dsn, "SELECT id, created_at FROM users ORDER BY id") == created
+    # Unchanged rows are not even offered to ON CONFLICT (which would lock each one;
+    # orders: no foreign key of the merge locks its rows).
+    assert fetch(pg_dsn, "SELECT count(*) FROM orders WHERE xmax <> 0") == [(0,)]
 
     with sqlite3.connect(source) as conn:
         conn.executescript(
@@ -347,6 +350,21 @@ def merge_then_verify(
     merged, _ = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
     assert merged.success
     return run_job(source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge")
+
+
+def test_a_merge_key_that_can_be_null_in_the_target_is_refused(tmp_path: Path, pg_dsn: str) -> None:
+    """A NULL key has no identity: ON CONFLICT would never match it and every merge would
+    insert the row again."""
+    source = legacy_db(tmp_path)
+    application(pg_dsn, APPLICATION.replace("email text NOT NULL UNIQUE", "email text UNIQUE"))
+    before = dump(pg_dsn)
+    result = run_raw(source, pg_dsn, tmp_path / "r", mode="merge", merge_keys={"users": ["email"]})
+    assert not result.success
+    assert (
+        "key column(s) email can be NULL in the target: make them NOT NULL or name a NOT NULL "
+        "unique key in merge_keys.users" in preflight_error(result)
+    )
+    assert dump(pg_dsn) == before
 
 
 def test_the_consistency_job_in_merge_mode_proves_the_merged_rows(

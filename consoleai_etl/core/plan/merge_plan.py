@@ -243,7 +243,9 @@ def _key(
     table: Table, target: ExistingTable, options: MergeOptions, filled: set[str]
 ) -> tuple[tuple[str, ...], str | None]:
     """The ON CONFLICT key: the configured one (a unique key of the target), else the
-    target's primary key; every column of it must be filled by the source."""
+    target's primary key; every column of it must be filled by the source, and be NOT NULL
+    in the target: a row with a NULL there has no identity (``ON CONFLICT`` never matches
+    it, so every merge would insert it again), and the merge's comparison joins on ``=``."""
     key = tuple(options.keys.get(table.name, ())) or target.primary_key
     if not key:
         return (), f"target has no primary key: name a unique key in merge_keys.{table.name}"
@@ -252,4 +254,10 @@ def _key(
     missing = [c for c in key if c not in filled]
     if missing:
         return key, f"key column(s) {', '.join(missing)} not filled by the source"
+    nullable = [c for c in key if not target.column(c).not_null]
+    if nullable:
+        return key, (
+            f"key column(s) {', '.join(nullable)} can be NULL in the target: make them NOT NULL "
+            f"or name a NOT NULL unique key in merge_keys.{table.name}"
+        )
     return key, None

@@ -195,6 +195,9 @@ class LoadOptions:
     streaming: AbstractContextManager = field(default_factory=nullcontext)
     # Merge mode: (staged column, target type, low, high) of integers the target narrows.
     ranges: tuple[tuple[str, str, int, int], ...] = ()
+    # False in merge mode: the staged table is only merged from, then dropped, so its
+    # non-unique indexes would be built for nothing (its keys still prove uniqueness).
+    indexes: bool = True
 
 
 def load_table(
@@ -233,7 +236,9 @@ def load_table(
         phase(table.name, KEYS)
         quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, stream.quarantine)
         removed = constraints.quarantine_out_of_range(pg, plan, schema, run_id, options.ranges)
-        key_warnings, duplicates = constraints.add_keys_and_indexes(pg, plan, schema, run_id)
+        key_warnings, duplicates = constraints.add_keys_and_indexes(
+            pg, plan, schema, run_id, indexes=options.indexes
+        )
         removed += duplicates
         warnings += key_warnings
         immediate = tuple(fk for fk in table.foreign_keys if fk not in options.deferred)

@@ -98,18 +98,25 @@ def _source_table(src: sqlite3.Connection, table: Table) -> None:
         )
 
 
-def _merge_options(
-    config: MigrationConfig, table: Table
-) -> tuple[tuple[CastingRule, ...], tuple[tuple[str, str, int, int], ...]]:
-    """(casting rules, integer ranges) of the table's load: in merge mode a rule per
-    column choosing the target's type, ahead of the user's rules, and the ranges of
-    ``integer``/``smallint`` target columns (staged as bigint)."""
-    merge: TableMerge | None = (
-        config.merge_plan.tables.get(table.name) if config.merge_plan else None
-    )
+def _merged(config: MigrationConfig, table: Table) -> TableMerge | None:
+    """How ``table`` merges into the application's table, or None (replace mode, or a
+    table the merge leaves out)."""
+    return config.merge_plan.tables.get(table.name) if config.merge_plan else None
+
+
+def _load_options(config: MigrationConfig, table: Table) -> LoadOptions:
+    """The table's load options. In merge mode: a casting rule per column choosing the
+    target's type, ahead of the user's rules; the ranges of ``integer``/``smallint`` target
+    columns (staged as bigint); no non-unique index on a table only merged from."""
+    merge = _merged(config, table)
     if merge is None:
-        return config.casting_rules, ()
-    return (*merge.rules(), *config.casting_rules), merge.ranges()
+        return LoadOptions(config.casting_rules, config.orphans)
+    return LoadOptions(
+        (*merge.rules(), *config.casting_rules),
+        config.orphans,
+        ranges=merge.ranges(),
+        indexes=False,
+    )
 
 
 RETRY_BACKOFF = (1.0, 3.0)  # seconds before the 2nd and 3rd attempt of a table
@@ -132,9 +139,11 @@ def stage_table(
     simply loaded again, after a pause, at most ``len(RETRY_BACKOFF)`` more times. An SQL
     error is not retried: it would fail the same way again.
     """
-    rules, ranges = _merge_options(config, table)
-    options = LoadOptions(
-        rules, config.orphans, deferred, before_foreign_keys, streaming or nullcontext(), ranges
+    options = replace(
+        _load_options(config, table),
+        deferred=deferred,
+        before_foreign_keys=before_foreign_keys,
+        streaming=streaming or nullcontext(),
     )
     retries: list[str] = []
     for pause in (*RETRY_BACKOFF, None):
@@ -226,7 +235,7 @@ def _stage_once(
 def verify_table(config: MigrationConfig, table: Table, run_id: str) -> TableReport:
     """Check the target schema's copy of ``table`` against the source; loads nothing into
     the target (in merge mode, see ``_verify_merged``). Its report is published too."""
-    if config.merge_plan is not None and table.name in config.merge_plan.tables:
+    if _merged(config, table) is not None:
         report = _verify_merged(config, table, run_id)
     else:
         phase(table.name, CHECKS)

@@ -127,9 +127,10 @@ def quarantine_out_of_range(
 
 
 def add_keys_and_indexes(
-    pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str
+    pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str, *, indexes: bool = True
 ) -> tuple[list[str], Removed]:
-    """Primary key, unique constraints, indexes and the identity sequence. The primary key
+    """Primary key, unique constraints, indexes (the non-unique ones only with ``indexes``)
+    and the identity sequence. The primary key
     is tried first: when PostgreSQL accepts it the keys are unique and the duplicate search
     (a sort of the whole table) is skipped; when it refuses, duplicates are quarantined and
     the key is tried again. Returns (warnings, rows quarantined as duplicates)."""
@@ -139,7 +140,7 @@ def add_keys_and_indexes(
         removed = quarantine_duplicate_keys(pg, plan, schema, run_id)
         warnings += _attempt(pg, primary_key, "primary key")
     for index in plan.table.indexes:
-        if index.origin != "pk" and not index.unsupported:
+        if index.origin != "pk" and not index.unsupported and (indexes or index.unique):
             warnings += _attempt(pg, ddl.index(plan, index, schema), f"index {index.name}")
     identity = ddl.set_identity(plan, schema)
     if identity is not None:

@@ -1,9 +1,11 @@
 """Merge staged tables into an application's existing tables (merge mode), inside the
-caller's transaction: ``INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE changed``, counting
-what was inserted, updated and left unchanged, and the target's rows the source lacks; then
-proving that the target holds every staged source row with equal values (the staged rows
-are the ones the checks proved equal to the source); and, last, each merged identity or
-serial sequence is moved to the largest key, never backwards.
+caller's transaction. Each table is first compared with its target in one hash join on the
+key (``prove_merged``): when the target already holds every staged row with equal values,
+that comparison is the proof and nothing is written (a re-merge of unchanged data reads both
+tables once). Otherwise the rows that differ are upserted (``INSERT ... ON CONFLICT (key)
+DO UPDATE ... WHERE changed``), counting what was inserted and updated, and the comparison
+runs again as the proof. Last, each merged identity or serial sequence is moved to the
+largest key, never backwards.
 
 The caller runs every table in one transaction, so a failure anywhere leaves the target as
 it was. Nothing here drops or creates a relation in the target.
@@ -60,18 +62,77 @@ def _on_conflict(merge: TableMerge, on_conflict: str) -> sql.Composable:
     )
 
 
+def _staged_as_target(merge: TableMerge, staging: str) -> sql.Composed:
+    """The staged rows, each column cast to the target's type under the target's name."""
+    return sql.SQL("(SELECT {columns} FROM {staged} s)").format(
+        columns=_list(
+            [
+                sql.SQL("{} AS {}").format(_cast(c, "s"), sql.Identifier(c.target))
+                for c in merge.columns
+            ]
+        ),
+        staged=sql.Identifier(staging, merge.staged),
+    )
+
+
+def _same_key(merge: TableMerge, left: str, right: str) -> sql.Composed:
+    """``=`` on every key column: a hash join, where ``IS NOT DISTINCT FROM`` would compare
+    every pair (the merge plan refuses a key that can be NULL in the target)."""
+    return sql.SQL(" AND ").join(
+        sql.SQL("{}.{} = {}.{}").format(
+            sql.Identifier(left), sql.Identifier(k), sql.Identifier(right), sql.Identifier(k)
+        )
+        for k in merge.key
+    )
+
+
+def _values_differ(merge: TableMerge, left: str, right: str) -> sql.Composed:
+    return sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
+        _list([_comparable(c, left) for c in merge.columns]),
+        _list([_comparable(c, right) for c in merge.columns]),
+    )
+
+
+def prove_merged(pg: psycopg.Connection, merge: TableMerge, staging: str) -> tuple[int, int]:
+    """(staged source rows the target does not hold with equal values, target rows whose key
+    no staged row has: the application's own), in one hash join of the two tables on the
+    key. Staged keys are unique (their primary key was validated in staging) and so are the
+    target's (the key is one of its unique keys), so a staged row is held exactly when the
+    target row with its key has equal values in every merged column: this is the merge's
+    proof, and how a merged table is re-verified."""
+    key = sql.Identifier(merge.key[0])  # NOT NULL in the target: NULL here = no such row
+    statement = sql.SQL(
+        "SELECT count(*) FILTER (WHERE t.{key} IS NULL OR (s.{key} IS NOT NULL AND {differ})), "
+        "count(*) FILTER (WHERE s.{key} IS NULL AND t.{key} IS NOT NULL) "
+        "FROM {staged} s FULL JOIN {target} t ON {same_key}"
+    ).format(
+        key=key,
+        differ=_values_differ(merge, "s", "t"),
+        staged=_staged_as_target(merge, staging),
+        target=_target(merge),
+        same_key=_same_key(merge, "s", "t"),
+    )
+    differing, extra = pg.execute(statement).fetchone()
+    return differing, extra
+
+
 def _upsert(pg: psycopg.Connection, merge: TableMerge, staging: str, on_conflict: str) -> tuple:
-    """(inserted, updated): ``xmax = 0`` in RETURNING marks a row the INSERT created."""
+    """(inserted, updated) by upserting the staged rows the target does not hold with equal
+    values (an unchanged row is neither rewritten nor even offered to ``ON CONFLICT``, whose
+    per-row index probe is the expensive part). ``xmax = 0`` in RETURNING marks a row the
+    INSERT created."""
     statement = sql.SQL(
         "WITH written AS (INSERT INTO {target} AS t ({cols}) OVERRIDING SYSTEM VALUE "
-        "SELECT {values} FROM {staged} s {conflict} RETURNING xmax = 0 AS inserted) "
+        "SELECT * FROM {staged} s WHERE NOT EXISTS (SELECT 1 FROM {target} u WHERE {same_key} "
+        "AND NOT {differ}) {conflict} RETURNING xmax = 0 AS inserted) "
         "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
         "FROM written"
     ).format(
         target=_target(merge),
         cols=_list([sql.Identifier(c.target) for c in merge.columns]),
-        values=_list([_cast(c, "s") for c in merge.columns]),
-        staged=sql.Identifier(staging, merge.staged),
+        staged=_staged_as_target(merge, staging),
+        same_key=_same_key(merge, "s", "u"),
+        differ=_values_differ(merge, "s", "u"),
         conflict=_on_conflict(merge, on_conflict),
     )
     return pg.execute(statement).fetchone()
@@ -86,41 +147,6 @@ def _from_source(merge: TableMerge, staging: str) -> sql.Composed:
         source_key=_list([_cast(_by_target(merge, k), "s") for k in merge.key]),
         target_key=_list([sql.SQL("t.{}").format(sql.Identifier(k)) for k in merge.key]),
     )
-
-
-def _extra_in_target(pg: psycopg.Connection, merge: TableMerge, staging: str) -> int:
-    """Target rows whose key no staged source row has (the application's own rows)."""
-    statement = sql.SQL("SELECT count(*) FROM {target} t WHERE NOT {from_source}").format(
-        target=_target(merge), from_source=_from_source(merge, staging)
-    )
-    return pg.execute(statement).fetchone()[0]
-
-
-def _not_in_target(pg: psycopg.Connection, merge: TableMerge, staging: str) -> int:
-    """Staged source rows that the target does not hold with equal values in the merged
-    columns, counted exactly (``EXCEPT ALL`` over the target's types): the merge's proof."""
-    statement = sql.SQL(
-        "SELECT count(*) FROM (SELECT {source} FROM {staged} s EXCEPT ALL "
-        "SELECT {target} FROM {table} t) missing"
-    ).format(
-        source=_list([_comparable_cast(c, "s") for c in merge.columns]),
-        staged=sql.Identifier(staging, merge.staged),
-        target=_list([_comparable(c, "t") for c in merge.columns]),
-        table=_target(merge),
-    )
-    return pg.execute(statement).fetchone()[0]
-
-
-def _comparable_cast(column: MergeColumn, alias: str) -> sql.Composable:
-    """The staged value as the target's type, comparable as ``_comparable`` makes it."""
-    value = _cast(column, alias)
-    return sql.SQL("{}::text").format(value) if column.target_type == "json" else value
-
-
-def prove_merged(pg: psycopg.Connection, merge: TableMerge, staging: str) -> tuple[int, int]:
-    """(staged source rows the target does not hold with equal values, target rows the
-    source does not have): how a merged table is re-verified."""
-    return _not_in_target(pg, merge, staging), _extra_in_target(pg, merge, staging)
 
 
 def merged_orphans(
@@ -203,14 +229,17 @@ def merge_table(
     ``TargetError`` naming the table (the caller's transaction then rolls back)."""
     try:
         with pg.transaction():  # a savepoint, so the error can be read and re-raised cleanly
-            inserted, updated = _upsert(pg, merge, staging, on_conflict)
+            differing, extra = prove_merged(pg, merge, staging)
+            inserted = updated = 0
+            if differing:  # else the comparison was the proof: nothing to write
+                inserted, updated = _upsert(pg, merge, staging, on_conflict)
+                differing, _ = prove_merged(pg, merge, staging)
             counts: dict[str, object] = {
                 "inserted": inserted,
                 "updated": updated,
                 "unchanged": staged_rows - inserted - updated,
-                "extra_in_target": _extra_in_target(pg, merge, staging),
+                "extra_in_target": extra,
             }
-            differing = _not_in_target(pg, merge, staging)
     except psycopg.Error as exc:
         raise TargetError(
             f"merge of table {merge.source} into {merge.target.schema}.{merge.target.name} "
