@@ -19,7 +19,7 @@ import dagster as dg
 from consoleai_etl.core.errors import SourceError
 from consoleai_etl.core.run.migration import MigrationPlan
 from consoleai_etl.core.source.catalog import Catalog, introspect
-from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.core.source.connection import file_version, open_source
 from consoleai_etl.defs.checks import asset_keys
 from consoleai_etl.defs.consistency_job import make_consistency_job
 from consoleai_etl.defs.console_log import CONCISE_CONSOLE, concise_console_logger
@@ -69,21 +69,7 @@ def build_job(sqlite_path: str, job_name: str) -> dg.JobDefinition:
     runs, through ``dg.build_reconstructable_job`` (this module, this function, these
     arguments), so the graph comes from the file the command names whatever
     CONSOLEAI_SQLITE_PATH says, and the run's recorded origin names that file."""
-    return _definitions_of(sqlite_path, _file_version(sqlite_path)).resolve_job_def(job_name)
-
-
-def _file_version(sqlite_path: str) -> tuple[tuple[int, int] | None, ...]:
-    """Size and modification time of the file and its WAL (None: absent): any write to the
-    schema changes one of them."""
-    versions = []
-    for file in (Path(sqlite_path), Path(f"{sqlite_path}-wal")):
-        try:
-            stat = file.stat()
-        except OSError:
-            versions.append(None)
-        else:
-            versions.append((stat.st_size, stat.st_mtime_ns))
-    return tuple(versions)
+    return _definitions_of(sqlite_path, file_version(sqlite_path)).resolve_job_def(job_name)
 
 
 @functools.lru_cache(maxsize=4)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
@@ -29,6 +31,18 @@ def dagster_env(tmp_path: Path, sqlite_path: Path, dsn: str, reports: str = "rep
         "CONSOLEAI_PG_DSN": dsn,
         "CONSOLEAI_REPORT_DIR": str(tmp_path / reports),
     }
+
+
+def broken_page_db(path: Path) -> Path:
+    """A SQLite file whose schema reads fine but one of its table's pages is zeroed: only
+    reading that table's pages (``PRAGMA quick_check``, the load) finds it."""
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", ((i, "x" * 100) for i in range(2000)))
+    data = bytearray(path.read_bytes())
+    data[20 * 4096 : 21 * 4096] = bytes(4096)
+    path.write_bytes(data)
+    return path
 
 
 def fetch(dsn: str, query: str | sql.Composable, params: tuple = ()) -> list[tuple]:

@@ -21,7 +21,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from consoleai_etl.demo.app_schema import create_app_schema, insert_post_cutover_rows
-from consoleai_etl_tests.helpers import dagster_env, execute, fetch
+from consoleai_etl_tests.helpers import broken_page_db, dagster_env, execute, fetch
 
 SCRIPT = Path(sys.executable).with_name("consoleai-etl")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -201,18 +201,24 @@ def test_a_bad_command_line_exits_two_with_one_line(
     assert not (tmp_path / "reports").exists()
 
 
+@pytest.mark.parametrize("kind", ["not SQLite", "corrupt"])
 def test_a_run_stopped_by_its_preflight_exits_one_with_its_reason(
-    pg_dsn: str, tmp_path: Path
+    pg_dsn: str, tmp_path: Path, kind: str
 ) -> None:
-    not_sqlite = tmp_path / "notes.sqlite"
-    not_sqlite.write_text("just some text\n")
+    """The corrupt file is refused by the integrity check the command starts early."""
+    source = tmp_path / "legacy.sqlite"
+    if kind == "corrupt":
+        broken_page_db(source)
+    else:
+        source.write_text("just some text\n")
 
-    done = consoleai_etl(tmp_path, "migrate", str(not_sqlite), pg_dsn)
+    done = consoleai_etl(tmp_path, "migrate", str(source), pg_dsn)
 
     assert done.returncode == 1
     last = done.stderr.splitlines()[-1]
     assert re.fullmatch(r"run [0-9a-f-]{36} failed before writing a report: .*", last)
-    assert f"{not_sqlite}" in last and "not a SQLite database" in last
+    reason = {"not SQLite": "not a SQLite database", "corrupt": "is corrupt (database disk image"}
+    assert f"{source}" in last and reason[kind] in last
     assert "Traceback" not in done.stderr and not (tmp_path / "reports").exists()
 
 

@@ -16,8 +16,19 @@ from dagster import DagsterInvalidConfigError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from consoleai_etl.core.run.preflight import RunLock
-from consoleai_etl_tests.helpers import checks_by_table, fetch, preflight_error, run_job, run_raw
+from consoleai_etl.core.run.preflight import (
+    RunLock,
+    check_source,
+    integrity_problems,
+    start_integrity_check,
+)
+from consoleai_etl_tests.helpers import (
+    checks_by_table,
+    fetch,
+    preflight_error,
+    run_job,
+    run_raw,
+)
 
 NOT_SQLITE = b"hello, not a database\n"
 
@@ -53,6 +64,23 @@ def test_bad_source_stops_with_one_line_and_writes_nothing(
     error = preflight_error(result)
     assert message in error and str(source) in error and "\n" not in error
     assert_nothing_written(pg_dsn, tmp_path / "reports")
+
+
+def test_the_integrity_check_started_early_is_used_once_per_version_of_the_file(
+    tmp_path: Path, sample_db: Path
+) -> None:
+    """``consoleai-etl`` starts ``quick_check`` on a thread before Dagster creates the run;
+    the preflight takes that answer, unless the file was written to since."""
+    source = shutil.copy(sample_db, tmp_path / "legacy.sqlite")
+    start_integrity_check(source)
+    first = integrity_problems(source)
+    assert first == ["ok"] and integrity_problems(source) is first  # checked once
+    check_source(source)
+
+    with closing(sqlite3.connect(source)) as conn, conn:
+        conn.execute("PRAGMA user_version = 7")  # written to since: checked again
+    again = integrity_problems(source)
+    assert again == ["ok"] and again is not first
 
 
 def _write(path: Path, data: bytes) -> Path:

@@ -6,8 +6,10 @@ do, and nothing has been written yet."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable
-from contextlib import closing
+from concurrent.futures import Future
+from contextlib import closing, suppress
 from pathlib import Path
 
 import psycopg
@@ -18,7 +20,7 @@ from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, plan_mer
 from consoleai_etl.core.plan.names import pg_clashes, pg_identifier
 from consoleai_etl.core.plan.profile import profile_table
 from consoleai_etl.core.source.catalog import Catalog, introspect
-from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.core.source.connection import file_version, open_source
 from consoleai_etl.core.target.bookkeeping import lock_staging
 from consoleai_etl.core.target.existing import existing_tables
 from consoleai_etl.core.target.postgres import connect, redact
@@ -34,6 +36,57 @@ PG_MAX_COLUMNS = 1600  # PostgreSQL's limit per table (SQLite allows 2,000 by de
 DATA_PROBLEMS = ("NULL value in ", "CHECK constraint failed in ")
 
 
+_integrity: dict[tuple, Future[list[str]]] = {}  # (path, file_version) -> quick_check
+_integrity_lock = threading.Lock()
+
+
+def _quick_check(file: Path) -> list[str]:
+    with closing(open_source(file)) as conn:
+        return [row[0] for row in conn.execute("PRAGMA quick_check")]
+
+
+def start_integrity_check(path: str | Path) -> None:
+    """Start ``PRAGMA quick_check`` of the file on a thread, for ``integrity_problems``.
+
+    The check reads every page of the file (0.5 s for a warm 266 MB file, several seconds
+    cold). ``consoleai-etl`` starts it as soon as its command line is read, so that it runs
+    on the second core while Dagster creates the run (single-threaded Python); the
+    preflight then finds the answer ready, still before anything is written. A file that
+    cannot be read is left to the preflight to report."""
+    with suppress(OSError):
+        _checked(Path(path), threaded=True)
+
+
+def integrity_problems(path: str | Path) -> list[str]:
+    """What ``PRAGMA quick_check`` says about the file, checked once per version of it (a
+    file written to since, another size or mtime of it or its WAL, is checked again).
+    Raises ``sqlite3.DatabaseError`` as the check does."""
+    return _checked(Path(path), threaded=False).result()
+
+
+def _checked(file: Path, *, threaded: bool) -> Future[list[str]]:
+    key = (str(file.resolve()), file_version(file))
+    with _integrity_lock:
+        future = _integrity.get(key)
+        if future is not None:
+            return future
+        future = _integrity[key] = Future()
+    if threaded:
+        threading.Thread(target=_run, args=(future, file, key), daemon=True).start()
+    else:
+        _run(future, file, key)
+    return future
+
+
+def _run(future: Future[list[str]], file: Path, key: tuple) -> None:
+    try:
+        future.set_result(_quick_check(file))
+    except Exception as exc:  # handed to whoever waits; not kept: the next call retries
+        with _integrity_lock:
+            del _integrity[key]
+        future.set_exception(exc)
+
+
 def check_source(path: str | Path) -> Catalog:
     """The source exists, is SQLite, passes ``quick_check``, is readable, has tables, and
     each of them fits in PostgreSQL; its catalog, for the checks that follow."""
@@ -47,7 +100,7 @@ def check_source(path: str | Path) -> Catalog:
                 )
     with closing(open_source(file)) as conn:  # raises SourceError when missing/unreadable
         try:
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            problems = integrity_problems(file)
             tables = conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
                 "AND name NOT LIKE 'sqlite_%'"

@@ -113,3 +113,17 @@ def open_source(path: str | Path) -> sqlite3.Connection:
         raise SourceError(f"source {file} is not a readable SQLite database ({exc})") from None
     conn.text_factory = _decode_text
     return conn
+
+
+def file_version(path: str | Path) -> tuple[tuple[int, int] | None, ...]:
+    """Size and modification time of the file and its WAL (None: absent): any write to the
+    database changes one of them. What is computed from a file is cached per version."""
+    versions = []
+    for file in (Path(path), Path(f"{path}-wal")):
+        try:
+            stat = file.stat()
+        except OSError:
+            versions.append(None)
+        else:
+            versions.append((stat.st_size, stat.st_mtime_ns))
+    return tuple(versions)
