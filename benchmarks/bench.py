@@ -36,7 +36,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-from timeline import PHASES, STARTUP, breakdown, events, union_seconds
+from timeline import LOAD_WORK, PHASES, STARTUP, breakdown, events, load_work, union_seconds
 
 from consoleai_etl.core.plan.planner import plan_source
 from consoleai_etl.core.source.catalog import introspect
@@ -154,15 +154,13 @@ def product(path: Path, dsn: str, home: Path, **settings: str) -> dict[str, obje
     # keys, foreign keys): the union of the tables' load windows. Two tables are staged at
     # once, so the work done (the sum of the tables' own seconds, waits excluded; hashing
     # the stream counted as verification) can exceed the time elapsed.
-    hashing = sum(t["checksum_seconds"] or 0 for t in report["tables"])
-    work = sum(t["seconds"] or 0 for t in report["tables"]) - hashing
-    verify = sum(t["check_seconds"] or 0 for t in report["tables"]) + hashing
+    work = load_work(report)
     load = union_seconds([t["load_window"] for t in report["tables"] if t.get("load_window")])
     ok = measured["exit_code"] == 0  # a failed run has no phases to compare
     spent = breakdown(began, ended, report, events(home, report["run_id"])) if ok else None
     result = {**measured, "status": report["status"], "load_seconds": round(load, 2),
-              "load_work_seconds": round(work, 2), "verify_seconds": round(verify, 2),
-              "breakdown": spent}  # fmt: skip
+              "load_work_seconds": round(work["stream"] + work["keys"] + work["foreign_keys"], 2),
+              "verify_seconds": work["checks"], "breakdown": spent, "load_work": work}  # fmt: skip
     if report["mode"] == "merge":
         merged = [t["merge"] or {} for t in report["tables"]]
         result["merged"] = {
@@ -252,12 +250,20 @@ def linearity(scale: float, factor: float, databases: Databases, home: Path) -> 
             "wall_ratio": ratio(large["seconds"], small["seconds"])}  # fmt: skip
 
 
-def phase_rows() -> list[tuple[str, tuple[str, ...]]]:
-    """The breakdown's rows, (label, phases summed): each phase, the start-up's subtotal
-    after its phases, then the total."""
-    rows = [(label, (key,)) for key, label in PHASES]
-    rows.insert(len(STARTUP), ("= start-up: process start to the first table loading", STARTUP))
-    return [*rows, ("= total: the wall time", tuple(key for key, _ in PHASES))]
+def phase_rows() -> list[tuple[str, str, tuple[str, ...]]]:
+    """The breakdown's rows, (label, the run's key holding them, those summed): each phase
+    (``breakdown``), the start-up's subtotal after its phases, under the load phase the
+    work it is made of (``load_work``, summed over tables: not part of the wall time's
+    partition), then the total."""
+    rows = [(label, "breakdown", (key,)) for key, label in PHASES]
+    rows.insert(len(STARTUP), ("= start-up: process start to the first table loading",
+                               "breakdown", STARTUP))  # fmt: skip
+    load = next(i for i, (_, _, keys) in enumerate(rows) if keys == ("load",)) + 1
+    rows[load:load] = [
+        ("  work seconds summed over the tables (2 at a time, not wall):", "load_work", ()),
+        *((f"    {label}", "load_work", (key,)) for key, label in LOAD_WORK),
+    ]
+    return [*rows, ("= total: the wall time", "breakdown", tuple(key for key, _ in PHASES))]
 
 
 def print_tables(results: dict) -> None:
@@ -283,10 +289,10 @@ def print_tables(results: dict) -> None:
     print("\nwhere the job's time goes, seconds (each the median run):")
     columns = {"full job": "product", "1st merge": "merge_first", "re-merge": "merge_again"}
     print(f"  {'':<64}" + "".join(f"{name:>10}" for name in columns))
-    spent = [results[key]["breakdown"] for key in columns.values()]
-    for label, keys in phase_rows():
+    for label, part, keys in phase_rows():
+        spent = [results[key].get(part) for key in columns.values()]
         cells = [f"{sum(p[k] for k in keys):>10.2f}" if p else f"{'-':>10}" for p in spent]
-        print(f"  {label:<64}" + "".join(cells))
+        print(f"  {label:<64}" + ("".join(cells) if keys else ""))
     print("\ngoals (issue 15):")
     for each in results["goals"]:
         verdict = {True: "met", False: "NOT MET", None: "not measured"}[each["met"]]
