@@ -4,9 +4,12 @@
                                [--linearity 10] [--pg-dsn DSN]
     python benchmarks/bench.py --huge-mb 200 [--pg-dsn DSN]   (peak RSS with huge values only)
 
-Measured in each round, interleaved: the full migration job (replace mode); a first merge
-into an empty application schema and a no-change re-merge; the typed and text COPY
-ceilings; pgloader; DuckDB with its sqlite and postgres extensions (the ``bench`` extra).
+Measured in each round, interleaved: the full migration job (replace mode) through the
+product's own command, ``consoleai-etl migrate``, and once more through Dagster's CLI
+(``dagster job execute``: the same job, its start-up and exit are Dagster's); a first
+merge into an empty application schema and a no-change re-merge (``consoleai-etl migrate
+--mode merge``); the typed and text COPY ceilings; pgloader; DuckDB with its sqlite and
+postgres extensions (the ``bench`` extra).
 Each measurement runs in its own process against a fresh database, and its peak RSS is that
 process's own (GNU time). The host is a noisy VM, so every one runs ``--repeat`` times and
 the run with the median wall time is kept. ``--linearity N`` also runs the full job once at
@@ -36,7 +39,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-from timeline import PHASES, STARTUP, breakdown, events, union_seconds
+from timeline import LOAD_WORK, PHASES, STARTUP, breakdown, events, load_work, union_seconds
 
 from consoleai_etl.core.plan.planner import plan_source
 from consoleai_etl.core.source.catalog import introspect
@@ -67,16 +70,19 @@ def run_measured(
     a child forked from this (larger) script would report this script's size as its peak
     when it is smaller (Linux counts the pre-exec image in the child's ``ru_maxrss``).
     """
-    with tempfile.NamedTemporaryFile("r") as rss:
+    with tempfile.NamedTemporaryFile("r") as rss, tempfile.TemporaryFile() as errors:
         wrapped = [TIME, "-q", "-f", "%M", "-o", rss.name, *command] if TIME else command
         began, started = time.time(), time.perf_counter()
+        # stderr to a file: the job logs every event there, and a pipe nobody reads until
+        # the exit would block it once full.
         process = subprocess.Popen(
-            wrapped, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            wrapped, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=errors
         )
         _, status, usage = os.wait4(process.pid, 0)
         seconds, ended = time.perf_counter() - started, time.time()
         peak_kb = int(rss.read().split()[-1]) if TIME else usage.ru_maxrss
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         print(f"  ! {command[0]} exited {code}: {stderr[-800:]}", file=sys.stderr)
@@ -137,32 +143,54 @@ def source_rows(path: Path) -> int:
         return sum(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
 
 
-def product(path: Path, dsn: str, home: Path, **settings: str) -> dict[str, object]:
-    """The migration job through the CLI, with ``home`` as its ``DAGSTER_HOME`` and
-    ``settings`` as extra ``CONSOLEAI_*`` variables (``MODE="merge"``)."""
-    reports = Path(tempfile.mkdtemp(dir=home))
-    env = {**os.environ, "CONSOLEAI_SQLITE_PATH": str(path), "CONSOLEAI_PG_DSN": dsn,
-           "CONSOLEAI_REPORT_DIR": str(reports), "DAGSTER_HOME": str(home),
-           **{f"CONSOLEAI_{name}": value for name, value in settings.items()}}  # fmt: skip
-    measured, (began, ended) = run_measured(
+# The ``settings`` the bench sets, as ``consoleai-etl migrate`` options.
+OPTIONS = {"mode": "--mode", "target_schema": "--schema", "report_dir": "--report-dir"}
+
+
+def job_command(
+    path: Path, dsn: str, settings: dict[str, str], *, dagster_cli: bool
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and the variables added to the environment that run the migration
+    job on ``path`` into ``dsn`` with ``settings`` (``OPTIONS``): the product's own command
+    with options, or Dagster's CLI, which takes them as ``CONSOLEAI_*`` variables."""
+    if not dagster_cli:
+        options = [word for name, value in settings.items() for word in (OPTIONS[name], value)]
+        return [str(BIN / "consoleai-etl"), "migrate", str(path), dsn, *options], {}
+    variables = {"sqlite_path": str(path), "pg_dsn": dsn, **settings}
+    return (
         [str(BIN / "dagster"), "job", "execute", "-m", "consoleai_etl", "-j",
          "legacy_migration_job"],
-        env,
+        {f"CONSOLEAI_{name.upper()}": value for name, value in variables.items()},
     )  # fmt: skip
+
+
+def product(
+    path: Path, dsn: str, home: Path, *, dagster_cli: bool = False, **settings: str
+) -> dict[str, object]:
+    """The migration job, with ``home`` as its ``DAGSTER_HOME`` (so its event log can be
+    read afterwards) and ``settings`` (``OPTIONS``, e.g. ``mode="merge"``; else replace):
+    through ``consoleai-etl migrate``, or with ``dagster_cli`` through ``dagster job
+    execute``."""
+    reports = Path(tempfile.mkdtemp(dir=home))
+    settings = {"mode": "replace", **settings, "report_dir": str(reports)}
+    command, variables = job_command(path, dsn, settings, dagster_cli=dagster_cli)
+    measured, (began, ended) = run_measured(
+        command, {**os.environ, **variables, "DAGSTER_HOME": str(home)}
+    )
     report = json.loads((reports / "latest.json").read_text())
     # The load phase is the wall time during which some table was loading (profile, stream,
     # keys, foreign keys): the union of the tables' load windows. Two tables are staged at
     # once, so the work done (the sum of the tables' own seconds, waits excluded; hashing
     # the stream counted as verification) can exceed the time elapsed.
-    hashing = sum(t["checksum_seconds"] or 0 for t in report["tables"])
-    work = sum(t["seconds"] or 0 for t in report["tables"]) - hashing
-    verify = sum(t["check_seconds"] or 0 for t in report["tables"]) + hashing
+    work = load_work(report)
     load = union_seconds([t["load_window"] for t in report["tables"] if t.get("load_window")])
     ok = measured["exit_code"] == 0  # a failed run has no phases to compare
     spent = breakdown(began, ended, report, events(home, report["run_id"])) if ok else None
-    result = {**measured, "status": report["status"], "load_seconds": round(load, 2),
-              "load_work_seconds": round(work, 2), "verify_seconds": round(verify, 2),
-              "breakdown": spent}  # fmt: skip
+    through = "dagster job execute" if dagster_cli else "consoleai-etl migrate"
+    result = {**measured, "command": through, "status": report["status"],
+              "load_seconds": round(load, 2),
+              "load_work_seconds": round(work["stream"] + work["keys"] + work["foreign_keys"], 2),
+              "verify_seconds": work["checks"], "breakdown": spent, "load_work": work}  # fmt: skip
     if report["mode"] == "merge":
         merged = [t["merge"] or {} for t in report["tables"]]
         result["merged"] = {
@@ -177,8 +205,8 @@ def merges(path: Path, dsn: str, home: Path) -> tuple[dict, dict]:
     beforehand, untimed), then a merge of the same file again, which changes nothing."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         create_app_schema(conn, APP_SCHEMA)
-    first = product(path, dsn, home, MODE="merge", TARGET_SCHEMA=APP_SCHEMA)
-    again = product(path, dsn, home, MODE="merge", TARGET_SCHEMA=APP_SCHEMA)
+    first = product(path, dsn, home, mode="merge", target_schema=APP_SCHEMA)
+    again = product(path, dsn, home, mode="merge", target_schema=APP_SCHEMA)
     return first, again
 
 
@@ -252,12 +280,20 @@ def linearity(scale: float, factor: float, databases: Databases, home: Path) -> 
             "wall_ratio": ratio(large["seconds"], small["seconds"])}  # fmt: skip
 
 
-def phase_rows() -> list[tuple[str, tuple[str, ...]]]:
-    """The breakdown's rows, (label, phases summed): each phase, the start-up's subtotal
-    after its phases, then the total."""
-    rows = [(label, (key,)) for key, label in PHASES]
-    rows.insert(len(STARTUP), ("= start-up: process start to the first table loading", STARTUP))
-    return [*rows, ("= total: the wall time", tuple(key for key, _ in PHASES))]
+def phase_rows() -> list[tuple[str, str, tuple[str, ...]]]:
+    """The breakdown's rows, (label, the run's key holding them, those summed): each phase
+    (``breakdown``), the start-up's subtotal after its phases, under the load phase the
+    work it is made of (``load_work``, summed over tables: not part of the wall time's
+    partition), then the total."""
+    rows = [(label, "breakdown", (key,)) for key, label in PHASES]
+    rows.insert(len(STARTUP), ("= start-up: process start to the first table loading",
+                               "breakdown", STARTUP))  # fmt: skip
+    load = next(i for i, (_, _, keys) in enumerate(rows) if keys == ("load",)) + 1
+    rows[load:load] = [
+        ("  work seconds summed over the tables (2 at a time, not wall):", "load_work", ()),
+        *((f"    {label}", "load_work", (key,)) for key, label in LOAD_WORK),
+    ]
+    return [*rows, ("= total: the wall time", "breakdown", tuple(key for key, _ in PHASES))]
 
 
 def print_tables(results: dict) -> None:
@@ -265,7 +301,8 @@ def print_tables(results: dict) -> None:
     print(f"\n{rows:,} rows, scale {results['scale']:g}, median of {results['rounds']} rounds")
     print(f"{'':<42} {'wall s':>7} {'rows/s':>10} {'peak RSS MB':>12}")
     for label, key in (
-        ("full job (replace)", "product"),
+        ("full job (replace), consoleai-etl migrate", "product"),
+        ("full job through Dagster's CLI", "product_dagster_cli"),
         ("full job's first run (new Dagster storage)", "product_first_run"),
         ("first merge into an empty app schema", "merge_first"),
         ("no-change re-merge", "merge_again"),
@@ -281,12 +318,13 @@ def print_tables(results: dict) -> None:
             print(f"{label:<42} {run['seconds']:>7.2f} {rows / run['seconds']:>10,.0f} "
                   f"{run['peak_rss_mb']:>12.1f}")  # fmt: skip
     print("\nwhere the job's time goes, seconds (each the median run):")
-    columns = {"full job": "product", "1st merge": "merge_first", "re-merge": "merge_again"}
-    print(f"  {'':<64}" + "".join(f"{name:>10}" for name in columns))
-    spent = [results[key]["breakdown"] for key in columns.values()]
-    for label, keys in phase_rows():
-        cells = [f"{sum(p[k] for k in keys):>10.2f}" if p else f"{'-':>10}" for p in spent]
-        print(f"  {label:<64}" + "".join(cells))
+    columns = {"full job": "product", "Dagster CLI": "product_dagster_cli",
+               "1st merge": "merge_first", "re-merge": "merge_again"}  # fmt: skip
+    print(f"  {'':<64}" + "".join(f"{name:>12}" for name in columns))
+    for label, part, keys in phase_rows():
+        spent = [results[key].get(part) for key in columns.values()]
+        cells = [f"{sum(p[k] for k in keys):>12.2f}" if p else f"{'-':>12}" for p in spent]
+        print(f"  {label:<64}" + "".join(cells) if keys else f"  {label}")
     print("\ngoals (issue 15):")
     for each in results["goals"]:
         verdict = {True: "met", False: "NOT MET", None: "not measured"}[each["met"]]
@@ -356,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = source_rows(path)
         print(f"benchmark DB {path.name}: {rows:,} rows")
         first_run = product(path, databases.new(), home)
-        peers = {"product": product, "ceiling": lambda p, d, _: ceiling(p, d, typed=True),
+        peers = {"product": product,
+                 "product_dagster_cli": lambda p, d, h: product(p, d, h, dagster_cli=True),
+                 "ceiling": lambda p, d, _: ceiling(p, d, typed=True),
                  "text": lambda p, d, _: ceiling(p, d, typed=False),
                  "pgloader": lambda p, d, _: pgloader(p, d),
                  "duckdb": lambda p, d, _: duckdb(p, d)}  # fmt: skip
@@ -379,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         databases.drop_all()
         shutil.rmtree(home, ignore_errors=True)
     ours, raw, text = kept["product"], kept["ceiling"], kept["text"]
+    through_dagster = kept["product_dagster_cli"]
     loader, duck = kept["pgloader"], kept["duckdb"]
     merged, again = kept["merge_first"], kept["merge_again"]
     load_rate = rows / ours["load_seconds"] if ours["load_seconds"] else 0
@@ -393,6 +434,11 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.repeat,
         "product": {**ours, "rows_per_second": round(rows / ours["seconds"])},
         "product_first_run": first_run,  # the same job creating its Dagster storage
+        # The same job through `dagster job execute`: Dagster's start-up and exit
+        "product_dagster_cli": {
+            **through_dagster,
+            "rows_per_second": round(rows / through_dagster["seconds"]),
+        },
         "product_load_rows_per_second": round(load_rate),
         "verify_share_of_wall": round(ours["verify_seconds"] / ours["seconds"], 3),
         "merge_first": merged,  # into the application's empty schema

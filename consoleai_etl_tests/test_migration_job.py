@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from dagster import DagsterEventType
 
+from consoleai_etl.core.source.catalog import introspect
+from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.target.bookkeeping import STAGING_PREFIX
 from consoleai_etl.demo.sample import TABLE_ORDER
 from consoleai_etl_tests.helpers import checks_by_table, execute, fetch, run_job, table_digest
@@ -64,6 +67,15 @@ def test_happy_path_loads_everything_and_every_check_passes(
     )
     assert fetch(pg_dsn, "SELECT status, promoted FROM consoleai_etl.runs") == [("success", True)]
     assert (tmp_path / "latest.md").read_text().startswith("# Migration report")
+    # The time each table spent on its keys and on validating its foreign keys, inside its
+    # load's seconds: every table has a primary key, some have foreign keys (validating
+    # one of a few rows can take under the millisecond the report rounds to).
+    with closing(open_source(sample_db)) as src:
+        linked = {t.name for t in introspect(src).tables if t.foreign_keys}
+    for t in report["tables"]:
+        assert t["keys_seconds"] > 0 and t["foreign_keys_seconds"] >= 0, t
+        assert t["keys_seconds"] + t["foreign_keys_seconds"] < t["seconds"], t
+    assert max(t["foreign_keys_seconds"] for t in report["tables"] if t["table"] in linked) > 0
 
 
 def test_target_types_constraints_and_identity(

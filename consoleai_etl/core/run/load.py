@@ -42,6 +42,8 @@ class LoadResult:
     warnings: list[str] = field(default_factory=list)
     checksum: int = 0  # of the loaded rows, computed from the stream (see ``canonical``)
     checksum_seconds: float = 0.0  # part of ``seconds`` spent hashing the stream
+    keys_seconds: float = 0.0  # part of ``seconds``: out-of-range rows, keys and indexes
+    foreign_keys_seconds: float = 0.0  # part of ``seconds``: validating the foreign keys
     window: tuple[float, float] = (0.0, 0.0)  # Unix time the load started and ended
 
     @property
@@ -235,10 +237,12 @@ def load_table(
             warnings += codec.warnings()
         phase(table.name, KEYS)
         quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, stream.quarantine)
+        keying = time.perf_counter()
         removed = constraints.quarantine_out_of_range(pg, plan, schema, run_id, options.ranges)
         key_warnings, duplicates = constraints.add_keys_and_indexes(
             pg, plan, schema, run_id, indexes=options.indexes
         )
+        keys_seconds = time.perf_counter() - keying
         removed += duplicates
         warnings += key_warnings
         immediate = tuple(fk for fk in table.foreign_keys if fk not in options.deferred)
@@ -248,10 +252,12 @@ def load_table(
             waiting = time.perf_counter()
             options.before_foreign_keys()
             waits.append(time.perf_counter() - waiting)
+        validating = time.perf_counter()
         fk_warnings, orphans = constraints.add_foreign_keys(
             pg, table, immediate, schema, target_schema,
             orphans=options.orphans, run_id=run_id, plan=plan,
         )  # fmt: skip
+        foreign_keys_seconds = time.perf_counter() - validating
         warnings += fk_warnings
         removed += orphans
     seconds = time.perf_counter() - started - sum(waits)
@@ -259,6 +265,7 @@ def load_table(
         table.name, plan.name, plan.source_rows, stream.encoder.rows - removed.rows,
         quarantined + removed.rows, seconds, warnings,
         checksum=(stream.encoder.total - removed.hash_sum) % MOD,
-        checksum_seconds=stream.encoder.seconds, window=(began, time.time()),
+        checksum_seconds=stream.encoder.seconds, keys_seconds=keys_seconds,
+        foreign_keys_seconds=foreign_keys_seconds, window=(began, time.time()),
     )  # fmt: skip
     return plan, result

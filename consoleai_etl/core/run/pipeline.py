@@ -194,6 +194,8 @@ def _stage_once(
         report.loaded_rows = result.loaded_rows
         report.quarantined_rows = result.quarantined_rows
         report.seconds = round(result.seconds, 3)
+        report.keys_seconds = round(result.keys_seconds, 3)
+        report.foreign_keys_seconds = round(result.foreign_keys_seconds, 3)
         report.load_window = [round(t, 3) for t in result.window]
         report.rows_per_second = round(result.rows_per_second, 1)
         report.warnings = result.warnings

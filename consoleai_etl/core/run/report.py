@@ -51,6 +51,8 @@ class TableReport:
     rows_per_second: float | None = None
     check_seconds: float | None = None  # all checks of the table
     checksum_seconds: float | None = None  # hashing the load stream (inside ``seconds``)
+    keys_seconds: float | None = None  # keys, indexes, out-of-range rows (inside ``seconds``)
+    foreign_keys_seconds: float | None = None  # validating them (inside ``seconds``)
     load_window: list[float] | None = None  # [start, end] of the load, Unix seconds
     checks: list[CheckReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
