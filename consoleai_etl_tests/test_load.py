@@ -15,7 +15,8 @@ from consoleai_etl.core.run.load import BATCH_ROWS, LoadOptions, load_table
 from consoleai_etl.core.source.catalog import introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.target.bookkeeping import ensure_bookkeeping
-from consoleai_etl.core.verify.checksum import target_checksum
+from consoleai_etl.core.verify.checksum import Checksum, target_checksum
+from consoleai_etl.core.verify.registry import CheckContext, run_checks
 
 
 def test_progress_is_reported_per_batch_and_checksum_matches_sql(
@@ -262,3 +263,36 @@ def test_without_indexes_only_the_keys_and_unique_indexes_are_built(
             )
     assert built[True] == ["t_code", "t_label", "t_pkey"]
     assert built[False] == ["t_code", "t_pkey"]
+
+
+def test_the_checks_scan_a_staged_table_once(tmp_path: Path, pg_dsn: str) -> None:
+    """``row_count`` and ``checksum`` share one scan; the keys are cited, not scanned."""
+    db = tmp_path / "t.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, label TEXT NOT NULL)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", ((i, f"row {i}") for i in range(500)))
+    with closing(open_source(db)) as src, psycopg.connect(pg_dsn) as pg:
+        ensure_bookkeeping(pg)
+        plan, result = load_table(
+            src, pg, introspect(src).table("t"), schema="stage", target_schema="public",
+            run_id="run-1",
+        )  # fmt: skip
+        pg.commit()
+
+        def scans() -> int:
+            pg.execute("SELECT pg_stat_force_next_flush()")
+            pg.commit()  # flushed as the session goes idle
+            with psycopg.connect(pg_dsn) as other:
+                query = "SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'stage.t'::regclass"
+                return other.execute(query).fetchone()[0]
+
+        before = scans()
+        context = CheckContext(
+            src, pg, plan, "keep", schema="stage", parent_schemas=("stage",),
+            source_rows=result.source_rows, quarantined=0,
+            expected=Checksum(result.loaded_rows, result.checksum), exclude=set(),
+        )  # fmt: skip
+        reports = run_checks(context)
+        assert all(r.passed for r in reports), reports
+        assert {r.name for r in reports} >= {"row_count", "checksum"}
+        assert scans() - before == 1

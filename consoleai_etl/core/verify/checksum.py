@@ -292,10 +292,11 @@ def check_checksum(
     schema: str,
     expected: Checksum | None,
     exclude: set[Key],
+    target: Checksum,
 ) -> CheckReport:
-    """Source content (streamed by the load, or recomputed) against the target, in SQL."""
+    """Source content (streamed by the load, or recomputed) against the ``target``'s
+    (``target_checksum``)."""
     source = expected or source_checksum(src, pg, plan, exclude)
-    target = target_checksum(pg, plan, schema)
     metadata: dict[str, object] = {
         "source_rows": source.rows,
         "target_rows": target.rows,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import psycopg
 
@@ -19,7 +19,7 @@ from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.run.report import ERROR, WARN, CheckReport
 from consoleai_etl.core.source.catalog import Table
 from consoleai_etl.core.verify import checks
-from consoleai_etl.core.verify.checksum import Checksum, Key, check_checksum
+from consoleai_etl.core.verify.checksum import Checksum, Key, check_checksum, target_checksum
 
 
 @dataclass
@@ -37,10 +37,19 @@ class CheckContext:
     quarantined: int
     expected: Checksum | None  # the load's streamed checksum; None = recompute from source
     exclude: set[Key]  # keys quarantined after conversion (duplicates, orphans)
+    _stored: Checksum | None = field(default=None, init=False, repr=False)
 
     @property
     def table(self) -> Table:
         return self.plan.table
+
+    def stored(self) -> Checksum:
+        """The target's row count and checksum, in one scan shared by ``row_count`` and
+        ``checksum`` (a table's largest cost among its checks: counting apart was a second
+        scan of every table)."""
+        if self._stored is None:
+            self._stored = target_checksum(self.pg, self.plan, self.schema)
+        return self._stored
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,13 @@ def _always(_table: Table) -> bool:
 
 
 def _row_count(c: CheckContext) -> CheckReport:
-    target_rows = checks.target_row_count(c.pg, c.schema, c.table)
+    """From the shared scan; a plain ``count(*)`` if hashing the rows fails, so that the
+    count still stands beside a failed checksum."""
+    try:
+        with c.pg.transaction():
+            target_rows = c.stored().rows
+    except psycopg.Error:
+        target_rows = checks.target_row_count(c.pg, c.schema, c.table)
     return checks.check_row_count(c.source_rows, target_rows, c.quarantined)
 
 
@@ -77,7 +92,7 @@ CHECKS: tuple[Check, ...] = (
         "computes over the stored rows; on a difference the columns and keys are located",
         ERROR,
         _always,
-        lambda c: check_checksum(c.src, c.pg, c.plan, c.schema, c.expected, c.exclude),
+        lambda c: check_checksum(c.src, c.pg, c.plan, c.schema, c.expected, c.exclude, c.stored()),
     ),
     Check(
         "not_null",
