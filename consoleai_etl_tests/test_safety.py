@@ -20,7 +20,7 @@ from consoleai_etl.core.run.preflight import (
     RunLock,
     check_source,
     integrity_problems,
-    start_integrity_check,
+    start_source_reads,
 )
 from consoleai_etl_tests.helpers import (
     checks_by_table,
@@ -72,7 +72,7 @@ def test_the_integrity_check_started_early_is_used_once_per_version_of_the_file(
     """``consoleai-etl`` starts ``quick_check`` on a thread before Dagster creates the run;
     the preflight takes that answer, unless the file was written to since."""
     source = shutil.copy(sample_db, tmp_path / "legacy.sqlite")
-    start_integrity_check(source)
+    start_source_reads(source, merge=False)
     first = integrity_problems(source)
     assert first == ["ok"] and integrity_problems(source) is first  # checked once
     check_source(source)

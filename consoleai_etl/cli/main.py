@@ -26,7 +26,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from consoleai_etl.cli.job import JOBS, JobRequest, UsageError, run
 from consoleai_etl.core.errors import MigrationError
 from consoleai_etl.core.run.pipeline import MODES
-from consoleai_etl.core.run.preflight import start_integrity_check
+from consoleai_etl.core.run.preflight import start_source_reads
 from consoleai_etl.core.target.postgres import redact
 from consoleai_etl.defs.settings import MigrationSettings, rules_file
 
@@ -136,9 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = settings_config(args)
         # The resource resolves and checks the variables the options leave to them.
-        report_dir = MigrationSettings(**config).to_config().report_dir
-        request = JobRequest(JOBS[args.command], args.source, config, Path(report_dir))
-        start_integrity_check(args.source)  # on the idle core while Dagster starts the run
+        settings = MigrationSettings(**config).to_config()
+        request = JobRequest(JOBS[args.command], args.source, config, Path(settings.report_dir))
+        # On the idle core while Dagster starts the run.
+        start_source_reads(args.source, merge=settings.mode == "merge")
         return run(request, interactive=sys.stdout.isatty())
     except (UsageError, MigrationError) as exc:
         print(f"{PROG} {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -6,10 +6,8 @@ do, and nothing has been written yet."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterable
-from concurrent.futures import Future
-from contextlib import closing, suppress
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -18,9 +16,10 @@ from psycopg import sql
 from consoleai_etl.core.errors import SourceError, TargetError
 from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, plan_merge
 from consoleai_etl.core.plan.names import pg_clashes, pg_identifier
-from consoleai_etl.core.plan.profile import profile_table
+from consoleai_etl.core.plan.profile import Profile, profile_table
 from consoleai_etl.core.source.catalog import Catalog, introspect
-from consoleai_etl.core.source.connection import file_version, open_source
+from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.core.source.per_version import PerVersion
 from consoleai_etl.core.target.bookkeeping import lock_staging
 from consoleai_etl.core.target.existing import existing_tables
 from consoleai_etl.core.target.postgres import connect, redact
@@ -36,55 +35,35 @@ PG_MAX_COLUMNS = 1600  # PostgreSQL's limit per table (SQLite allows 2,000 by de
 DATA_PROBLEMS = ("NULL value in ", "CHECK constraint failed in ")
 
 
-_integrity: dict[tuple, Future[list[str]]] = {}  # (path, file_version) -> quick_check
-_integrity_lock = threading.Lock()
-
-
 def _quick_check(file: Path) -> list[str]:
     with closing(open_source(file)) as conn:
         return [row[0] for row in conn.execute("PRAGMA quick_check")]
 
 
-def start_integrity_check(path: str | Path) -> None:
-    """Start ``PRAGMA quick_check`` of the file on a thread, for ``integrity_problems``.
+def _storage_classes(file: Path) -> tuple[Catalog, dict[str, Profile]]:
+    """The catalog, and each table's storage classes per column (one scan per table)."""
+    with closing(open_source(file)) as src:
+        catalog = introspect(src)
+        return catalog, {t.name: profile_table(src, t)[1] for t in catalog.tables}
 
-    The check reads every page of the file (0.5 s for a warm 266 MB file, several seconds
-    cold). ``consoleai-etl`` starts it as soon as its command line is read, so that it runs
-    on the second core while Dagster creates the run (single-threaded Python); the
-    preflight then finds the answer ready, still before anything is written. A file that
-    cannot be read is left to the preflight to report."""
-    with suppress(OSError):
-        _checked(Path(path), threaded=True)
+
+_integrity = PerVersion(_quick_check)
+_storage = PerVersion(_storage_classes)
+
+
+def start_source_reads(path: str | Path, *, merge: bool) -> None:
+    """Start the preflight's whole-file reads of ``path`` on threads (``PerVersion``):
+    ``quick_check``, and in merge mode the storage classes ``check_merge`` compares with
+    the target's types."""
+    _integrity.start(path)
+    if merge:
+        _storage.start(path)
 
 
 def integrity_problems(path: str | Path) -> list[str]:
-    """What ``PRAGMA quick_check`` says about the file, checked once per version of it (a
-    file written to since, another size or mtime of it or its WAL, is checked again).
-    Raises ``sqlite3.DatabaseError`` as the check does."""
-    return _checked(Path(path), threaded=False).result()
-
-
-def _checked(file: Path, *, threaded: bool) -> Future[list[str]]:
-    key = (str(file.resolve()), file_version(file))
-    with _integrity_lock:
-        future = _integrity.get(key)
-        if future is not None:
-            return future
-        future = _integrity[key] = Future()
-    if threaded:
-        threading.Thread(target=_run, args=(future, file, key), daemon=True).start()
-    else:
-        _run(future, file, key)
-    return future
-
-
-def _run(future: Future[list[str]], file: Path, key: tuple) -> None:
-    try:
-        future.set_result(_quick_check(file))
-    except Exception as exc:  # handed to whoever waits; not kept: the next call retries
-        with _integrity_lock:
-            del _integrity[key]
-        future.set_exception(exc)
+    """What ``PRAGMA quick_check`` says about the file, once per version of it. Raises
+    ``sqlite3.DatabaseError`` as the check does."""
+    return _integrity.get(path)
 
 
 def check_source(path: str | Path) -> Catalog:
@@ -213,9 +192,7 @@ def check_merge(sqlite_path: str | Path, dsn: str, schema: str, options: MergeOp
     columns are filled, its types can hold what the source stores (one scan of storage
     classes per table) and this tool can load them. Read only; the one ``TargetError``
     lists every problem."""
-    with closing(open_source(sqlite_path)) as src:
-        catalog = introspect(src)
-        profiles = {t.name: profile_table(src, t)[1] for t in catalog.tables}
+    catalog, profiles = _storage.get(sqlite_path)
     with connect(dsn) as pg:
         existing = existing_tables(pg, schema)
     return plan_merge(catalog, profiles, existing, schema, options)
