@@ -19,7 +19,8 @@ import dagster as dg
 from consoleai_etl.core.errors import SourceError
 from consoleai_etl.core.run.migration import MigrationPlan
 from consoleai_etl.core.source.catalog import Catalog, introspect
-from consoleai_etl.core.source.connection import file_version, open_source
+from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.core.source.per_version import PerVersion
 from consoleai_etl.defs.checks import asset_keys
 from consoleai_etl.defs.consistency_job import make_consistency_job
 from consoleai_etl.defs.console_log import CONCISE_CONSOLE, concise_console_logger
@@ -69,15 +70,12 @@ def build_job(sqlite_path: str, job_name: str) -> dg.JobDefinition:
     runs, through ``dg.build_reconstructable_job`` (this module, this function, these
     arguments), so the graph comes from the file the command names whatever
     CONSOLEAI_SQLITE_PATH says, and the run's recorded origin names that file."""
-    return _definitions_of(sqlite_path, file_version(sqlite_path)).resolve_job_def(job_name)
+    return _definitions.get(sqlite_path).resolve_job_def(job_name)
 
 
-@functools.lru_cache(maxsize=4)
-def _definitions_of(sqlite_path: str, version: tuple) -> dg.Definitions:
-    """Dagster loads a reconstructable job four times in a run (to check it, plan, create
-    the run, execute): the file's schema is read and the definitions built once per
-    version of the file instead (``version`` is only the cache's key)."""
-    return build_definitions(sqlite_path)
+# Dagster loads a reconstructable job four times in a run (to check it, plan, create the run,
+# execute): the file's schema is read and the definitions built once per version of the file.
+_definitions = PerVersion(lambda file: build_definitions(str(file)))
 
 
 @dg.definitions

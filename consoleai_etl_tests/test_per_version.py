@@ -34,6 +34,7 @@ def test_read_once_per_version_started_on_a_thread(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("CREATE TABLE b (x)")  # a new version of the file: read again
     assert tables.get(path) == 2 and len(calls) == 2
+    assert len(tables._answers) == 1  # the older version's answer is not kept
 
 
 def test_a_failed_read_is_raised_and_not_kept(tmp_path: Path) -> None:

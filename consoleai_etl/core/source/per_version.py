@@ -1,5 +1,6 @@
 """Answers read from a source file, computed once per version of the file, and startable
-early on a thread.
+early on a thread: the code location's definitions (built from the file's schema), and the
+preflight's whole-file reads.
 
 Some preflight reads go through the whole file (``PRAGMA quick_check``; merge mode's scan
 of storage classes): 0.5 to 2 s on a warm 266 MB file, several seconds cold. ``consoleai-etl``
@@ -46,6 +47,11 @@ class PerVersion(Generic[T]):
             future = self._answers.get(key)
             if future is not None:
                 return future
+            # Only the newest version of a file is asked for again: a long-lived process
+            # (Dagster's code server) running on a source its application still writes
+            # keeps one answer per file, not one per write.
+            for older in [k for k in self._answers if k[0] == key[0]]:
+                del self._answers[older]
             future = self._answers[key] = Future()
         if threaded:
             threading.Thread(target=self._run, args=(future, file, key), daemon=True).start()
@@ -58,5 +64,6 @@ class PerVersion(Generic[T]):
             future.set_result(self._read(file))
         except Exception as exc:  # handed to whoever waits; not kept: the next get retries
             with self._lock:
-                del self._answers[key]
+                if self._answers.get(key) is future:
+                    del self._answers[key]
             future.set_exception(exc)
