@@ -13,6 +13,8 @@ it was. Nothing here drops or creates a relation in the target.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import psycopg
 from psycopg import sql
 
@@ -50,15 +52,11 @@ def _on_conflict(merge: TableMerge, on_conflict: str) -> sql.Composable:
     changing = [c for c in merge.columns if c.target not in merge.key]
     if on_conflict == "skip" or not changing:
         return sql.SQL("ON CONFLICT ({}) DO NOTHING").format(key)
-    return sql.SQL(
-        "ON CONFLICT ({key}) DO UPDATE SET ({cols}) = ROW({new}) WHERE ROW({old}) IS DISTINCT "
-        "FROM ROW({excluded})"
-    ).format(
+    return sql.SQL("ON CONFLICT ({key}) DO UPDATE SET ({cols}) = ROW({new}) WHERE {differ}").format(
         key=key,
         cols=_list([sql.Identifier(c.target) for c in changing]),
         new=_list([sql.SQL("EXCLUDED.{}").format(sql.Identifier(c.target)) for c in changing]),
-        old=_list([_comparable(c, "t") for c in changing]),
-        excluded=_list([_comparable(c, "excluded") for c in changing]),
+        differ=_values_differ(changing, "t", "excluded"),
     )
 
 
@@ -86,10 +84,11 @@ def _same_key(merge: TableMerge, left: str, right: str) -> sql.Composed:
     )
 
 
-def _values_differ(merge: TableMerge, left: str, right: str) -> sql.Composed:
+def _values_differ(columns: Sequence[MergeColumn], left: str, right: str) -> sql.Composed:
+    """``columns`` of the rows ``left`` and ``right`` differ (NULLs compare equal)."""
     return sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
-        _list([_comparable(c, left) for c in merge.columns]),
-        _list([_comparable(c, right) for c in merge.columns]),
+        _list([_comparable(c, left) for c in columns]),
+        _list([_comparable(c, right) for c in columns]),
     )
 
 
@@ -107,7 +106,7 @@ def prove_merged(pg: psycopg.Connection, merge: TableMerge, staging: str) -> tup
         "FROM {staged} s FULL JOIN {target} t ON {same_key}"
     ).format(
         key=key,
-        differ=_values_differ(merge, "s", "t"),
+        differ=_values_differ(merge.columns, "s", "t"),
         staged=_staged_as_target(merge, staging),
         target=_target(merge),
         same_key=_same_key(merge, "s", "t"),
@@ -132,7 +131,7 @@ def _upsert(pg: psycopg.Connection, merge: TableMerge, staging: str, on_conflict
         cols=_list([sql.Identifier(c.target) for c in merge.columns]),
         staged=_staged_as_target(merge, staging),
         same_key=_same_key(merge, "s", "u"),
-        differ=_values_differ(merge, "s", "u"),
+        differ=_values_differ(merge.columns, "s", "u"),
         conflict=_on_conflict(merge, on_conflict),
     )
     return pg.execute(statement).fetchone()
@@ -140,12 +139,8 @@ def _upsert(pg: psycopg.Connection, merge: TableMerge, staging: str, on_conflict
 
 def _from_source(merge: TableMerge, staging: str) -> sql.Composed:
     """``EXISTS`` a staged source row with the key of the target row ``t``."""
-    return sql.SQL(
-        "EXISTS (SELECT 1 FROM {staged} s WHERE ROW({source_key}) = ROW({target_key}))"
-    ).format(
-        staged=sql.Identifier(staging, merge.staged),
-        source_key=_list([_cast(_by_target(merge, k), "s") for k in merge.key]),
-        target_key=_list([sql.SQL("t.{}").format(sql.Identifier(k)) for k in merge.key]),
+    return sql.SQL("EXISTS (SELECT 1 FROM {staged} s WHERE {same_key})").format(
+        staged=_staged_as_target(merge, staging), same_key=_same_key(merge, "s", "t")
     )
 
 
@@ -190,10 +185,6 @@ def merged_orphans(
         label = f"({', '.join(fk.columns)}) -> {fk.ref_table}"
         orphans[label] = pg.execute(statement).fetchone()[0]
     return orphans
-
-
-def _by_target(merge: TableMerge, name: str) -> MergeColumn:
-    return next(c for c in merge.columns if c.target == name)
 
 
 def move_sequences(pg: psycopg.Connection, merge: TableMerge, *, apply: bool) -> dict[str, int]:
