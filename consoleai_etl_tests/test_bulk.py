@@ -10,8 +10,9 @@ from consoleai_etl.core.encode.bulk import bulk_for
 from consoleai_etl.core.encode.codec import ColumnCodec
 from consoleai_etl.core.errors import ConversionError
 from consoleai_etl.core.plan.rules import DEFAULT_RULE
-from consoleai_etl.core.plan.table_plan import ColumnPlan, PgType, converter_for
+from consoleai_etl.core.plan.table_plan import ColumnPlan, PgType
 from consoleai_etl.core.source.connection import InvalidText
+from consoleai_etl.core.types import builtin
 
 NUMERIC = PgType("numeric", "numeric(6,2)", None, 6, 2)
 CLEAN = {  # values every converter accepts, in forms the bulk path takes
@@ -34,7 +35,7 @@ ASIDE = {  # values the bulk path must leave to the per-value converter
 
 def _codec(pg_type: PgType, not_null: bool = False) -> ColumnCodec:
     column = ColumnPlan("c", "c", pg_type.sql, {}, pg_type, not_null, False, None, "", DEFAULT_RULE)
-    return ColumnCodec(column, converter_for(pg_type), bulk=bulk_for(pg_type))
+    return ColumnCodec(column, builtin.converter(pg_type), bulk=bulk_for(pg_type))
 
 
 def _per_value(codec: ColumnCodec, values: list[object]) -> list[object]:

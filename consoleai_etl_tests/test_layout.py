@@ -39,5 +39,5 @@ def test_only_bookkeeping_writes_sql_on_the_bookkeeping_tables() -> None:
 
 def test_the_core_is_grouped_by_concern() -> None:
     folders = {p.parent.relative_to(CORE).as_posix() for p in modules()}
-    assert folders == {".", "source", "plan", "encode", "target", "verify", "run"}
+    assert folders == {".", "source", "plan", "encode", "target", "verify", "run", "types"}
     assert {p.name for p in CORE.glob("*.py")} == {"__init__.py", "errors.py"}

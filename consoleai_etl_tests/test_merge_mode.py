@@ -195,10 +195,10 @@ def test_a_merge_that_cannot_work_is_refused_in_one_line_and_writes_nothing(
 
 def test_an_unsupported_target_type_is_named(tmp_path: Path, pg_dsn: str) -> None:
     source = legacy_db(tmp_path)
-    application(pg_dsn, APPLICATION.replace("note text)", "note uuid)"))
+    application(pg_dsn, APPLICATION.replace("note text)", "note point)"))
     result = run_raw(source, pg_dsn, tmp_path / "r", mode="merge")
     message = preflight_error(result)
-    assert "column orders.note -> note (uuid): this tool cannot load type uuid" in message
+    assert "column orders.note -> note (point): this tool cannot load type point" in message
     # ignore_columns is the way out: the run then merges
     result, report = run_job(
         source, pg_dsn, tmp_path / "r", mode="merge", ignore_columns=["orders.note"]
@@ -306,7 +306,7 @@ def test_integers_the_target_cannot_hold_are_quarantined(tmp_path: Path, pg_dsn:
         pg_dsn,
         "SELECT source_key::text, reason FROM consoleai_etl.quarantine "
         "WHERE source_table = 'users'",
-    ) == [('{"id": 3000000000}', f"out of range for the target's integer ({INT_RANGE})")]
+    ) == [('{"id": 3000000000}', f"3000000000 cannot become integer: out of range ({INT_RANGE})")]
     assert plain(users["merge"]) == counts(3, 0, 0, 1)
 
 

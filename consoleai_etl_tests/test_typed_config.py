@@ -103,6 +103,8 @@ def _started_steps(result: ExecuteInProcessResult) -> list[str]:
     ("rule", "message"),
     [
         ({"column": "notes.at", "target_type": "money"}, "unsupported target_type 'money'"),
+        # A PostgreSQL type's name, not a SQLite declaration's affinity ("INT" in it).
+        ({"column": "notes.at", "target_type": "integr"}, "unsupported target_type 'integr'"),
         ({"column": "at", "on_error": "null"}, "`column` must be written table.column"),
         (
             {"column": "notes.at", "declared_type": "TEXT"},

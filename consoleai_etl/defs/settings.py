@@ -66,6 +66,7 @@ from consoleai_etl.core.source.catalog import Catalog
 from consoleai_etl.core.source.snapshot import Snapshot
 from consoleai_etl.core.target.bookkeeping import staging_schema
 from consoleai_etl.core.target.postgres import embedded_dsn
+from consoleai_etl.core.types.intervals import IntervalUnit
 
 DEFAULT_SQLITE_PATH = "data/consoleai_legacy.sqlite"
 EMBEDDED_DATA_DIR = ".data/postgres"
@@ -85,6 +86,7 @@ DateEncodingChoice = choices("DateEncoding", DateEncoding)
 OnErrorChoice = choices("OnError", OnError)
 TextRepairChoice = choices("TextRepair", TextRepair)
 OnConflictChoice = choices("OnConflict", OnConflict)
+IntervalUnitChoice = choices("IntervalUnit", IntervalUnit)
 
 
 def _problem(exc: ValidationError, allowed: Iterable[str] = ()) -> str:
@@ -110,8 +112,10 @@ class CastingRuleConfig(dg.Config):
     declared_type: str | None = Field(default=None, description="or: a declared SQLite type")
     target_type: str | None = Field(
         default=None,
-        description="PostgreSQL type: bigint, double precision, numeric, numeric(p,s), text, "
-        "varchar(n), bytea, boolean, date, timestamp, timestamptz or jsonb",
+        description="PostgreSQL type: bigint, integer, smallint, double precision, real, "
+        "numeric(p,s), text, varchar(n), char(n), citext, bytea, boolean, date, time, timetz, "
+        "timestamp, timestamptz, interval, uuid, inet, cidr, macaddr, json, jsonb, or an array "
+        "of one (text[])",
     )
     date_encoding: DateEncodingChoice | None = Field(
         default=None, description="How the column's numbers encode dates"
@@ -120,6 +124,9 @@ class CastingRuleConfig(dg.Config):
         default=None, description="A value the chosen type cannot hold"
     )
     text_repair: list[TextRepairChoice] = Field(default=[], description="Text repairs to apply")
+    interval_unit: IntervalUnitChoice | None = Field(
+        default=None, description="What a number in an interval column counts"
+    )
 
     @field_validator("target_type")
     @classmethod

@@ -16,7 +16,7 @@ from operator import attrgetter, methodcaller
 
 from consoleai_etl.core.encode.convert import JSON_CACHE_CHARS, cached_jsonb_form
 from consoleai_etl.core.errors import ConversionError
-from consoleai_etl.core.plan.declared import PgType
+from consoleai_etl.core.types.pgtype import PgType
 
 Bulk = Callable[[Sequence[object]], list | None]
 REFUSALS = (ConversionError, ValueError, TypeError, OverflowError, ArithmeticError)
@@ -88,6 +88,9 @@ BULK: dict[str, Bulk] = {
 
 
 def bulk_for(pg_type: PgType) -> Bulk | None:
+    """The bulk form of a wire kind's own type (a retyped family converts value by value)."""
+    if pg_type.retyped:
+        return None
     if pg_type.kind == "numeric":
         return numeric(pg_type.precision, pg_type.scale)
     return BULK.get(pg_type.kind)

@@ -92,6 +92,7 @@ def _server_checked(column: ColumnPlan) -> bool:
     so an optimistic load may send its values untouched and retry carefully on a refusal."""
     return (
         column.pg_type.kind == "text"
+        and not column.pg_type.retyped
         and not column.rule.text_repair
         and set(column.observed) <= {"text", "null"}
     )

@@ -38,7 +38,7 @@ def describe(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _refuse(value: object, target: str, why: str = "") -> ConversionError:
+def refuse(value: object, target: str, why: str = "") -> ConversionError:
     return ConversionError(f"{describe(value)} cannot become {target}{': ' + why if why else ''}")
 
 
@@ -55,7 +55,7 @@ def to_bigint(value: object) -> int:
         return value
     if isinstance(value, float) and value.is_integer() and INT64_MIN <= value <= INT64_MAX:
         return int(value)
-    raise _refuse(value, "bigint")
+    raise refuse(value, "bigint")
 
 
 def to_double(value: object) -> float:
@@ -65,8 +65,8 @@ def to_double(value: object) -> float:
         converted = float(value)
         if int(converted) == value:
             return converted
-        raise _refuse(value, "double precision", "integer too large to be exact")
-    raise _refuse(value, "double precision")
+        raise refuse(value, "double precision", "integer too large to be exact")
+    raise refuse(value, "double precision")
 
 
 def _shape(number: Decimal) -> tuple[int, int]:
@@ -98,19 +98,19 @@ def make_numeric(precision: int | None, scale: int | None) -> Converter:
             try:
                 number = Decimal(value.strip())
             except InvalidOperation:
-                raise _refuse(value, target) from None
+                raise refuse(value, target) from None
         else:
-            raise _refuse(value, target)
+            raise refuse(value, target)
         if not number.is_finite():
             if precision is None and not number.is_snan():
                 return number
-            raise _refuse(value, target, "not a finite number")
+            raise refuse(value, target, "not a finite number")
         if precision is not None:
             places, integer_digits = _shape(number)
             if places > (scale or 0):
-                raise _refuse(value, target, "more decimal places than the column keeps")
+                raise refuse(value, target, "more decimal places than the column keeps")
             if integer_digits > precision - (scale or 0):
-                raise _refuse(value, target, "too many digits before the decimal point")
+                raise refuse(value, target, "too many digits before the decimal point")
             # Exact (no digit is lost): sent at the column's scale, as PostgreSQL stores it.
             return number.quantize(quantum, context=_WIDE)
         return number
@@ -129,11 +129,11 @@ def make_text(max_length: int | None) -> Converter:
         elif type(value) is float:
             text = repr(value)
         else:
-            raise _refuse(value, target)
+            raise refuse(value, target)
         if "\x00" in text:
-            raise _refuse(value, target, "contains a NUL byte, which PostgreSQL text cannot hold")
+            raise refuse(value, target, "contains a NUL byte, which PostgreSQL text cannot hold")
         if max_length is not None and len(text) > max_length:
-            raise _refuse(value, target, f"{len(text)} characters, longer than {max_length}")
+            raise refuse(value, target, f"{len(text)} characters, longer than {max_length}")
         return text
 
     return to_text
@@ -152,7 +152,7 @@ def to_bytea(value: object) -> bytes:
         return str(value).encode("ascii")
     if type(value) is float:
         return repr(value).encode("ascii")
-    raise _refuse(value, "bytea")
+    raise refuse(value, "bytea")
 
 
 def to_boolean(value: object) -> bool:
@@ -164,7 +164,7 @@ def to_boolean(value: object) -> bool:
             return True
         if word in FALSE_TEXT:
             return False
-    raise _refuse(value, "boolean")
+    raise refuse(value, "boolean")
 
 
 _SUB_MICROSECOND = re.compile(r"[.,]\d{6}(\d+)")
@@ -177,9 +177,9 @@ def _from_iso(text: str, target: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise _refuse(text, target, "not an ISO-8601 date/time") from None
+        raise refuse(text, target, "not an ISO-8601 date/time") from None
     if len(text) > 26 and (extra := _SUB_MICROSECOND.search(text)) and extra[1].strip("0"):
-        raise _refuse(text, target, "finer than microseconds, which PostgreSQL would round")
+        raise refuse(text, target, "finer than microseconds, which PostgreSQL would round")
     return moment
 
 
@@ -192,15 +192,15 @@ def _parse_datetime(value: object, target: str, encoding: str) -> datetime:
     if type(value) is str:
         return _from_iso(value.strip(), target)
     if type(value) not in (int, float) or not math.isfinite(value) or encoding == "iso":
-        raise _refuse(value, target)
+        raise refuse(value, target)
     if encoding == "auto":
         encoding = "julian_day" if type(value) is float else "unix_seconds"
     if encoding == "julian_day" and not JULIAN_MIN <= value <= JULIAN_MAX:
-        raise _refuse(value, target, "Julian day out of range")
+        raise refuse(value, target, "Julian day out of range")
     try:
         return as_datetime(value, encoding)
     except (OverflowError, ValueError):
-        raise _refuse(value, target, f"out of range as {encoding}") from None
+        raise refuse(value, target, f"out of range as {encoding}") from None
 
 
 def make_temporal(kind: str, encoding: str = "auto") -> Converter:
@@ -220,7 +220,7 @@ def make_temporal(kind: str, encoding: str = "auto") -> Converter:
     def to_date(value: object) -> date:
         moment = _parse_datetime(value, "date", encoding)
         if moment.time() != time(0) or moment.tzinfo is not None:
-            raise _refuse(value, "date", "has a time of day that a date would drop")
+            raise refuse(value, "date", "has a time of day that a date would drop")
         return moment.date()
 
     return {"timestamp": to_timestamp, "timestamptz": to_timestamptz, "date": to_date}[kind]
@@ -281,10 +281,10 @@ def _jsonb_form(value: str) -> str:
         except _Fractional:
             parsed, exact = _DECIMAL_JSON.decode(value), False
     except ValueError as exc:
-        raise _refuse(value, "jsonb", f"invalid JSON ({exc})") from None
+        raise refuse(value, "jsonb", f"invalid JSON ({exc})") from None
     # Only text with a \u0000 or surrogate escape needs the walk over the parsed value.
     if _RISKY_ESCAPE.search(value) and (why := _jsonb_refusal(parsed)):
-        raise _refuse(value, "jsonb", why)
+        raise refuse(value, "jsonb", why)
     return _C_JSONB_TEXT(parsed) if exact else jsonb_text(parsed)
 
 
@@ -306,4 +306,4 @@ def to_json_text(value: object) -> str:
         return str(value)
     if type(value) is float and math.isfinite(value):
         return numeric_text(Decimal(repr(value)))
-    raise _refuse(value, "jsonb")
+    raise refuse(value, "jsonb")

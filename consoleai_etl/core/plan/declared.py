@@ -9,18 +9,10 @@ STRICT tables, types); the planner lets the stored values overrule it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from consoleai_etl.core.types.pgtype import PgType
 
 STORAGE_CLASSES = ("integer", "real", "text", "blob", "null")
-
-
-@dataclass(frozen=True)
-class PgType:
-    kind: str  # converter family: bigint, double, numeric, text, bytea, boolean, date, ...
-    sql: str  # the type as written in DDL
-    length: int | None = None
-    precision: int | None = None
-    scale: int | None = None
 
 
 _TYPE_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_ ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")

@@ -5,10 +5,10 @@ not work, before anything is written.
 Names map case-insensitively (an application whose tool lower-cased every name still
 matches), an exact spelling winning over a case-folded one; ``merge_tables`` and
 ``merge_columns`` rename, ``ignore_columns`` leaves a source column out. Each mapped
-column is staged as the TARGET's type, through a casting rule (``rules``): a value that
-type refuses is quarantined with the type as the reason, as for any type the user chose.
-``integer`` and ``smallint`` are staged as ``bigint`` and their out-of-range values
-quarantined (``ranges``), since the load's converters know only ``bigint``.
+column is staged as the TARGET's type (as the type registry reads it: uuid, inet,
+interval, real, char(n), arrays, the application's enums and domains...), through a
+casting rule (``rules``): a value that type refuses is quarantined with the type as the
+reason, as for any type the user chose.
 """
 
 from __future__ import annotations
@@ -18,31 +18,16 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from consoleai_etl.core.errors import TargetError
-from consoleai_etl.core.plan.declared import PgType, declared_pg_type
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.profile import Profile
 from consoleai_etl.core.plan.rules import CastingRule
 from consoleai_etl.core.source.catalog import Catalog, Table
 from consoleai_etl.core.target.existing import ExistingColumn, ExistingTable
+from consoleai_etl.core.types import registry
+from consoleai_etl.core.types.pgtype import PgType
 
 OnConflict = Literal["update", "skip"]  # a source row whose key the target holds
 ON_CONFLICT: tuple[OnConflict, ...] = get_args(OnConflict)
-
-# format_type's base names this tool can load (``json`` is staged as jsonb and cast).
-SUPPORTED_TYPES = (
-    "smallint", "integer", "bigint", "text", "character varying", "numeric",
-    "double precision", "boolean", "date", "timestamp without time zone",
-    "timestamp with time zone", "jsonb", "json", "bytea",
-)  # fmt: skip
-INT_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1)}
-# Storage classes no value of which a target kind takes: numbers are never parsed from text
-# (as in the type plan), and only bytea holds a BLOB.
-REFUSED_CLASSES = {
-    "bigint": ("text", "blob"),
-    "double": ("text", "blob"),
-    "numeric": ("text", "blob"),
-    "bytea": (),
-}
 
 
 @dataclass(frozen=True)
@@ -79,19 +64,10 @@ class TableMerge:
         return tuple(
             CastingRule(
                 column=f"{self.source}.{c.source}",
-                target_type=c.staged_type.sql,
+                target_type=c.staged_type,
                 on_error="quarantine",
             )
             for c in self.columns
-        )
-
-    def ranges(self) -> tuple[tuple[str, str, int, int], ...]:
-        """(staged column, target type, low, high) of the integer columns narrower than
-        the bigint they are staged as."""
-        return tuple(
-            (c.staged, c.target_type, *INT_RANGES[c.target_type])
-            for c in self.columns
-            if c.target_type in INT_RANGES
         )
 
 
@@ -100,14 +76,6 @@ class MergePlan:
     schema: str
     tables: Mapping[str, TableMerge]  # by source table name
     on_conflict: OnConflict = "update"
-
-
-def staged_type(target_type: str) -> PgType | None:
-    """The type a column is staged as for a target column of ``target_type``, or None when
-    this tool cannot load that type."""
-    if target_type.split("(")[0].strip() not in SUPPORTED_TYPES:
-        return None
-    return declared_pg_type(target_type)
 
 
 def by_name(names: Iterable[str], wanted: str) -> str | None:
@@ -218,16 +186,16 @@ def _column(
     into = f"column {qualified} -> {target.name} ({target.type})"
     if target.generated:
         return None, f"{into}: a generated column takes no value (list it in ignore_columns)"
-    pg_type = staged_type(target.type)
+    pg_type = target.pg_type
     if pg_type is None:
         return None, (
             f"{into}: this tool cannot load type {target.type} (supported: "
-            f"{', '.join(SUPPORTED_TYPES)}); list it in ignore_columns"
+            f"{', '.join(registry.names())}, one-dimensional arrays of most of them, enums "
+            "and domains over them); list it in ignore_columns"
         )
+    taken = registry.takes(pg_type)
     refused = [
-        f"{stored[cls]:,} {cls}"
-        for cls in REFUSED_CLASSES.get(pg_type.kind, ("blob",))
-        if stored.get(cls)
+        f"{count:,} {cls}" for cls, count in stored.items() if cls not in taken and cls != "null"
     ]
     if refused:
         return (

@@ -26,11 +26,13 @@ from consoleai_etl.core.encode.codec import codec_for
 from consoleai_etl.core.encode.convert import describe
 from consoleai_etl.core.errors import ConversionError
 from consoleai_etl.core.plan.date_encodings import NumberRange
-from consoleai_etl.core.plan.declared import PgType, declared_pg_type
+from consoleai_etl.core.plan.declared import declared_pg_type
 from consoleai_etl.core.plan.profile import Profile, profile_table, row_count, sample_profile
 from consoleai_etl.core.plan.rules import CastingRule
-from consoleai_etl.core.plan.table_plan import ColumnPlan, TablePlan, converter_for, plan_table
+from consoleai_etl.core.plan.table_plan import ColumnPlan, TablePlan, plan_table
 from consoleai_etl.core.source.catalog import Table, sqlite_quote
+from consoleai_etl.core.types import registry
+from consoleai_etl.core.types.pgtype import PgType
 
 GUESS_ROWS = 1_000  # rows sampled for a plan the compiled pass then checks
 SCAN_BATCH = 5_000
@@ -220,7 +222,7 @@ def _widened(src: sqlite3.Connection, table: Table, column: ColumnPlan) -> Colum
 
 def _refusal(column: ColumnPlan, pg_type: PgType, value: object) -> str:
     try:
-        converter_for(pg_type, column.encoding)(value)
+        registry.converter(pg_type, column.rule, column.encoding)(value)
     except ConversionError as exc:
         return str(exc)
     return f"{describe(value)} is text, not a number"

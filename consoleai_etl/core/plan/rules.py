@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, fields
 from typing import Literal, get_args
 
 from consoleai_etl.core.errors import MigrationError
-from consoleai_etl.core.plan.declared import declared_pg_type
+from consoleai_etl.core.types import registry
+from consoleai_etl.core.types.intervals import INTERVAL_UNITS, IntervalUnit
+from consoleai_etl.core.types.pgtype import PgType
 
 # The one list of each choice: the Dagster config schema (``defs/settings.py``) is built from
 # these types, and the checks below read the tuples derived from them.
@@ -32,10 +34,13 @@ ORPHAN_POLICIES: tuple[OrphanPolicy, ...] = get_args(OrphanPolicy)
 class CastingRule:
     column: str | None = None  # "table.column"
     declared_type: str | None = None
-    target_type: str | None = None
+    # A type name; merge mode's own rules give the target column's type itself (an enum or
+    # a domain of the application has no name a rule could resolve).
+    target_type: str | PgType | None = None
     date_encoding: DateEncoding | None = None
     on_error: OnError | None = None
     text_repair: tuple[TextRepair, ...] = field(default=())
+    interval_unit: IntervalUnit | None = None  # what a number in an interval column counts
 
     def __post_init__(self) -> None:
         where = f"casting rule {self.column or self.declared_type or '(no match)'}"
@@ -43,9 +48,10 @@ class CastingRule:
             raise MigrationError(f"{where}: {problem}")
         _one_of(where, "date_encoding", self.date_encoding, DATE_ENCODINGS)
         _one_of(where, "on_error", self.on_error, ON_ERROR)
+        _one_of(where, "interval_unit", self.interval_unit, INTERVAL_UNITS)
         for repair in self.text_repair:
             _one_of(where, "text_repair", repair, TEXT_REPAIRS)
-        if self.target_type is not None and (problem := target_type_problem(self.target_type)):
+        if isinstance(self.target_type, str) and (problem := target_type_problem(self.target_type)):
             raise MigrationError(f"{where}: {problem}")
 
 
@@ -61,13 +67,24 @@ def matcher_problem(column: str | None, declared_type: str | None) -> str | None
 
 def target_type_problem(target_type: str) -> str | None:
     """Why ``target_type`` is not a type a rule may choose, or None (shared like
-    ``matcher_problem``): a parametrized type such as numeric(8,3) cannot be an enum."""
-    if declared_pg_type(target_type) is not None:
+    ``matcher_problem``): a parametrized type such as numeric(8,3) cannot be an enum. The
+    name must be a PostgreSQL type's (``integr`` is not read as an integer, as a SQLite
+    declaration would be)."""
+    if registry.parse(target_type) is not None:
         return None
     return (
-        f"unsupported target_type {target_type!r} (use bigint, double precision, "
-        "numeric(p,s), text, varchar(n), bytea, boolean, date, timestamp, timestamptz or jsonb)"
+        f"unsupported target_type {target_type!r} (use one of {', '.join(registry.names())}, "
+        "with (n) or (p,s) where the type takes them, or an array of one: text[])"
     )
+
+
+def chosen_type(target_type: str | PgType) -> PgType:
+    """The type a rule chose (validated when the rule was made)."""
+    if isinstance(target_type, PgType):
+        return target_type
+    pg_type = registry.parse(target_type)
+    assert pg_type is not None, target_type
+    return pg_type
 
 
 def _one_of(where: str, name: str, value: str | None, allowed: tuple[str, ...]) -> None:
@@ -79,10 +96,11 @@ def _one_of(where: str, name: str, value: str | None, allowed: tuple[str, ...]) 
 class ColumnRule:
     """The effective rule for one column, every field resolved."""
 
-    target_type: str | None = None
+    target_type: str | PgType | None = None
     date_encoding: str = "auto"
     on_error: str | None = None  # None: the planner's default (see ``ColumnPlan.on_error``)
     text_repair: tuple[str, ...] = ()
+    interval_unit: str | None = None
     source: str = "default"  # which rule(s) decided, for the report
 
 

@@ -17,12 +17,19 @@ from dataclasses import dataclass, field
 
 from consoleai_etl.core.encode import convert
 from consoleai_etl.core.plan.date_encodings import NumberRange, auto_encoding, suggestion
-from consoleai_etl.core.plan.declared import PgType, declared_pg_type
+from consoleai_etl.core.plan.declared import declared_pg_type
 from consoleai_etl.core.plan.names import pg_identifier, renamed_because
-from consoleai_etl.core.plan.rules import DEFAULT_RULE, CastingRule, ColumnRule, rule_for
+from consoleai_etl.core.plan.rules import (
+    DEFAULT_RULE,
+    CastingRule,
+    ColumnRule,
+    chosen_type,
+    rule_for,
+)
 from consoleai_etl.core.source.catalog import Column, CustomCollation, Table
-
-TEMPORAL_KINDS = frozenset({"date", "timestamp", "timestamptz"})
+from consoleai_etl.core.types import registry
+from consoleai_etl.core.types.builtin import TEMPORAL_KINDS
+from consoleai_etl.core.types.pgtype import PgType
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ class ColumnPlan:
     widened: str | None = None  # why the stored values overruled the declared type
 
     def converter(self) -> convert.Converter:
-        return converter_for(self.pg_type, self.encoding)
+        return registry.converter(self.pg_type, self.rule, self.encoding)
 
     @property
     def numbers_unmeasured(self) -> bool:
@@ -61,8 +68,9 @@ class ColumnPlan:
 
     @property
     def native_classes(self) -> frozenset[str]:
-        """Storage classes that psycopg can send as they are, with no per-value check."""
-        return NATIVE.get(self.pg_type.kind, frozenset())
+        """Storage classes that psycopg can send as they are, with no per-value check (none
+        for a type retyped after the COPY: its converter checks what the type holds)."""
+        return frozenset() if self.pg_type.retyped else NATIVE.get(self.pg_type.kind, frozenset())
 
     def needs_conversion(self) -> bool:
         return bool(set(self.observed) - {"null"} - self.native_classes)
@@ -154,25 +162,6 @@ _EXPRESSIONS = {
     "cast(strftime('%s','now')as integer)": _NOW_EPOCH,
     "julianday('now')": {"double": "(extract(epoch FROM CURRENT_TIMESTAMP) / 86400 + 2440587.5)"},
 }
-_CONVERTERS = {
-    "bigint": convert.to_bigint,
-    "double": convert.to_double,
-    "bytea": convert.to_bytea,
-    "boolean": convert.to_boolean,
-    "jsonb": convert.to_json_text,
-}
-
-
-def converter_for(pg_type: PgType, date_encoding: str = "auto") -> convert.Converter:
-    if pg_type.kind == "numeric":
-        return convert.make_numeric(pg_type.precision, pg_type.scale)
-    if pg_type.kind == "text":
-        return convert.make_text(pg_type.length)
-    if pg_type.kind in ("date", "timestamp", "timestamptz"):
-        return convert.make_temporal(pg_type.kind, date_encoding)
-    return _CONVERTERS[pg_type.kind]
-
-
 _QUOTED = re.compile(r"('(?:[^']|'')*')")
 _CHECK = re.compile(r"\bCHECK\s*\(", re.IGNORECASE)
 _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
@@ -214,7 +203,7 @@ def translate_default(default_sql: str | None, pg_type: PgType) -> tuple[object,
     else:
         return None, f"default {default_sql} not translated (SQLite expression)"
     try:
-        return converter_for(pg_type)(value), None
+        return registry.converter(pg_type, DEFAULT_RULE)(value), None
     except ValueError as exc:
         return None, f"default {default_sql} not translated ({exc})"
 
@@ -235,9 +224,8 @@ def plan_column(
 ) -> tuple[ColumnPlan, list]:
     declared = declared_pg_type(column.declared_type) if column.declared_type else None
     if rule.target_type is not None:
-        pg_type = declared_pg_type(rule.target_type)
-        assert pg_type is not None  # validated when the rule was parsed
-        reason = f"{rule.source}: {rule.target_type}"
+        pg_type = chosen_type(rule.target_type)
+        reason = f"{rule.source}: {pg_type.sql}"
     elif declared is not None:
         pg_type, reason = declared, f"declared {column.declared_type}"
     else:

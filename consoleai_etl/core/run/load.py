@@ -195,8 +195,6 @@ class LoadOptions:
     # Held while the table streams (the Python-bound part), so that a second table staged
     # at the same time overlaps only its PostgreSQL work with it.
     streaming: AbstractContextManager = field(default_factory=nullcontext)
-    # Merge mode: (staged column, target type, low, high) of integers the target narrows.
-    ranges: tuple[tuple[str, str, int, int], ...] = ()
     # False in merge mode: the staged table is only merged from, then dropped, so its
     # non-unique indexes would be built for nothing (its keys still prove uniqueness).
     indexes: bool = True
@@ -238,7 +236,8 @@ def load_table(
         phase(table.name, KEYS)
         quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, stream.quarantine)
         keying = time.perf_counter()
-        removed = constraints.quarantine_out_of_range(pg, plan, schema, run_id, options.ranges)
+        type_warnings, removed = constraints.retype_columns(pg, plan, schema, run_id)
+        warnings += type_warnings
         key_warnings, duplicates = constraints.add_keys_and_indexes(
             pg, plan, schema, run_id, indexes=options.indexes
         )

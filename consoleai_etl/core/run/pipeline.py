@@ -106,15 +106,14 @@ def _merged(config: MigrationConfig, table: Table) -> TableMerge | None:
 
 def _load_options(config: MigrationConfig, table: Table) -> LoadOptions:
     """The table's load options. In merge mode: a casting rule per column choosing the
-    target's type, ahead of the user's rules; the ranges of ``integer``/``smallint`` target
-    columns (staged as bigint); no non-unique index on a table only merged from."""
+    target's type, ahead of the user's rules; no non-unique index on a table only merged
+    from."""
     merge = _merged(config, table)
     if merge is None:
         return LoadOptions(config.casting_rules, config.orphans)
     return LoadOptions(
         (*merge.rules(), *config.casting_rules),
         config.orphans,
-        ranges=merge.ranges(),
         indexes=False,
     )
 

@@ -21,6 +21,7 @@ from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.target import bookkeeping, ddl
+from consoleai_etl.core.types import domains
 from consoleai_etl.core.verify.checks import orphan_condition, pg_orphans, table_schema
 
 
@@ -105,25 +106,50 @@ def quarantine_duplicate_keys(
     )  # fmt: skip
 
 
-def quarantine_out_of_range(
-    pg: psycopg.Connection,
-    plan: TablePlan,
-    schema: str,
-    run_id: str,
-    ranges: tuple[tuple[str, str, int, int], ...],
-) -> Removed:
-    """Quarantine the staged rows whose value of a (column, type, low, high) lies outside
-    [low, high]: merge mode stages an ``integer``/``smallint`` target column as bigint, and
-    the accounting must see such a row before the merge would refuse it."""
-    removed = Removed()
-    for column, pg_type, low, high in ranges:
-        condition = sql.SQL("c.{} NOT BETWEEN {} AND {}").format(
-            sql.Identifier(column), sql.Literal(low), sql.Literal(high)
-        )
-        source = next(c.source for c in plan.columns if c.name == column)
-        reason = f"out of range for the target's {pg_type} ({low} .. {high})"
-        removed += _move_to_quarantine(pg, plan, schema, run_id, condition, source, reason)
-    return removed
+# Whether a text reads as a type (a domain's CHECK and NOT NULL included), without
+# aborting the transaction when it does not: a subtransaction per value, so it is asked
+# only of columns whose type is a constrained domain.
+_FITS = """
+CREATE OR REPLACE FUNCTION pg_temp.consoleai_fits(value text, type regtype) RETURNS boolean
+LANGUAGE plpgsql AS $$BEGIN EXECUTE format('SELECT %L::%s', value, type); RETURN true;
+EXCEPTION WHEN others THEN RETURN false; END$$
+"""
+
+
+def retype_columns(
+    pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str
+) -> tuple[list[str], Removed]:
+    """Give the staged columns of retyped families (``PgType.staged_sql``) their types:
+    first the rows whose value a constrained domain refuses are quarantined, then the
+    columns are retyped in one rewrite and their defaults set (a default the type refuses
+    is a warning). Returns (warnings, rows quarantined)."""
+    columns = [c for c in plan.columns if c.pg_type.retyped]
+    removed, warnings = Removed(), []
+    if not columns:
+        return warnings, removed
+    for column in columns:
+        if domains.constrained(column.pg_type):
+            pg.execute(_FITS)
+            condition = sql.SQL("NOT pg_temp.consoleai_fits(c.{}::text, {}::regtype)").format(
+                sql.Identifier(column.name), sql.Literal(column.pg_type.sql)
+            )
+            reason = f"violates the constraints of domain {column.pg_type.sql}"
+            removed += _move_to_quarantine(
+                pg, plan, schema, run_id, condition, column.source, reason
+            )
+    try:
+        with pg.transaction():
+            pg.execute(ddl.retype(plan, schema, columns))
+    except psycopg.Error as exc:
+        raise MigrationError(
+            f"table {plan.table.name}: its columns {', '.join(c.source for c in columns)} "
+            f"could not take their types: {' '.join(str(exc).split())}"
+        ) from None
+    for column in columns:
+        statement = ddl.set_default(plan, schema, column)
+        if statement is not None:
+            warnings += _attempt(pg, statement, f"default of column {column.source}")
+    return warnings, removed
 
 
 def add_keys_and_indexes(

@@ -3,15 +3,21 @@
 Merge mode loads into tables this tool did not create, so it reads them from the catalog
 instead of planning them: each column's type as ``format_type`` prints it, whether it is
 NOT NULL, has a default, is an identity or generated column, its sequence (identity or
-serial, ``pg_get_serial_sequence``), and the table's primary key and unique keys (what an
-``ON CONFLICT`` can name). Read only.
+serial, ``pg_get_serial_sequence``), its type as this tool loads it (``TypeReader``:
+enums with their labels, domains over their base, arrays of their element, the rest by
+name through the type registry), and the table's primary key and unique keys (what an
+``ON CONFLICT`` can name). Partitions are not tables of their own here: their partitioned
+table is. Read only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
+
+from consoleai_etl.core.types import arrays, domains, enums, registry
+from consoleai_etl.core.types.pgtype import PgType
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,7 @@ class ExistingColumn:
     identity: bool
     generated: bool
     sequence: str | None  # qualified name of its identity or serial sequence
+    pg_type: PgType | None = field(default=None, compare=False)  # None: not loadable
 
     @property
     def fills_itself(self) -> bool:
@@ -45,7 +52,7 @@ class ExistingTable:
 _COLUMNS = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        a.atthasdef AND a.attgenerated = '', a.attidentity <> '', a.attgenerated <> '',
-       pg_get_serial_sequence(c.oid::regclass::text, a.attname)
+       pg_get_serial_sequence(c.oid::regclass::text, a.attname), a.atttypid, a.atttypmod
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 WHERE c.oid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
 """
@@ -59,18 +66,60 @@ GROUP BY i.indexrelid, i.indisprimary ORDER BY NOT i.indisprimary, i.indexrelid
 """
 
 
+_TYPE = """
+SELECT t.typtype, t.typcategory = 'A', t.typelem, t.typbasetype, t.typtypmod,
+       t.typnotnull OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contypid = t.oid),
+       ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid
+             ORDER BY e.enumsortorder)
+FROM pg_type t WHERE t.oid = %s
+"""
+
+
+class TypeReader:
+    """A type of the target as this tool loads it, read from the catalog once per type."""
+
+    def __init__(self, pg: psycopg.Connection) -> None:
+        self.pg = pg
+        self.known: dict[tuple[int, int], PgType | None] = {}
+
+    def __call__(self, oid: int, modifier: int) -> PgType | None:
+        if (oid, modifier) not in self.known:
+            self.known[oid, modifier] = self._read(oid, modifier)
+        return self.known[oid, modifier]
+
+    def _read(self, oid: int, modifier: int) -> PgType | None:
+        name = self.pg.execute("SELECT format_type(%s, %s)", (oid, modifier)).fetchone()[0]
+        kind, is_array, element, base, base_modifier, constrained, labels = self.pg.execute(
+            _TYPE, (oid,)
+        ).fetchone()
+        if kind == "e":
+            return enums.enum_type(name, tuple(labels))
+        if kind == "d":
+            base_type = self(base, base_modifier)
+            return base_type and domains.domain_type(name, base_type, constrained)
+        if is_array:
+            element_type = self(element, modifier)
+            return element_type and arrays.array_type(element_type)
+        return registry.parse(name)
+
+
 def existing_tables(pg: psycopg.Connection, schema: str) -> dict[str, ExistingTable]:
-    """Every ordinary or partitioned table of ``schema``, by name."""
+    """Every ordinary or partitioned table of ``schema`` (not its partitions), by name."""
     rows = pg.execute(
         "SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p')",
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
         (schema,),
     ).fetchall()
-    return {name: _table(pg, schema, oid, name) for oid, name in rows}
+    types = TypeReader(pg)
+    return {name: _table(pg, schema, oid, name, types) for oid, name in rows}
 
 
-def _table(pg: psycopg.Connection, schema: str, oid: int, name: str) -> ExistingTable:
-    columns = tuple(ExistingColumn(*row) for row in pg.execute(_COLUMNS, (oid,)))
+def _table(
+    pg: psycopg.Connection, schema: str, oid: int, name: str, types: TypeReader
+) -> ExistingTable:
+    columns = tuple(
+        ExistingColumn(*row[:7], pg_type=types(*row[7:])) for row in pg.execute(_COLUMNS, (oid,))
+    )
     keys = pg.execute(_KEYS, (oid,)).fetchall()
     primary = next((tuple(cols) for is_pk, cols in keys if is_pk), ())
     return ExistingTable(schema, name, columns, primary, tuple(tuple(cols) for _pk, cols in keys))

@@ -28,7 +28,7 @@ def _target(merge: TableMerge) -> sql.Composed:
 
 
 def _cast(column: MergeColumn, alias: str) -> sql.Composed:
-    """The staged value as the target's type (whitelisted by ``staged_type``)."""
+    """The staged value as the target's type (a name read from the catalog: ``existing``)."""
     return sql.SQL("CAST({}.{} AS {})").format(
         sql.Identifier(alias), sql.Identifier(column.staged), sql.SQL(column.target_type)
     )

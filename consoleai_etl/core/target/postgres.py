@@ -14,7 +14,10 @@ _PASSWORD_IN_URI = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
 _PASSWORD_IN_KEYWORDS = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
-UTC_SESSION = "-c TimeZone=UTC"
+# The settings values are read and printed under: UTC (see ``connect``), and the default
+# output styles whatever the server's or the role's defaults, so that a value's text (an
+# interval, an array of reals) is the one the converters send (``core/types``).
+SESSION = "-c TimeZone=UTC -c IntervalStyle=postgres -c DateStyle=ISO,MDY -c extra_float_digits=1"
 # SQLSTATEs of a session the server ended: class 08 (connection exception) and the
 # shutdowns of class 57 (57P01 admin shutdown, which pg_terminate_backend sends, 57P02
 # crash shutdown, 57P03 cannot connect now).
@@ -49,10 +52,11 @@ def connect(dsn: str, **kwargs: object) -> psycopg.Connection:
     """Connect or raise ``TargetError`` naming the (redacted) DSN and the server's reason.
 
     Sessions run in UTC, so casts between timestamp and timestamptz (a target loaded by
-    another tool) read the same on every server whatever its TimeZone setting.
+    another tool) read the same on every server whatever its TimeZone setting; and with
+    the default output styles (``SESSION``).
     """
     try:
-        options = " ".join(filter(None, [conninfo_to_dict(dsn).get("options"), UTC_SESSION]))
+        options = " ".join(filter(None, [conninfo_to_dict(dsn).get("options"), SESSION]))
         return psycopg.connect(dsn, options=options, **kwargs)
     except psycopg.Error as exc:
         reason = " ".join(str(exc).split())

@@ -36,11 +36,12 @@ from psycopg.types.string import TextLoader
 from consoleai_etl.core.encode.canonical import PYTHON, Canonical, numeric_text
 from consoleai_etl.core.encode.convert import Converter
 from consoleai_etl.core.errors import ConversionError
-from consoleai_etl.core.plan.declared import PgType, declared_pg_type
+from consoleai_etl.core.plan.declared import declared_pg_type
 from consoleai_etl.core.plan.names import pg_identifier
-from consoleai_etl.core.plan.table_plan import converter_for
 from consoleai_etl.core.source.catalog import Catalog, SchemaObject, sqlite_quote
 from consoleai_etl.core.target.ddl import qualified
+from consoleai_etl.core.types import builtin
+from consoleai_etl.core.types.pgtype import PgType
 
 
 @dataclass
@@ -176,7 +177,7 @@ def _forms(pg: psycopg.Connection, description: Sequence[psycopg.Column]) -> lis
         info = pg.adapters.types.get(column.type_code)
         pg_type = info.name if info else str(column.type_code)
         kind = _KINDS.get(pg_type, "text")
-        convert = converter_for(PgType(kind, kind))
+        convert = builtin.converter(PgType(kind, kind))
         forms.append(ColumnForm(column.name, pg_type, convert, _RENDER[kind]))
     return forms
 
