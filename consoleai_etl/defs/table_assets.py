@@ -131,14 +131,14 @@ def _migrate(
     keys: Mapping[str, dg.AssetKey],
 ) -> Iterator:
     selected = [t for t in plan.tables if keys[t.table.name] in context.selected_asset_keys]
+    names = [t.table.name for t in selected]
+    config = checked_config(context, settings, lock=True, tables=names)
     if not selected:
         raise dg.Failure(
             description=f"{RUN_NAME} records a run of the table assets: select the tables to "
             "migrate with it",
             allow_retries=False,
         )
-    names = [t.table.name for t in selected]
-    config = checked_config(context, settings, lock=True, tables=names)
     settings.hold_staging(config, context.run.run_id)
     report = new_report(context.op_execution_context, settings.to_config())  # the user's file
     migrate(
