@@ -6,9 +6,10 @@ field of the ``settings`` resource put in the run's config, where the web UI sho
 Exit codes: 0 the job succeeded; 1 it ran and failed (the preflight refused, a check
 failed, rows were quarantined); 2 the command line is wrong and no run was started: an
 unknown option or choice, a missing argument (argparse), a SOURCE that is not a file, a
-DSN that does not parse, an unreadable or invalid rules file, a bad CONSOLEAI_* variable
-or DAGSTER_HOME. Each of those is one line on stderr; whatever else is wrong with the
-source or the server is the preflight's to find, in the run, with exit 1.
+DSN that does not parse, an unreadable or invalid rules file, a ``--skip-table`` SOURCE
+does not have, a bad CONSOLEAI_* variable or DAGSTER_HOME. Each of those is one line on
+stderr; whatever else is wrong with the source or the server is the preflight's to find,
+in the run, with exit 1.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import NoReturn
 
@@ -25,8 +28,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from consoleai_etl.cli.job import JOBS, JobRequest, UsageError, run
 from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.plan.skip import unknown_tables
 from consoleai_etl.core.run.pipeline import MODES
 from consoleai_etl.core.run.preflight import start_source_reads
+from consoleai_etl.core.source.catalog import introspect
+from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.target.postgres import redact
 from consoleai_etl.defs.settings import MigrationSettings, rules_file
 
@@ -56,6 +62,14 @@ def parser() -> argparse.ArgumentParser:
         "tables (default: $CONSOLEAI_MODE, else replace)",
     )
     common.add_argument("--rules", metavar="RULES.yaml", help="casting rules file")
+    common.add_argument(
+        "--skip-table",
+        metavar="NAME",
+        action="append",
+        dest="skip_tables",
+        help="leave source table NAME out: neither loaded nor checked nor merged, listed in "
+        "the report with its row count (repeatable)",
+    )
     common.add_argument(
         "--report-dir",
         metavar="DIR",
@@ -108,7 +122,10 @@ def settings_config(args: argparse.Namespace) -> dict[str, object]:
         "report_dir": args.report_dir,
         "dry_run": getattr(args, "dry_run", False) or None,
         "allow_divergence": getattr(args, "allow_divergence", False) or None,
+        "skip_tables": args.skip_tables,
     }
+    if args.skip_tables:
+        check_skipped(args.source, args.skip_tables)
     if args.rules:
         try:
             rules = rules_file(args.rules)
@@ -116,6 +133,19 @@ def settings_config(args: argparse.Namespace) -> dict[str, object]:
             raise UsageError(str(exc)) from None
         config["casting_rules"] = [rule.model_dump(exclude_defaults=True) for rule in rules]
     return {name: value for name, value in config.items() if value is not None}
+
+
+def check_skipped(source: Path, names: list[str]) -> None:
+    """Every ``--skip-table`` is a table of SOURCE (the run's preflight would refuse it too,
+    in the words of its config: ``skip_tables``). A SOURCE that cannot be read is left to
+    the preflight, which says what is wrong with it."""
+    try:
+        with closing(open_source(source)) as src:
+            tables = [t.name for t in introspect(src).tables]
+    except (MigrationError, sqlite3.Error):
+        return
+    if problem := unknown_tables(tables, names, "--skip-table"):
+        raise UsageError(problem)
 
 
 def without_password(dsn: str) -> str:

@@ -2,7 +2,8 @@
 
 It is an op job, not an asset selection: Dagster does not order a report asset after
 check-only steps, so one op per table logs the table's asset-check evaluations (they show on
-the assets' check pages) and hands its TableReport to a report op that runs last.
+the assets' check pages) and hands its TableReport to a report op that runs last; a table
+the run skips hands None, and the report lists it with its row count.
 """
 
 import dagster as dg
@@ -29,10 +30,13 @@ def make_verify_op(table: Table, key: dg.AssetKey) -> dg.OpDefinition:
     @dg.op(
         name=f"verify_{key.to_python_identifier()}",
         ins={"after": dg.In(dg.Nothing)},
-        out=dg.Out(TableReport),
+        out=dg.Out(TableReport | None),  # None: a table the run skips
     )
     def _verify(context: dg.OpExecutionContext, settings: MigrationSettings):
         config = checked_config(context, settings)  # the run's snapshot of the source
+        if config.skipping(table.name):  # listed by the report step, not checked
+            yield dg.Output(None)
+            return
         settings.hold_staging(config, context.run_id)  # merge mode stages the source
         report = guarded_step(context, table, lambda: verify_table(config, table, context.run_id))
         yield from check_events(table, key, report, dg.AssetCheckEvaluation)
@@ -43,11 +47,14 @@ def make_verify_op(table: Table, key: dg.AssetKey) -> dg.OpDefinition:
 
 @dg.op
 def consistency_report(
-    context: dg.OpExecutionContext, settings: MigrationSettings, tables: list[TableReport]
+    context: dg.OpExecutionContext,
+    settings: MigrationSettings,
+    tables: list[TableReport | None],
 ):
     config = settings.to_config()
     report = new_report(context, config)
-    report.tables = sorted(tables, key=lambda t: t.table)
+    report.tables = sorted((t for t in tables if t is not None), key=lambda t: t.table)
+    report.skipped_tables = list(checked_config(context, settings).skipped)
     finalize(config, report, snapshot=settings.snapshot)
     result = publish(context, config, report)
     yield dg.Output(None, metadata=result.metadata)

@@ -22,7 +22,7 @@ unset, and Dagster's config Enum does not accept it.
 """
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -52,6 +52,7 @@ from consoleai_etl.core.plan.rules import (
     parse_rules,
     target_type_problem,
 )
+from consoleai_etl.core.plan.skip import skipped_tables
 from consoleai_etl.core.run.pipeline import MigrationConfig, Mode
 from consoleai_etl.core.run.preflight import (
     RunLock,
@@ -61,7 +62,9 @@ from consoleai_etl.core.run.preflight import (
     check_ownership,
     check_source,
     check_target,
+    count_skipped,
 )
+from consoleai_etl.core.run.report import SkippedTable
 from consoleai_etl.core.source.catalog import Catalog
 from consoleai_etl.core.source.snapshot import Snapshot
 from consoleai_etl.core.target.bookkeeping import staging_schema
@@ -261,6 +264,18 @@ class MigrationSettings(dg.ConfigurableResource):
         description="Merge mode: source table -> the target's unique key (its columns) to "
         "merge on; default: the target's primary key.",
     )
+    skip_tables: list[str] | None = Field(
+        default=None,
+        description="Source tables left out (both modes): neither loaded nor checked nor "
+        "merged, and in merge mode they need no target table; the report lists each with "
+        "its row count.",
+    )
+    migrate_history_tables: list[str] | None = Field(
+        default=None,
+        description="Migration-history tables (django_migrations, schema_migrations, "
+        "alembic_version...) to migrate anyway; by default they are skipped (in merge mode, "
+        "naming one in merge_tables merges it too).",
+    )
     asset_graph: SourceGraph | None = Field(
         default=None,
         description="Set by the code location: the tables its asset graph was built from "
@@ -272,6 +287,8 @@ class MigrationSettings(dg.ConfigurableResource):
     _checked: bool = PrivateAttr(default=False)
     _snapshot: Snapshot | None = PrivateAttr(default=None)
     _merge_plan: MergePlan | None = PrivateAttr(default=None)
+    _skip_reasons: dict[str, str] = PrivateAttr(default_factory=dict)
+    _skipped: tuple[SkippedTable, ...] | None = PrivateAttr(default=None)
 
     @field_validator("merge_columns", "ignore_columns")
     @classmethod
@@ -281,12 +298,16 @@ class MigrationSettings(dg.ConfigurableResource):
                 raise ValueError(f"{entry!r}: write a source column as table.column")
         return value
 
-    def preflight(self, *, lock: bool) -> MigrationConfig:
+    def preflight(self, *, lock: bool, tables: Collection[str] | None = None) -> MigrationConfig:
         """Check options (environment values and rule files), source, its agreement with
-        the asset graph, and target once per run, before anything is written; with ``lock``
+        the asset graph, the tables it skips (``core.plan.skip``: a name the source lacks
+        stops the run), and target once per run, before anything is written; with ``lock``
         (a migration), also check that the run would replace only what earlier runs
         promoted, and take the per-schema lock that keeps a second migration out. Then take
-        the run's ``Snapshot`` of the source: the returned config points the readers at it.
+        the run's ``Snapshot`` of the source: the returned config points the readers at it,
+        and lists the skipped tables with their row counts. In merge mode, plan the merge
+        of ``tables`` (the run's selection; None: every table) less the skipped ones: only
+        those need a target table.
 
         Called by the table assets' step (and the consistency job's ops). It raises
         ``MigrationError`` with a one-line message inside a step, because Dagster's CLI turns
@@ -300,21 +321,36 @@ class MigrationSettings(dg.ConfigurableResource):
             if self.asset_graph is not None:
                 graph = self.asset_graph
                 check_graph(config.sqlite_path, catalog, graph.tables, graph.sqlite_path)
+            self._skip_reasons = skipped_tables(
+                [t.name for t in catalog.tables],
+                config.skip_tables,
+                config.migrate_history_tables,
+                mapped=config.merge.tables if merging else (),
+            )
             check_target(config.pg_dsn, config.target_schema)
             # Merge mode writes into the application's tables: that is its point.
             if lock and not config.dry_run and not config.replace_existing and not merging:
-                check_ownership(catalog, config.pg_dsn, config.target_schema)
+                check_ownership(catalog, config.pg_dsn, config.target_schema, self._skip_reasons)
             self._checked = True
         if lock and self._lock is None:
             self._lock = RunLock(config.pg_dsn, config.target_schema)
         if self._snapshot is None:
             self._snapshot = Snapshot.take(config.sqlite_path)
         snapshot = str(self._snapshot.path)
+        if self._skipped is None:
+            self._skipped = count_skipped(snapshot, self._skip_reasons)
         if merging and self._merge_plan is None:  # read only: verifying needs it too
             self._merge_plan = check_merge(
-                snapshot, config.pg_dsn, config.target_schema, config.merge
+                snapshot,
+                config.pg_dsn,
+                config.target_schema,
+                config.merge,
+                tables=tables,
+                skipped=self._skip_reasons,
             )
-        return replace(config, sqlite_path=snapshot, merge_plan=self._merge_plan)
+        return replace(
+            config, sqlite_path=snapshot, merge_plan=self._merge_plan, skipped=self._skipped
+        )
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -358,6 +394,8 @@ class MigrationSettings(dg.ConfigurableResource):
             pg_dsn=options.pop("pg_dsn") or embedded_dsn(EMBEDDED_DATA_DIR),
             casting_rules=parse_rules([rule.model_dump() for rule in rules]),
             merge=merge,
+            skip_tables=tuple(self.skip_tables or ()),
+            migrate_history_tables=tuple(self.migrate_history_tables or ()),
             **{name: value for name, value in options.items() if value is not None},
         )
 

@@ -6,17 +6,19 @@ The step stages the selected tables two at a time, checks them, decides the verd
 promotes them in one transaction and records the run, and only then reports each table: a
 ``MaterializeResult`` when its data is in the target, an ``AssetObservation`` when it is
 not (a dry run, a failed verdict or promotion: the observation says why), and its
-``AssetCheckResult``s. Doing all of it in one step keeps the lock, the snapshot of the
-source and the two staging threads together whatever executor runs it. The step also
-materializes ``migration_run``, the run's record in ``consoleai_etl.runs``, which the
-report asset reads; a table never materialized still lets the report run.
+``AssetCheckResult``s; a table the run skips (``skip_tables``, a migration-history table)
+gets an ``AssetObservation`` saying so, with its source row count, and no check result.
+Doing all of it in one step keeps the lock, the snapshot of the source and the two staging
+threads together whatever executor runs it. The step also materializes ``migration_run``,
+the run's record in ``consoleai_etl.runs``, which the report asset reads; a table never
+materialized still lets the report run.
 
 Run with checks selected and no table (an asset's Checks tab), the step re-verifies those
 tables in the target schema and loads nothing.
 """
 
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
 import dagster as dg
 
@@ -65,10 +67,12 @@ def checked_config(
     settings: MigrationSettings,
     *,
     lock: bool = False,
+    tables: Collection[str] | None = None,
 ) -> MigrationConfig:
-    """``settings.preflight`` with its one-line error as the step's failure."""
+    """``settings.preflight`` with its one-line error as the step's failure; ``tables``:
+    the step's selection, the only tables a merge plans."""
     try:
-        return settings.preflight(lock=lock)
+        return settings.preflight(lock=lock, tables=tables)
     except MigrationError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
@@ -126,8 +130,9 @@ def _migrate(
     plan: MigrationPlan,
     keys: Mapping[str, dg.AssetKey],
 ) -> Iterator:
-    config = checked_config(context, settings, lock=True)
     selected = [t for t in plan.tables if keys[t.table.name] in context.selected_asset_keys]
+    names = [t.table.name for t in selected]
+    config = checked_config(context, settings, lock=True, tables=names)
     if not selected:
         raise dg.Failure(
             description=f"{RUN_NAME} records a run of the table assets: select the tables to "
@@ -143,15 +148,23 @@ def _migrate(
     if not report.recorded:
         raise dg.Failure(description="; ".join(report.reasons), allow_retries=False)
     why_not = _not_promoted(report)
-    for staged, table_report in zip(selected, report.tables, strict=True):
-        key = keys[staged.table.name]
+    for skipped in report.skipped_tables:
+        context.log.warning(str(skipped))
+        yield dg.AssetObservation(
+            asset_key=keys[skipped.table],
+            metadata={"skipped": skipped.reason, "source_rows": skipped.source_rows},
+        )
+    by_name = {t.table.name: t.table for t in selected}
+    for table_report in report.tables:
+        table = by_name[table_report.table]
+        key = keys[table.name]
         _log_table(context, table_report)
-        metadata = table_metadata(table_report, staged.table, config.target_schema)
+        metadata = table_metadata(table_report, table, config.target_schema)
         if why_not:
             yield dg.AssetObservation(asset_key=key, metadata={**metadata, "not_promoted": why_not})
         else:
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)
-        yield from _selected_checks(context, staged.table, key, table_report)
+        yield from _selected_checks(context, table, key, table_report)
     if why_not:
         context.log.warning(f"no table materialized: {why_not}")
     if RUN_KEY in context.selected_asset_keys:
@@ -196,11 +209,12 @@ def _verify(
     keys: Mapping[str, dg.AssetKey],
 ) -> Iterator[dg.AssetCheckResult]:
     """Checks run on their own: re-verify their tables in the target schema, load nothing."""
-    config = checked_config(context, settings)
     checked = {check.asset_key for check in context.selected_asset_check_keys}
+    names = [t.table.name for t in tables if keys[t.table.name] in checked]
+    config = checked_config(context, settings, tables=names)
     for staged in tables:
         key = keys[staged.table.name]
-        if key in checked:
+        if key in checked and not config.skipping(staged.table.name):
             report = guarded_step(
                 context.op_execution_context,
                 staged.table,
@@ -218,6 +232,7 @@ def run_metadata(report: MigrationReport) -> dict[str, object]:
             "promoted": report.promoted,
             "dry_run": report.dry_run,
             "tables": [t.table for t in report.tables],
+            "skipped_tables": [t.table for t in report.skipped_tables],
             "reasons": report.reasons,
         }
     )

@@ -13,7 +13,7 @@ reason, as for any type the user chose.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -94,31 +94,36 @@ def plan_merge(
     existing: Mapping[str, ExistingTable],
     schema: str,
     options: MergeOptions,
+    tables: Collection[str] | None = None,
 ) -> MergePlan:
-    """The merge of ``catalog``'s tables into ``existing`` (the target schema's tables);
-    raises ``TargetError`` listing, in one line, every problem found: nothing is written."""
+    """The merge of ``catalog``'s tables named in ``tables`` (None: all of them) into
+    ``existing`` (the target schema's tables); raises ``TargetError`` listing, in one line,
+    every problem found: nothing is written. A table left out (a run's selection does not
+    have it, or it is skipped) needs no target table."""
     problems = _unknown_options(catalog, options)
-    tables = {}
+    merges = {}
     for table in catalog.tables:
+        if tables is not None and table.name not in tables:
+            continue
         wanted = options.tables.get(table.name, table.name)
         found = by_name(existing, wanted)
         if found is None:
             problems.append(
                 f"table {table.name}: no table {wanted!r} in schema {schema} "
-                "(name it in merge_tables)"
+                "(name it in merge_tables, or list it in skip_tables)"
             )
             continue
         merge, found_problems = _table_merge(
             table, existing[found], profiles.get(table.name, {}), options
         )
         problems += found_problems
-        tables[table.name] = merge
+        merges[table.name] = merge
     if problems:
         raise TargetError(
             f"merge into schema {schema} refused, nothing written ({len(problems)} "
             f"problem{'s' if len(problems) > 1 else ''}): {'; '.join(problems)}"
         )
-    return MergePlan(schema, tables, options.on_conflict)
+    return MergePlan(schema, merges, options.on_conflict)
 
 
 def _unknown_options(catalog: Catalog, options: MergeOptions) -> list[str]:

@@ -66,7 +66,7 @@ def first_plan(
     all of them); otherwise the table is profiled."""
     if guess:
         profile = sample_profile(src, table, GUESS_ROWS)
-        plan = plan_table(table, profile, row_count(src, table), rules)
+        plan = plan_table(table, profile, row_count(src, table.name), rules)
         if not any(c.numbers_unmeasured for c in plan.columns):
             return plan, True
     return plan_source(src, table, rules), False

@@ -124,13 +124,13 @@ def size_estimate(conn: sqlite3.Connection, table: Table) -> int:
     return int(conn.execute(query).fetchone()[0])
 
 
-def row_count(conn: sqlite3.Connection, table: Table) -> int:
-    return conn.execute(f"SELECT count(*) FROM {sqlite_quote(table.name)}").fetchone()[0]
+def row_count(conn: sqlite3.Connection, table: str) -> int:
+    return conn.execute(f"SELECT count(*) FROM {sqlite_quote(table)}").fetchone()[0]
 
 
 def profile_table(conn: sqlite3.Connection, table: Table) -> tuple[int, Profile]:
     """(row count, {column: {storage class: count}}) with zero counts left out."""
-    total = row_count(conn, table)
+    total = row_count(conn, table.name)
     pairs = list(zip(table.columns, _guesses(conn, table), strict=True))
     profile: Profile = {}
     surprising = []

@@ -66,15 +66,19 @@ def migrate(
     log: Callable[[str], None],
 ) -> MigrationReport:
     """Stage ``selected`` two at a time (progress lines to ``log``), then decide the
-    verdict, promote when it allows and record the run (``pipeline.finalize``). Without
-    the compiled load stream, the run's log says so once, and how to get it."""
+    verdict, promote when it allows and record the run (``pipeline.finalize``). A selected
+    table the run skips (``config.skipped``) is neither staged nor promoted: the report
+    lists it. Without the compiled load stream, the run's log says so once, and how to get
+    it."""
     if (notice := compiled.notice()) is not None:
         log(notice)
-    with closing(Stager(config, report.run_id, selected, progress_every)) as stager:
+    report.skipped_tables = [s for t in selected if (s := config.skipping(t.table.name))]
+    staged = [t for t in selected if not config.skipping(t.table.name)]
+    with closing(Stager(config, report.run_id, staged, progress_every)) as stager:
         reports = stager.reports(log)
-    report.tables = [reports[t.table.name] for t in selected]
+    report.tables = [reports[t.table.name] for t in staged]
     report.staged_at = round(time.time(), 3)
     report.schema_objects_skipped = [
         {"kind": o.kind, "name": o.name} for o in plan.catalog.others if o.kind != "view"
     ]
-    return finalize(config, report, plan.promotion(selected), snapshot)
+    return finalize(config, report, plan.promotion(staged), snapshot)

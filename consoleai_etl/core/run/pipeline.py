@@ -25,7 +25,14 @@ from consoleai_etl.core.plan.planner import plan_source
 from consoleai_etl.core.plan.rules import ORPHAN_POLICIES, CastingRule, OrphanPolicy
 from consoleai_etl.core.run.load import LoadOptions, load_table
 from consoleai_etl.core.run.progress import CHECKS, MERGE, PROMOTION, TableFinished, phase, publish
-from consoleai_etl.core.run.report import FAILURE, CheckReport, MigrationReport, TableReport, decide
+from consoleai_etl.core.run.report import (
+    FAILURE,
+    CheckReport,
+    MigrationReport,
+    SkippedTable,
+    TableReport,
+    decide,
+)
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
@@ -60,6 +67,11 @@ class MigrationConfig:
     replace_existing: bool = False  # may drop same-named relations no earlier run promoted
     merge: MergeOptions = field(default_factory=MergeOptions)
     merge_plan: MergePlan | None = None  # merge mode: set by the preflight, from the target
+    # Both modes (so not in MergeOptions): source tables left out, and the migration-history
+    # tables migrated anyway (``core.plan.skip``).
+    skip_tables: tuple[str, ...] = ()
+    migrate_history_tables: tuple[str, ...] = ()
+    skipped: tuple[SkippedTable, ...] = ()  # set by the preflight: what the run leaves out
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -68,6 +80,10 @@ class MigrationConfig:
             raise MigrationError(
                 f"unknown orphans policy {self.orphans!r}: use one of {', '.join(ORPHAN_POLICIES)}"
             )
+
+    def skipping(self, table: str) -> SkippedTable | None:
+        """How the run leaves source table ``table`` out, or None when it migrates it."""
+        return next((s for s in self.skipped if s.table == table), None)
 
 
 def now() -> str:

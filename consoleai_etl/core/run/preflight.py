@@ -6,7 +6,7 @@ do, and nothing has been written yet."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from contextlib import closing
 from pathlib import Path
 
@@ -16,7 +16,8 @@ from psycopg import sql
 from consoleai_etl.core.errors import SourceError, TargetError
 from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, plan_merge
 from consoleai_etl.core.plan.names import pg_clashes, pg_identifier
-from consoleai_etl.core.plan.profile import Profile, profile_table
+from consoleai_etl.core.plan.profile import Profile, profile_table, row_count
+from consoleai_etl.core.run.report import SkippedTable
 from consoleai_etl.core.source.catalog import Catalog, introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.per_version import PerVersion
@@ -176,26 +177,50 @@ def check_target(dsn: str, schema: str) -> None:
             ) from None
 
 
-def check_ownership(catalog: Catalog, dsn: str, schema: str) -> None:
-    """No table or view of the source's names (``catalog``, as ``check_source`` read it)
-    exists in ``schema`` unless an earlier run promoted it there: replacing it would drop an
-    application's rows. Read only."""
-    names = Promotion(catalog, catalog.tables).names
+def check_ownership(catalog: Catalog, dsn: str, schema: str, skipped: Collection[str] = ()) -> None:
+    """No table or view of the source's names (``catalog``, as ``check_source`` read it;
+    less the ``skipped`` tables, which the run does not create) exists in ``schema`` unless
+    an earlier run promoted it there: replacing it would drop an application's rows. Read
+    only."""
+    names = Promotion(catalog, tuple(t for t in catalog.tables if t.name not in skipped)).names
     with connect(dsn) as pg:
         foreign = unowned(pg, existing_relations(pg, schema, names), schema)
     if foreign:
         raise ownership_error(schema, foreign)
 
 
-def check_merge(sqlite_path: str | Path, dsn: str, schema: str, options: MergeOptions) -> MergePlan:
-    """Merge mode: every source table and column has a target, the target's required
-    columns are filled, its types can hold what the source stores (one scan of storage
-    classes per table) and this tool can load them. Read only; the one ``TargetError``
-    lists every problem."""
+def check_merge(
+    sqlite_path: str | Path,
+    dsn: str,
+    schema: str,
+    options: MergeOptions,
+    *,
+    tables: Collection[str] | None = None,
+    skipped: Collection[str] = (),
+) -> MergePlan:
+    """Merge mode: every source table the run merges (those in ``tables``, None: all, less
+    the ``skipped`` ones) and its columns have a target, the target's required columns are
+    filled, its types can hold what the source stores (one scan of storage classes per
+    table) and this tool can load them. Read only; the one ``TargetError`` lists every
+    problem."""
     catalog, profiles = _storage.get(sqlite_path)
+    planned = {
+        t.name
+        for t in catalog.tables
+        if (tables is None or t.name in tables) and t.name not in skipped
+    }
     with connect(dsn) as pg:
         existing = existing_tables(pg, schema)
-    return plan_merge(catalog, profiles, existing, schema, options)
+    return plan_merge(catalog, profiles, existing, schema, options, planned)
+
+
+def count_skipped(path: str | Path, reasons: Mapping[str, str]) -> tuple[SkippedTable, ...]:
+    """The tables a run skips (``core.plan.skip``: {table: why}), each with its row count in
+    ``path`` (the run's snapshot), as the report lists them."""
+    if not reasons:
+        return ()
+    with closing(open_source(path)) as src:
+        return tuple(SkippedTable(t, row_count(src, t), why) for t, why in reasons.items())
 
 
 class _SessionLock:

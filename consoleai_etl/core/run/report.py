@@ -12,7 +12,9 @@ from consoleai_etl.core.run.chart import fractions, text_bar
 SUCCESS = "success"
 SUCCESS_WITH_QUARANTINE = "success_with_quarantine"
 SUCCESS_WITH_DIVERGENCE = "success_with_divergence"
-SUCCESS_WITH_WARNINGS = "success_with_warnings"  # tables proven, some views not created
+SUCCESS_WITH_WARNINGS = (
+    "success_with_warnings"  # tables proven; a view not created, a table skipped
+)
 FAILURE = "failure"
 ALL_CLEAR = "all checks passed, no row quarantined"
 # Check severities: a failed ERROR check is loss or divergence and fails the run (unless
@@ -72,6 +74,20 @@ class TableReport:
 
 
 @dataclass
+class SkippedTable:
+    """A source table the run left out (``core.plan.skip``): declared, never a silent loss."""
+
+    table: str
+    source_rows: int
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.table}: skipped, {self.source_rows:,} source rows not migrated ({self.reason})"
+        )
+
+
+@dataclass
 class MigrationReport:
     run_id: str
     job: str
@@ -91,6 +107,7 @@ class MigrationReport:
     views: list[dict[str, object]] = field(default_factory=list)
     idempotency: dict[str, object] | None = None
     schema_objects_skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped_tables: list[SkippedTable] = field(default_factory=list)  # not loaded nor checked
     source_snapshot: str | None = None  # how every table was read as of one moment
     recorded: bool = False  # in consoleai_etl.runs, where the report step reads it
     # Unix time every table was staged and checked, before the verdict and the promotion:
@@ -108,13 +125,20 @@ class MigrationReport:
             "checks": sum(len(t.checks) for t in self.tables),
             "failed_checks": sum(c.failed for t in self.tables for c in t.checks),
             "warned_checks": sum(c.warned for t in self.tables for c in t.checks),
+            "skipped_tables": len(self.skipped_tables),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> MigrationReport:
         """The report as recorded in ``consoleai_etl.runs`` (``to_dict``), read back."""
         fields = {k: v for k, v in data.items() if k != "totals"}
-        return cls(**{**fields, "tables": [TableReport.from_dict(t) for t in data["tables"]]})
+        return cls(
+            **{
+                **fields,
+                "tables": [TableReport.from_dict(t) for t in data["tables"]],
+                "skipped_tables": [SkippedTable(**s) for s in data.get("skipped_tables", [])],
+            }
+        )
 
     def fail(self, reason: str) -> None:
         """Turn the verdict into a failure for a reason found after ``decide``."""
@@ -148,7 +172,8 @@ class MigrationReport:
             f"- {totals['tables']} tables, {totals['source_rows']:,} source rows, "
             f"{totals['loaded_rows']:,} loaded, {totals['quarantined_rows']:,} quarantined, "
             f"{totals['failed_checks']} of {totals['checks']} checks failed"
-            + (f", {totals['warned_checks']} warned" if totals["warned_checks"] else ""),
+            + (f", {totals['warned_checks']} warned" if totals["warned_checks"] else "")
+            + (f"; {totals['skipped_tables']} skipped" if totals["skipped_tables"] else ""),
             *self._idempotency_lines(),
             "",
             "| table | source rows | loaded | quarantined | load s | rows/s | check s | checks |",
@@ -162,6 +187,7 @@ class MigrationReport:
                 f"{number(t.rows_per_second, ',.0f')} | {number(t.check_seconds, '.2f')} | "
                 f"{checks or '—'} |"
             )
+        lines += self._skipped_lines()
         lines += self._chart_lines()
         lines += self._merge_lines()
         problems = [
@@ -205,6 +231,24 @@ class MigrationReport:
         if warnings:
             lines += ["", "## Warnings", "", *warnings]
         return "\n".join(lines + self._view_lines()) + "\n"
+
+    def _skipped_lines(self) -> list[str]:
+        """The source tables the run left out, their rows and why (see the Warnings)."""
+        if not self.skipped_tables:
+            return []
+        return [
+            "",
+            "## Skipped tables",
+            "",
+            "Left out of this run: neither loaded nor checked; their rows are not in the target.",
+            "",
+            "| table | source rows | why |",
+            "| --- | ---: | --- |",
+            *(
+                f"| {_md(s.table)} | {s.source_rows:,} | {_md(s.reason)} |"
+                for s in self.skipped_tables
+            ),
+        ]
 
     def _chart_lines(self) -> list[str]:
         """Each table's load time and loaded rows as text bars in a code block: a chart any
@@ -388,8 +432,9 @@ def decide(report: MigrationReport) -> None:
     overruled) is added to the reasons as a warning and leaves the status as it is, since
     every value still arrived unchanged. A view that was not created lowers a plain success
     to ``success_with_warnings`` (the tables are all proven, the target lacks views); with
-    any other status its reason is added. Called again once the promotion has created (or
-    refused) the views."""
+    any other status its reason is added; so is a skipped source table (its rows are not
+    in the target: a warning, declared, never a failure). Called again once the promotion
+    has created (or refused) the views."""
     reasons = [f"{t.table}: load failed: {t.error}" for t in report.tables if t.error]
     checks = [(t, c) for t in report.tables for c in t.checks]
     failed = [f"{t.table}: check {c.name} failed: {c.description}" for t, c in checks if c.failed]
@@ -409,7 +454,8 @@ def decide(report: MigrationReport) -> None:
     else:
         status = SUCCESS
     views = view_problems(report)
-    if status == SUCCESS and views:
+    skipped = [str(s) for s in report.skipped_tables]
+    if status == SUCCESS and (views or skipped):
         status = SUCCESS_WITH_WARNINGS
     report.status = status
-    report.reasons = reasons + failed + views + warned or [ALL_CLEAR]
+    report.reasons = reasons + failed + views + skipped + warned or [ALL_CLEAR]

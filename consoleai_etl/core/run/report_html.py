@@ -79,6 +79,7 @@ def render_html(report: MigrationReport) -> str:
         [
             _header(report),
             _tables_section(report),
+            _skipped_section(report),
             _quarantine_section(report),
             _checks_section(report),
             _plan_section(report),
@@ -136,6 +137,8 @@ def _header(report: MigrationReport) -> str:
         (totals["failed_checks"], "failed checks"),
         (totals["warned_checks"], "warned checks"),
     ]
+    if totals["skipped_tables"]:
+        numbers.append((totals["skipped_tables"], "skipped tables"))
     return (
         f'<header class="{_tone(report)}">\n<h1>Migration report{dry}</h1>\n'
         f'<p><span class="badge status">{_e(report.status.upper())}</span></p>\n'
@@ -256,6 +259,26 @@ def _tables_section(report: MigrationReport) -> str:
         "hover a bar for its rows per second.</p>\n"
         + chart
         + _table("tables", headings, rows, numeric=headings[1:])
+        + "</section>\n"
+    )
+
+
+def _skipped_section(report: MigrationReport) -> str:
+    """The source tables the run left out, their rows and why."""
+    if not report.skipped_tables:
+        return ""
+    rows = [
+        '<tr class="warned">'
+        + _cells(s.table, f"{s.source_rows:,}", s.reason, numeric=(1,))
+        + "</tr>"
+        for s in report.skipped_tables
+    ]
+    headings = ("table", "source rows", "why")
+    return (
+        "<section>\n<h2>Skipped tables</h2>\n"
+        '<p class="note">Left out of this run: neither loaded nor checked; their rows are not '
+        "in the target.</p>\n"
+        + _table("skipped", headings, rows, numeric=("source rows",))
         + "</section>\n"
     )
 
