@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from consoleai_etl.core.errors import TargetError
+from consoleai_etl.core.errors import OptionProblem, TargetError
 from consoleai_etl.core.plan.declared import PgType, declared_pg_type
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.profile import Profile
@@ -128,8 +128,9 @@ def plan_merge(
     options: MergeOptions,
 ) -> MergePlan:
     """The merge of ``catalog``'s tables into ``existing`` (the target schema's tables);
-    raises ``TargetError`` listing, in one line, every problem found: nothing is written."""
-    problems = _unknown_options(catalog, options)
+    raises ``TargetError`` listing, in one line, every problem found: nothing is written.
+    The options' names are known to be the source's (``unknown_options``)."""
+    problems: list[str] = []
     tables = {}
     for table in catalog.tables:
         wanted = options.tables.get(table.name, table.name)
@@ -153,20 +154,26 @@ def plan_merge(
     return MergePlan(schema, tables, options.on_conflict)
 
 
-def _unknown_options(catalog: Catalog, options: MergeOptions) -> list[str]:
+def unknown_options(catalog: Catalog, options: MergeOptions) -> list[OptionProblem]:
     """Options naming a source table or column the source does not have (a typo would
-    otherwise silently map nothing)."""
-    columns = {t.name: {c.name for c in t.columns} for t in catalog.tables}
+    otherwise silently map nothing), each keyed by its place in its option. Checked by the
+    preflight (``check_names``) before the plan is made."""
     problems = [
-        f"merge_tables names table {name!r}, which the source does not have"
-        for name in [*options.tables, *options.keys]
-        if name not in columns
+        OptionProblem((option, name), problem)
+        for option, names in (("merge_tables", options.tables), ("merge_keys", options.keys))
+        for name in names
+        if (problem := catalog.no_table(name))
     ]
-    for option, entries in (("merge_columns", options.columns), ("ignore_columns", options.ignore)):
-        for entry in entries:
-            table, _, column = entry.rpartition(".")
-            if column not in columns.get(table, ()):
-                problems.append(f"{option} names column {entry!r}, which the source does not have")
+    problems += [
+        OptionProblem(("merge_columns", entry), problem)
+        for entry in options.columns
+        if (problem := catalog.no_column(entry))
+    ]
+    problems += [
+        OptionProblem(("ignore_columns", number), problem)
+        for number, entry in enumerate(options.ignore)
+        if (problem := catalog.no_column(entry))
+    ]
     return problems
 
 

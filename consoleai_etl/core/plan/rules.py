@@ -9,11 +9,13 @@ then ``quarantine``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Literal, get_args
 
-from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.errors import MigrationError, OptionProblem
 from consoleai_etl.core.plan.declared import declared_pg_type
+from consoleai_etl.core.source.catalog import Catalog
 
 # The one list of each choice: the Dagster config schema (``defs/settings.py``) is built from
 # these types, and the checks below read the tuples derived from them.
@@ -68,6 +70,17 @@ def target_type_problem(target_type: str) -> str | None:
         f"unsupported target_type {target_type!r} (use bigint, double precision, "
         "numeric(p,s), text, varchar(n), bytea, boolean, date, timestamp, timestamptz or jsonb)"
     )
+
+
+def unknown_columns(catalog: Catalog, rules: Sequence[CastingRule]) -> list[OptionProblem]:
+    """Rules whose ``column`` names a table or column the source does not have: such a rule
+    would match nothing and the column it meant would silently take the default plan. The
+    key is the rule's place in the ``casting_rules`` option."""
+    return [
+        OptionProblem(("casting_rules", number, "column"), problem)
+        for number, rule in enumerate(rules)
+        if rule.column is not None and (problem := catalog.no_column(rule.column))
+    ]
 
 
 def _one_of(where: str, name: str, value: str | None, allowed: tuple[str, ...]) -> None:
