@@ -246,6 +246,7 @@ def test_a_merge_the_target_changed_on_its_way_in_is_not_proven_and_not_kept(
     assert not result.success and report["status"] == "failure"
     [reason] = [r for r in report["reasons"] if r.startswith("merge failed")]
     assert "merge of table orders into public.orders is not proven: 2 source rows" in reason
+    assert "({'id': 10}: note 'first' -> 'FIRST'; {'id': 12}: note 'gift' -> 'GIFT': " in reason
     assert dump(pg_dsn) == before
 
 
@@ -380,12 +381,25 @@ def test_the_consistency_job_in_merge_mode_proves_the_merged_rows(
     assert "every source row is in public.users with equal values" in proof["description"]
 
     execute(pg_dsn, "UPDATE public.orders SET note = 'changed in the app' WHERE id = 10")
+    execute(pg_dsn, "UPDATE public.orders SET note = repeat('long ', 20), total = 1 WHERE id = 12")
+    execute(pg_dsn, "DELETE FROM public.orders WHERE id = 11")
     diverged, report = run_job(
         source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge"
     )
     assert not diverged.success and report["status"] == "failure"
     [reason] = [r for r in report["reasons"] if "orders" in r]
-    assert "check checksum failed" in reason and "1 source rows are not in public.orders" in reason
+    assert "check checksum failed" in reason
+    assert (
+        "3 source rows are not in public.orders with equal values: {'id': 10}: note 'first' -> "
+        "'changed in the app'; {'id': 11}: missing in target; {'id': 12}: total '7.00' -> "
+        "'1.00', note 'gift' -> 'long long long long long long long long…'" in reason
+    )
+    proof = checks_by_table(report)["orders"]["checksum"]
+    assert [entry["key"] for entry in proof["metadata"]["divergent_keys"]] == [
+        {"id": 10},
+        {"id": 11},
+        {"id": 12},
+    ]
     assert fetch(
         pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'consoleai_etl_stage_%'"
     ) == [(0,)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +27,10 @@ from rich.text import Text
 from consoleai_etl.cli.progress import LiveProgress
 from consoleai_etl.cli.summary import print_summary
 from consoleai_etl.core.encode import compiled
+from consoleai_etl.core.errors import OptionProblem
 from consoleai_etl.defs.consistency_job import CONSISTENCY_JOB
 from consoleai_etl.defs.console_log import console_config
-from consoleai_etl.defs.table_assets import MIGRATION_JOB
+from consoleai_etl.defs.table_assets import MIGRATION_JOB, failed_options
 
 JOBS = {"migrate": MIGRATION_JOB, "verify": CONSISTENCY_JOB}
 
@@ -44,6 +45,8 @@ class JobRequest:
     source: Path
     settings: dict[str, object]  # the ``settings`` resource's run config
     report_dir: Path  # where the run's report will be, as the settings resolve it
+    # names an option the preflight refused by the file it came from (None: as the run did)
+    describe: Callable[[OptionProblem], str | None]
 
 
 @contextmanager
@@ -99,7 +102,7 @@ def run(request: JobRequest, *, interactive: bool) -> int:
         except dg.DagsterInvalidConfigError as exc:
             raise UsageError(" ".join(str(exc).split())) from None
         run_id, success = result.run_id, result.success
-        stopped = None if success else why_failed(result)
+        stopped = None if success else why_failed(result, request.describe)
     report = request.report_dir / f"migration-report-{run_id}.json"
     if report.is_file():
         print_summary(console, report)
@@ -108,13 +111,19 @@ def run(request: JobRequest, *, interactive: bool) -> int:
     return 0 if success else 1
 
 
-def why_failed(result: dg.JobExecutionResult) -> str:
+def why_failed(
+    result: dg.JobExecutionResult, describe: Callable[[OptionProblem], str | None]
+) -> str:
     """The first failed step's one-line reason (a preflight refusal is a ``Failure``
-    whose description is that line)."""
+    whose description is that line); options it refused named by ``describe`` where it
+    can (by the command line's files)."""
     for event in result.get_step_failure_events():
         data = event.step_failure_data
-        if data.user_failure_data and data.user_failure_data.description:
-            return data.user_failure_data.description
+        failure = data.user_failure_data
+        if failure and (refused := failed_options(failure.metadata)):
+            return "; ".join(describe(problem) or said for problem, said in refused)
+        if failure and failure.description:
+            return failure.description
         if data.error:
             return " ".join(data.error.message.split())
     return "see the run's event log"

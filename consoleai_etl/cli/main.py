@@ -3,13 +3,19 @@
 The command runs the very jobs of the code location (``job.run``), so every option is a
 field of the ``settings`` resource put in the run's config, where the web UI shows it.
 
+Options come from ``--config`` (a Dagster run config, or the bare mapping of the settings'
+options: ``cli.options``) and from the flags, which win over the file; what neither sets
+falls back to its CONSOLEAI_* variable.
+
 Exit codes: 0 the job succeeded; 1 it ran and failed (the preflight refused, a check
 failed, rows were quarantined); 2 the command line is wrong and no run was started: an
 unknown option or choice, a missing argument (argparse), a SOURCE that is not a file, a
-DSN that does not parse, an unreadable or invalid rules file, a ``--skip-table`` SOURCE
-does not have, a bad CONSOLEAI_* variable or DAGSTER_HOME. Each of those is one line on
-stderr; whatever else is wrong with the source or the server is the preflight's to find,
-in the run, with exit 1.
+DSN that does not parse, a ``--skip-table`` SOURCE does not have, an unreadable or
+invalid rules or config file (validated as the
+run validates its config: the file and the key are named), a bad CONSOLEAI_* variable or
+DAGSTER_HOME. Each of those is one line on stderr; whatever else is wrong with the source
+or the server is the preflight's to find, in the run, with exit 1: an option naming a table
+or column the source does not have among them, named by the file (and rule) it came from.
 """
 
 from __future__ import annotations
@@ -27,14 +33,18 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from consoleai_etl.cli.job import JOBS, JobRequest, UsageError, run
-from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.cli.options import Origins, config_file
+from consoleai_etl.core.errors import MigrationError, OptionError
+from consoleai_etl.core.plan.merge_plan import ON_CONFLICT
+from consoleai_etl.core.plan.rules import ORPHAN_POLICIES
 from consoleai_etl.core.plan.skip import unknown_tables
 from consoleai_etl.core.run.pipeline import MODES
 from consoleai_etl.core.run.preflight import start_source_reads
 from consoleai_etl.core.source.catalog import introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.target.postgres import redact
-from consoleai_etl.defs.settings import MigrationSettings, rules_file
+from consoleai_etl.definitions import build_job
+from consoleai_etl.defs.settings import RULES_OPTION, RUN_OPTIONS, checked_settings, rules_file
 
 PROG = "consoleai-etl"
 
@@ -46,20 +56,44 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+PRECEDENCE = (
+    "A flag wins over the same option in the --config file, which wins over the CONSOLEAI_* "
+    "variables, which win over the defaults."
+)
+
+
 def parser() -> argparse.ArgumentParser:
+    """The command line. A flag's destination is the name of the run option it sets."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("source", metavar="SOURCE.sqlite", type=Path, help="legacy SQLite file")
     common.add_argument(
         "dsn", metavar="POSTGRES_DSN", help="target, e.g. postgresql://user@host:5432/db"
     )
     common.add_argument(
-        "--schema", help="target schema (default: $CONSOLEAI_TARGET_SCHEMA, else public)"
+        "--config",
+        metavar="RUN.yaml",
+        help="run options: a Dagster run config (resources: {settings: {config: {...}}}, as "
+        "`dagster job execute -c` takes) or the bare mapping of those options; every option "
+        "of the settings resource (mode, merge_tables, casting_rules, ...); the flags below "
+        "win over it",
+    )
+    common.add_argument(
+        "--schema",
+        dest="target_schema",
+        metavar="SCHEMA",
+        help="target schema (default: $CONSOLEAI_TARGET_SCHEMA, else public)",
     )
     common.add_argument(
         "--mode",
         choices=MODES,
         help="replace: the tables this tool created; merge: into the application's existing "
         "tables (default: $CONSOLEAI_MODE, else replace)",
+    )
+    common.add_argument(
+        "--orphans",
+        choices=ORPHAN_POLICIES,
+        help="rows whose foreign key points at no parent row (default: $CONSOLEAI_ORPHANS, "
+        "else quarantine)",
     )
     common.add_argument("--rules", metavar="RULES.yaml", help="casting rules file")
     common.add_argument(
@@ -72,6 +106,7 @@ def parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--report-dir",
+        dest="report_dir",
         metavar="DIR",
         help="where the report files go (default: $CONSOLEAI_REPORT_DIR, else reports/)",
     )
@@ -87,14 +122,24 @@ def parser() -> argparse.ArgumentParser:
         parents=[common],
         help=f"load, check, promote ({JOBS['migrate']})",
         description=f"Load every table into staging, check it, promote when clean, write the "
-        f"report ({JOBS['migrate']}).",
+        f"report ({JOBS['migrate']}). {PRECEDENCE}",
     )
     migrate.add_argument(
-        "--dry-run", action="store_true", help="load and check in staging, leave the target"
+        "--on-conflict",
+        choices=ON_CONFLICT,
+        help="merge mode: a source row whose key the target holds (default: "
+        "$CONSOLEAI_ON_CONFLICT, else update)",
+    )
+    migrate.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=None,
+        help="load and check in staging, leave the target",
     )
     migrate.add_argument(
         "--allow-divergence",
         action="store_true",
+        default=None,
         help="promote and exit 0 even when checks fail or rows are quarantined",
     )
     commands.add_parser(
@@ -102,28 +147,24 @@ def parser() -> argparse.ArgumentParser:
         parents=[common],
         help=f"re-check what is in PostgreSQL against the source ({JOBS['verify']})",
         description=f"Re-run every table's checks against the target, load nothing "
-        f"({JOBS['verify']}).",
+        f"({JOBS['verify']}). {PRECEDENCE}",
     )
     return top
 
 
-def settings_config(args: argparse.Namespace) -> dict[str, object]:
-    """The ``settings`` resource's run config: only what the command line sets, so an
-    option left out still falls back to its CONSOLEAI_* variable, as in any run. Raises
-    ``UsageError`` for a SOURCE, DSN or rules file that cannot be used."""
+def settings_config(args: argparse.Namespace) -> tuple[dict[str, object], Origins]:
+    """The ``settings`` resource's run config: the ``--config`` file's options, overridden
+    by what the flags set, and only those, so an option left out still falls back to its
+    CONSOLEAI_* variable, as in any run; and where each came from. Raises ``UsageError``
+    for a SOURCE, DSN, config or rules file that cannot be used."""
     if not args.source.is_file():
         what = "is a directory" if args.source.is_dir() else "does not exist"
         raise UsageError(f"SOURCE {args.source} {what}: name the legacy SQLite file")
-    config: dict[str, object] = {
-        "sqlite_path": str(args.source),
-        "pg_dsn": without_password(args.dsn),
-        "target_schema": args.schema,
-        "mode": args.mode,
-        "report_dir": args.report_dir,
-        "dry_run": getattr(args, "dry_run", False) or None,
-        "allow_divergence": getattr(args, "allow_divergence", False) or None,
-        "skip_tables": args.skip_tables,
+    options, under = config_file(args.config) if args.config else ({}, ())
+    flags = {
+        name: value for name in RUN_OPTIONS if (value := getattr(args, name, None)) is not None
     }
+    flags |= {"sqlite_path": str(args.source), "pg_dsn": without_password(args.dsn)}
     if args.skip_tables:
         check_skipped(args.source, args.skip_tables)
     if args.rules:
@@ -131,8 +172,10 @@ def settings_config(args: argparse.Namespace) -> dict[str, object]:
             rules = rules_file(args.rules)
         except MigrationError as exc:
             raise UsageError(str(exc)) from None
-        config["casting_rules"] = [rule.model_dump(exclude_defaults=True) for rule in rules]
-    return {name: value for name, value in config.items() if value is not None}
+        flags[RULES_OPTION] = [rule.model_dump(exclude_defaults=True) for rule in rules]
+    # A flag wins over the file: a problem with its option is not the file's.
+    origins = Origins(args.config, under, frozenset(options) - set(flags), args.rules)
+    return {**options, **flags}, origins
 
 
 def check_skipped(source: Path, names: list[str]) -> None:
@@ -164,10 +207,13 @@ def without_password(dsn: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        config = settings_config(args)
-        # The resource resolves and checks the variables the options leave to them.
-        settings = MigrationSettings(**config).to_config()
-        request = JobRequest(JOBS[args.command], args.source, config, Path(settings.report_dir))
+        config, origins = settings_config(args)
+        job = JOBS[args.command]
+        try:  # as the run will check them; the resource then resolves the variables
+            settings = checked_settings(build_job(str(args.source), job), config).to_config()
+        except OptionError as exc:
+            raise UsageError("; ".join(describe(origins, exc))) from None
+        request = JobRequest(job, args.source, config, Path(settings.report_dir), origins.describe)
         # On the idle core while Dagster starts the run.
         start_source_reads(args.source, merge=settings.mode == "merge")
         return run(request, interactive=sys.stdout.isatty())
@@ -177,6 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def describe(origins: Origins, error: OptionError) -> list[str]:
+    """Each problem of ``error`` named by the file its option came from, if any."""
+    return [
+        origins.describe(problem) or said
+        for problem, said in zip(error.problems, error.said, strict=True)
+    ]
 
 
 def command() -> NoReturn:

@@ -5,6 +5,11 @@ message is one line that names the object at fault and says what to do, so the C
 Dagster UI can show it without a traceback.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 
 class MigrationError(Exception):
     """An expected, user-actionable failure; ``str(error)`` is the whole diagnosis."""
@@ -20,3 +25,45 @@ class TargetError(MigrationError):
 
 class ConversionError(ValueError):
     """One value cannot become its planned PostgreSQL type; the row goes to quarantine."""
+
+
+Key = tuple[str | int, ...]  # a path into the run options: ("casting_rules", 1, "column")
+
+
+def key_path(key: Key) -> str:
+    """``key`` as run config spells a path: ``casting_rules[1].column``, a name that is not
+    an identifier quoted (``merge_columns['users.emial']``)."""
+    parts = []
+    for part in key:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif part.isidentifier():
+            parts.append(f".{part}")
+        else:
+            parts.append(f"[{part!r}]")
+    return "".join(parts).removeprefix(".")
+
+
+@dataclass(frozen=True)
+class OptionProblem:
+    """What is wrong with one run option, and where it is."""
+
+    key: Key
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{key_path(self.key)}: {self.problem}" if self.key else self.problem
+
+
+class OptionError(MigrationError):
+    """Run options that cannot be used (an unknown key, a value of the wrong type, a table
+    or column the source does not have). Each problem keeps its key apart from its text, so
+    that each interface names it in its own words (``describe``): run config by its key
+    path, the command line by the file and the rule the option came from."""
+
+    def __init__(
+        self, problems: Sequence[OptionProblem], describe: Callable[[OptionProblem], str] = str
+    ) -> None:
+        self.problems = tuple(problems)
+        self.said = tuple(describe(problem) for problem in self.problems)
+        super().__init__("; ".join(self.said))

@@ -14,6 +14,10 @@ set". A casting rule's ``target_type`` (``numeric(8,3)``, ``varchar(n)``: no enu
 them) and its matcher are checked by pydantic validators calling the core's own checks, when
 Dagster builds the resource: the run fails at resource initialization, before any step.
 
+``consoleai-etl --config`` validates its file in the same two steps (``checked_settings``),
+before it starts a run. The tables and columns the options name (casting rules' columns,
+merge options) are checked against the source by the preflight (``check_names``).
+
 An option left out of run config falls back to its CONSOLEAI_* variable, then to the default.
 Variables are read when the run starts and validated by the field's own type (the rules file
 of CONSOLEAI_CASTING_RULES by ``CastingRuleConfig``); a bad value stops the preflight with one
@@ -22,7 +26,7 @@ unset, and Dagster's config Enum does not accept it.
 """
 
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -31,6 +35,7 @@ from typing import Any, get_args
 import dagster as dg
 import yaml
 from pydantic import (
+    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -41,7 +46,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.errors import Key, MigrationError, OptionError, OptionProblem, key_path
 from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, OnConflict
 from consoleai_etl.core.plan.rules import (
     DateEncoding,
@@ -59,6 +64,7 @@ from consoleai_etl.core.run.preflight import (
     StagingLock,
     check_graph,
     check_merge,
+    check_names,
     check_ownership,
     check_source,
     check_target,
@@ -92,17 +98,16 @@ OnConflictChoice = choices("OnConflict", OnConflict)
 IntervalUnitChoice = choices("IntervalUnit", IntervalUnit)
 
 
-def _problem(exc: ValidationError, allowed: Iterable[str] = ()) -> str:
-    """The first error pydantic found, on one line: ``field: what is wrong (got value)``."""
+def _problem(exc: ValidationError, allowed: Iterable[str] = ()) -> OptionProblem:
+    """The first error pydantic found: where (its key) and what is wrong (got value)."""
     error = exc.errors()[0]
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])[1:]
     if error["type"] == "extra_forbidden":
         message = f"unknown field (allowed: {', '.join(allowed)})"
     elif error["type"] == "value_error":
         message = str(error["ctx"]["error"])
     else:
         message = f"{error['msg']} (got {error['input']!r})"
-    return f"{where}: {message}" if where else message
+    return OptionProblem(tuple(error["loc"]), message)
 
 
 class CastingRuleConfig(dg.Config):
@@ -145,17 +150,36 @@ class CastingRuleConfig(dg.Config):
         return self
 
 
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The content of the YAML file ``path``; a one-line ``MigrationError`` naming it (and
+    ``what`` was to be read from it) when it cannot be read or parsed."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        reason = " ".join(str(exc).split())
+        raise MigrationError(f"cannot read {what} from {path}: {reason}") from None
+
+
 def rules_file(path: str) -> list[CastingRuleConfig]:
     """Rules from a YAML file (a list of rules, or a mapping with a `casting_rules` list),
     each validated by ``CastingRuleConfig`` like a rule given in run config."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise MigrationError(f"cannot read casting rules from {path}: {exc}") from None
+    data = read_yaml(path, "casting rules")
     rules = data.get("casting_rules") if isinstance(data, dict) else data
     if not isinstance(rules, list):
         raise MigrationError(f"{path}: expected a list of casting rules")
     return [_file_rule(path, number, rule) for number, rule in enumerate(rules, 1)]
+
+
+def rule_in_file(path: str | Path, number: int) -> str:
+    """How a message names rule ``number`` (from 1) of the rules file ``path``."""
+    return f"{path}: casting rule #{number}"
+
+
+def from_rules_file(path: str | Path, problem: OptionProblem) -> str:
+    """A problem with ``casting_rules[i]`` named as rule i + 1 of the rules file ``path``,
+    where the rules came from."""
+    _, number, *within = problem.key
+    return f"{rule_in_file(path, int(number) + 1)}: {OptionProblem(tuple(within), problem.problem)}"
 
 
 def _file_rule(path: str, number: int, rule: object) -> CastingRuleConfig:
@@ -163,7 +187,7 @@ def _file_rule(path: str, number: int, rule: object) -> CastingRuleConfig:
         return CastingRuleConfig.model_validate(rule)
     except ValidationError as exc:
         problem = _problem(exc, CastingRuleConfig.model_fields)
-        raise MigrationError(f"{path}: casting rule #{number}: {problem}") from None
+        raise MigrationError(f"{rule_in_file(path, number)}: {problem}") from None
 
 
 def _from_env(name: str, field: FieldInfo) -> Any:
@@ -300,14 +324,14 @@ class MigrationSettings(dg.ConfigurableResource):
 
     def preflight(self, *, lock: bool, tables: Collection[str] | None = None) -> MigrationConfig:
         """Check options (environment values and rule files), source, its agreement with
-        the asset graph, the tables it skips (``core.plan.skip``: a name the source lacks
-        stops the run), and target once per run, before anything is written; with ``lock``
-        (a migration), also check that the run would replace only what earlier runs
-        promoted, and take the per-schema lock that keeps a second migration out. Then take
-        the run's ``Snapshot`` of the source: the returned config points the readers at it,
-        and lists the skipped tables with their row counts. In merge mode, plan the merge
-        of ``tables`` (the run's selection; None: every table) less the skipped ones: only
-        those need a target table.
+        the asset graph, the tables and columns the options name, the tables it skips
+        (``core.plan.skip``: a name the source lacks stops the run), and target once per
+        run, before anything is written; with ``lock`` (a migration), also check that the
+        run would replace only what earlier runs promoted, and take the per-schema lock that
+        keeps a second migration out. Then take the run's ``Snapshot`` of the source: the
+        returned config points the readers at it, and lists the skipped tables with their
+        row counts. In merge mode, plan the merge of ``tables`` (the run's selection; None:
+        every table) less the skipped ones: only those need a target table.
 
         Called by the table assets' step (and the consistency job's ops). It raises
         ``MigrationError`` with a one-line message inside a step, because Dagster's CLI turns
@@ -321,6 +345,8 @@ class MigrationSettings(dg.ConfigurableResource):
             if self.asset_graph is not None:
                 graph = self.asset_graph
                 check_graph(config.sqlite_path, catalog, graph.tables, graph.sqlite_path)
+            merge = config.merge if merging else None
+            check_names(catalog, config.casting_rules, merge, describe=self._in_run_config)
             self._skip_reasons = skipped_tables(
                 [t.name for t in catalog.tables],
                 config.skip_tables,
@@ -351,6 +377,14 @@ class MigrationSettings(dg.ConfigurableResource):
         return replace(
             config, sqlite_path=snapshot, merge_plan=self._merge_plan, skipped=self._skipped
         )
+
+    def _in_run_config(self, problem: OptionProblem) -> str:
+        """``problem`` in run config's words: its key path; a rule that came from the file
+        named by CONSOLEAI_CASTING_RULES (run config set none) by that file and number."""
+        if problem.key[:1] == (RULES_OPTION,) and self.casting_rules is None:
+            field = type(self).model_fields[RULES_OPTION]
+            return from_rules_file(os.environ[field.json_schema_extra[ENV]], problem)
+        return str(problem)
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -403,3 +437,93 @@ class MigrationSettings(dg.ConfigurableResource):
         """The run config's value, else the variable's; None leaves the core's default."""
         value = getattr(self, name)
         return _from_env(name, field) if value is None else value
+
+
+# The run config options of the resource: its Dagster config schema's fields (the graph it
+# is built from is not one: a run cannot set it).
+RUN_OPTIONS = tuple(
+    name
+    for name in MigrationSettings.model_fields
+    if name in MigrationSettings.to_config_schema().as_field().config_type.fields
+)
+SETTINGS_PATH = ("resources", "settings", "config")  # where run config holds the options
+# What a config type expects, in words, by its scalar kind or else its kind.
+EXPECTED = {
+    "BOOL": "true or false",
+    "STRING": "a string",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "ARRAY": "a list",
+    "MAP": "a mapping",
+    "STRICT_SHAPE": "a mapping",
+}
+
+
+def checked_settings(job: dg.JobDefinition, options: Mapping[str, Any]) -> MigrationSettings:
+    """The ``settings`` resource that run config ``options`` (its ``config`` mapping) give
+    in a run of ``job``, validated as that run would validate them: by the job's run config
+    schema first (an unknown key, a wrong type or choice: Dagster refuses them when the run
+    is launched), then by the model's own validators (when the run builds the resource).
+    Raises ``OptionError`` with every problem Dagster found, or pydantic's first."""
+    try:
+        valid = dg.validate_run_config(job, {"resources": {"settings": {"config": dict(options)}}})
+    except dg.DagsterInvalidConfigError as exc:
+        raise OptionError([p for error in exc.errors for p in _config_problems(error)]) from None
+    config = valid["resources"]["settings"]["config"]
+    try:
+        return MigrationSettings(**{k: v for k, v in config.items() if v is not None})
+    except ValidationError as exc:
+        raise OptionError([_problem(exc)]) from None
+
+
+def _config_problems(error: Any) -> list[OptionProblem]:
+    """One error of Dagster's run config validation (an ``EvaluationError``), as problems
+    keyed within the settings' options, in a few words instead of Dagster's dump of the
+    expected schema."""
+    key = tuple(_stack_part(entry) for entry in error.stack.entries)[len(SETTINGS_PATH) :]
+    data = error.error_data
+    if error.reason.value in ("FIELD_NOT_DEFINED", "FIELDS_NOT_DEFINED"):
+        *names, last = getattr(data, "field_names", None) or [data.field_name]
+        allowed = f"unknown option (allowed: {', '.join(_allowed(key))})"
+        return [OptionProblem((*key, name), "unknown option") for name in names] + [
+            OptionProblem((*key, last), allowed)
+        ]
+    snap = getattr(data, "config_type_snap", None)
+    if snap is not None and snap.enum_values:
+        choices = ", ".join(value.value for value in snap.enum_values)
+        return [OptionProblem(key, f"not one of {choices} (got {data.value_rep})")]
+    if snap is not None:
+        kind = (snap.scalar_kind or snap.kind).value
+        expected = EXPECTED.get(kind, snap.given_name or kind.lower())
+        return [OptionProblem(key, f"expected {expected} (got {data.value_rep})")]
+    # e.g. {env: NAME} naming an unset variable: the reason's first line, no class name
+    first = (getattr(data, "message", None) or error.message).splitlines()[0]
+    return [OptionProblem(key, first.split(": ", 1)[-1])]
+
+
+def _stack_part(entry: Any) -> str | int:
+    """A step of a Dagster config error's path: a field, list index or mapping key."""
+    for attribute in ("field_name", "list_index", "map_key"):
+        if hasattr(entry, attribute):
+            return getattr(entry, attribute)
+    raise AssertionError(f"unknown config path entry {entry!r}")
+
+
+def _allowed(key: Key) -> list[str]:
+    """The options a mapping at ``key`` may hold: the run options, or the fields of the
+    model nested there (a casting rule)."""
+    names: list[str] = list(RUN_OPTIONS)
+    model: type[BaseModel] = MigrationSettings
+    for part in key:
+        if isinstance(part, str) and part in model.model_fields:
+            nested = _model_in(model.model_fields[part].annotation)
+            assert nested is not None, f"{key_path(key)} holds no model"
+            model, names = nested, list(nested.model_fields)
+    return names
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model ``annotation`` holds (``list[CastingRuleConfig] | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_model_in, get_args(annotation))), None)

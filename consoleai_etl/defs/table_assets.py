@@ -19,10 +19,11 @@ tables in the target schema and loads nothing.
 
 import traceback
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 
-from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.errors import MigrationError, OptionError, OptionProblem
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.run.migration import MigrationPlan, TableToStage, migrate
 from consoleai_etl.core.run.pipeline import MigrationConfig, verify_table
@@ -69,12 +70,32 @@ def checked_config(
     lock: bool = False,
     tables: Collection[str] | None = None,
 ) -> MigrationConfig:
-    """``settings.preflight`` with its one-line error as the step's failure; ``tables``:
-    the step's selection, the only tables a merge plans."""
+    """``settings.preflight`` with its one-line error as the step's failure; options it
+    refused are in the failure's metadata too (``failed_options``); ``tables``: the step's
+    selection, the only tables a merge plans."""
     try:
         return settings.preflight(lock=lock, tables=tables)
+    except OptionError as exc:
+        problems = [
+            {"key": list(problem.key), "problem": problem.problem, "said": said}
+            for problem, said in zip(exc.problems, exc.said, strict=True)
+        ]
+        metadata = {OPTION_PROBLEMS: dg.MetadataValue.json(problems)}
+        raise dg.Failure(description=str(exc), metadata=metadata, allow_retries=False) from None
     except MigrationError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
+OPTION_PROBLEMS = "option_problems"  # the preflight failure's metadata entry
+
+
+def failed_options(metadata: Mapping[str, Any]) -> list[tuple[OptionProblem, str]]:
+    """The options a preflight failure refused, from its ``metadata``, each with how the
+    run said it: a caller who knows where the options came from (the command line: its
+    files) can say it in its own words."""
+    entry = metadata.get(OPTION_PROBLEMS)
+    problems = entry.value if entry is not None else []
+    return [(OptionProblem(tuple(p["key"]), p["problem"]), p["said"]) for p in problems]
 
 
 def make_table_assets(plan: MigrationPlan, keys: Mapping[str, dg.AssetKey]) -> dg.AssetsDefinition:

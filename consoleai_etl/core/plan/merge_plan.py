@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from consoleai_etl.core.errors import TargetError
+from consoleai_etl.core.errors import OptionProblem, TargetError
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.profile import Profile
 from consoleai_etl.core.plan.rules import CastingRule
@@ -99,8 +99,9 @@ def plan_merge(
     """The merge of ``catalog``'s tables named in ``tables`` (None: all of them) into
     ``existing`` (the target schema's tables); raises ``TargetError`` listing, in one line,
     every problem found: nothing is written. A table left out (a run's selection does not
-    have it, or it is skipped) needs no target table."""
-    problems = _unknown_options(catalog, options)
+    have it, or it is skipped) needs no target table. The options' names are known to be
+    the source's (``unknown_options``)."""
+    problems: list[str] = []
     merges = {}
     for table in catalog.tables:
         if tables is not None and table.name not in tables:
@@ -126,20 +127,26 @@ def plan_merge(
     return MergePlan(schema, merges, options.on_conflict)
 
 
-def _unknown_options(catalog: Catalog, options: MergeOptions) -> list[str]:
+def unknown_options(catalog: Catalog, options: MergeOptions) -> list[OptionProblem]:
     """Options naming a source table or column the source does not have (a typo would
-    otherwise silently map nothing)."""
-    columns = {t.name: {c.name for c in t.columns} for t in catalog.tables}
+    otherwise silently map nothing), each keyed by its place in its option. Checked by the
+    preflight (``check_names``) before the plan is made."""
     problems = [
-        f"merge_tables names table {name!r}, which the source does not have"
-        for name in [*options.tables, *options.keys]
-        if name not in columns
+        OptionProblem((option, name), problem)
+        for option, names in (("merge_tables", options.tables), ("merge_keys", options.keys))
+        for name in names
+        if (problem := catalog.no_table(name))
     ]
-    for option, entries in (("merge_columns", options.columns), ("ignore_columns", options.ignore)):
-        for entry in entries:
-            table, _, column = entry.rpartition(".")
-            if column not in columns.get(table, ()):
-                problems.append(f"{option} names column {entry!r}, which the source does not have")
+    problems += [
+        OptionProblem(("merge_columns", entry), problem)
+        for entry in options.columns
+        if (problem := catalog.no_column(entry))
+    ]
+    problems += [
+        OptionProblem(("ignore_columns", number), problem)
+        for number, entry in enumerate(options.ignore)
+        if (problem := catalog.no_column(entry))
+    ]
     return problems
 
 

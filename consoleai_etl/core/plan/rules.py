@@ -9,10 +9,12 @@ then ``quarantine``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Literal, get_args
 
-from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.errors import MigrationError, OptionProblem
+from consoleai_etl.core.source.catalog import Catalog
 from consoleai_etl.core.types import registry
 from consoleai_etl.core.types.intervals import INTERVAL_UNITS, IntervalUnit
 from consoleai_etl.core.types.pgtype import PgType
@@ -85,6 +87,17 @@ def chosen_type(target_type: str | PgType) -> PgType:
     pg_type = registry.parse(target_type)
     assert pg_type is not None, target_type
     return pg_type
+
+
+def unknown_columns(catalog: Catalog, rules: Sequence[CastingRule]) -> list[OptionProblem]:
+    """Rules whose ``column`` names a table or column the source does not have: such a rule
+    would match nothing and the column it meant would silently take the default plan. The
+    key is the rule's place in the ``casting_rules`` option."""
+    return [
+        OptionProblem(("casting_rules", number, "column"), problem)
+        for number, rule in enumerate(rules)
+        if rule.column is not None and (problem := catalog.no_column(rule.column))
+    ]
 
 
 def _one_of(where: str, name: str, value: str | None, allowed: tuple[str, ...]) -> None:

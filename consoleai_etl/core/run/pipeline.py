@@ -32,12 +32,14 @@ from consoleai_etl.core.run.report import (
     SkippedTable,
     TableReport,
     decide,
+    divergences,
 )
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
 from consoleai_etl.core.target import bookkeeping
 from consoleai_etl.core.target.merge import (
+    differences,
     merge_table,
     merged_orphans,
     move_sequences,
@@ -296,7 +298,8 @@ def _verify_in_place(config: MigrationConfig, table: Table) -> TableReport:
 def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableReport:
     """Merge mode's re-verification, which follows the merge's mapping: the source is staged
     as a merge stages it (its checks prove staging = source), then the application's table
-    must hold every staged row with equal values (its ``checksum`` check) and the source's
+    must hold every staged row with equal values (its ``checksum`` check, naming the first
+    keys it does not hold and how they differ, as replace mode's does) and the source's
     foreign keys must hold there for those rows (its ``foreign_keys`` check); the
     application's own rows are counted, never a failure. The staged table is dropped."""
     assert config.merge_plan is not None
@@ -309,6 +312,7 @@ def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableR
     try:
         with connect(config.pg_dsn) as pg:
             differing, extra = prove_merged(pg, merge, staging)
+            found = differences(pg, merge, staging) if differing else []
             orphans = merged_orphans(pg, config.merge_plan, merge, table.foreign_keys, staging)
             pg.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(staging, merge.staged)))
     except (MigrationError, psycopg.Error) as exc:
@@ -321,8 +325,8 @@ def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableR
         f"every source row is in {target} with equal values ({extra} rows of the target are "
         "not in the source)"
         if not differing
-        else f"{differing} source rows are not in {target} with equal values",
-        {"not_in_target": differing, "extra_in_target": extra},
+        else f"{differing} source rows are not in {target} with equal values: {divergences(found)}",
+        {"not_in_target": differing, "extra_in_target": extra, "divergent_keys": found},
     )
     missing = sum(orphans.values())
     links = CheckReport(

@@ -6,17 +6,18 @@ do, and nothing has been written yet."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from consoleai_etl.core.errors import SourceError, TargetError
-from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, plan_merge
+from consoleai_etl.core.errors import OptionError, OptionProblem, SourceError, TargetError
+from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, plan_merge, unknown_options
 from consoleai_etl.core.plan.names import pg_clashes, pg_identifier
 from consoleai_etl.core.plan.profile import Profile, profile_table, row_count
+from consoleai_etl.core.plan.rules import CastingRule, unknown_columns
 from consoleai_etl.core.run.report import SkippedTable
 from consoleai_etl.core.source.catalog import Catalog, introspect
 from consoleai_etl.core.source.connection import open_source
@@ -160,6 +161,24 @@ def name_clash(catalog: Catalog) -> str | None:
 
 def _spelled(group: tuple[str, ...], kind: str) -> str:
     return f"{' and '.join(map(repr, group))} would be one {kind}, {pg_identifier(group[0])!r}"
+
+
+def check_names(
+    catalog: Catalog,
+    rules: Sequence[CastingRule],
+    merge: MergeOptions | None,
+    describe: Callable[[OptionProblem], str] = str,
+) -> None:
+    """Every table and column the options name is the source's: the casting rules' columns,
+    and in merge mode (``merge``) the tables and columns of the merge options. A name the
+    source lacks would match nothing and be silently ignored, so the run stops here, with
+    every such name in one ``OptionError``, each said by ``describe`` (in the words of the
+    interface the options came from)."""
+    problems = unknown_columns(catalog, rules)
+    if merge is not None:
+        problems += unknown_options(catalog, merge)
+    if problems:
+        raise OptionError(problems, describe)
 
 
 def check_target(dsn: str, schema: str) -> None:

@@ -42,6 +42,27 @@ class CheckReport:
         return not self.passed and self.severity == WARN
 
 
+SHOWN_DIVERGENCES = 3  # divergent keys a check's one-line description names
+
+
+def divergences(entries: list[dict[str, object]]) -> str:
+    """The first few of a check's divergent keys on one line: each key with, per column
+    that differs, ``source -> target`` (or how the row differs: missing in target...).
+    Entries are the checksum locator's (replace mode) or ``merge.differences``'s."""
+    return "; ".join(_divergence(entry) for entry in entries[:SHOWN_DIVERGENCES])
+
+
+def _divergence(entry: dict[str, object]) -> str:
+    where = entry.get("key", entry.get("row_hash"))
+    columns = entry.get("columns")
+    if isinstance(columns, dict):
+        changes = ", ".join(
+            f"{name} {v['source']!r} -> {v['target']!r}" for name, v in columns.items()
+        )
+        return f"{where}: {changes}"
+    return f"{where}: {entry['divergence']}"
+
+
 @dataclass
 class TableReport:
     table: str

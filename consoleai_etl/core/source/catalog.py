@@ -6,6 +6,7 @@ later by ``profile`` inside each table's load, so that building the Dagster grap
 
 from __future__ import annotations
 
+import difflib
 import re
 import sqlite3
 import string
@@ -106,6 +107,37 @@ class Catalog:
 
     def table(self, name: str) -> Table:
         return next(t for t in self.tables if t.name == name)
+
+    def no_table(self, name: str) -> str | None:
+        """Why ``name`` is no table of the source, or None. Options name tables and columns
+        exactly as the source spells them, so a misspelled one would silently match nothing:
+        this says which name is unknown, and which one was perhaps meant."""
+        names = [t.name for t in self.tables]
+        if name in names:
+            return None
+        return f"the source has no table {name!r}{_hint(name, names)}"
+
+    def no_column(self, qualified: str) -> str | None:
+        """Why ``qualified`` (``table.column``) is no column of the source, or None (a table
+        name may hold a dot: each table whose name and a dot start ``qualified`` is tried)."""
+        tables = [t for t in self.tables if qualified.startswith(f"{t.name}.")]
+        for table in tables:
+            if qualified[len(table.name) + 1 :] in {c.name for c in table.columns}:
+                return None
+        if not tables:
+            return self.no_table(qualified.rpartition(".")[0])
+        table = max(tables, key=lambda t: len(t.name))
+        column = qualified[len(table.name) + 1 :]
+        names = [c.name for c in table.columns]
+        return f"the source's table {table.name} has no column {column!r}{_hint(column, names)}"
+
+
+def _hint(name: str, names: list[str], shown: int = 8) -> str:
+    """The one of ``names`` closest to ``name``, or the first ``shown`` of them."""
+    if close := difflib.get_close_matches(name, names, n=1):
+        return f" (did you mean {close[0]!r}?)"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f" (it has: {', '.join(names[:shown])}{more})"
 
 
 def ascii_fold(name: str) -> str:

@@ -20,7 +20,9 @@ from psycopg import sql
 
 from consoleai_etl.core.errors import TargetError
 from consoleai_etl.core.plan.merge_plan import MergeColumn, MergePlan, TableMerge
+from consoleai_etl.core.run.report import divergences
 from consoleai_etl.core.source.catalog import ForeignKey
+from consoleai_etl.core.verify.checks import SAMPLE_KEYS
 
 
 def _target(merge: TableMerge) -> sql.Composed:
@@ -113,6 +115,69 @@ def prove_merged(pg: psycopg.Connection, merge: TableMerge, staging: str) -> tup
     )
     differing, extra = pg.execute(statement).fetchone()
     return differing, extra
+
+
+SHORT_VALUE = 40  # characters of a value shown in a divergence
+
+
+def differences(
+    pg: psycopg.Connection, merge: TableMerge, staging: str, limit: int = SAMPLE_KEYS
+) -> list[dict[str, object]]:
+    """The first ``limit`` staged source rows (in key order) that the target does not hold
+    with equal values, found by ``prove_merged``'s join: each its key and either "missing
+    in target" or, per column that differs, the source and target values as text (cut to
+    ``SHORT_VALUE`` characters). Names are the source's, and each entry has the shape of
+    the replace-mode locator's (``checksum.locate``), so that reports show both alike."""
+    names = {c.target: c.source for c in merge.columns}
+    keys = [sql.SQL("s.{}").format(sql.Identifier(k)) for k in merge.key]
+    shown = [
+        sql.SQL("{} IS DISTINCT FROM {}, s.{c}::text, t.{c}::text").format(
+            _comparable(c, "s"), _comparable(c, "t"), c=sql.Identifier(c.target)
+        )
+        for c in merge.columns
+    ]
+    statement = sql.SQL(
+        "SELECT {keys}, t.{key} IS NULL, {shown} FROM {staged} s LEFT JOIN {target} t "
+        "ON {same_key} WHERE t.{key} IS NULL OR {differ} ORDER BY {keys} LIMIT {limit}"
+    ).format(
+        keys=_list(keys),
+        key=sql.Identifier(merge.key[0]),
+        shown=_list(shown),
+        staged=_staged_as_target(merge, staging),
+        target=_target(merge),
+        same_key=_same_key(merge, "s", "t"),
+        differ=_values_differ(merge.columns, "s", "t"),
+        limit=sql.Literal(limit),
+    )
+    found: list[dict[str, object]] = []
+    width = len(merge.key)
+    for row in pg.execute(statement):
+        key = {names[k]: _plain(value) for k, value in zip(merge.key, row[:width], strict=True)}
+        if row[width]:
+            found.append({"key": key, "divergence": "missing in target"})
+            continue
+        shown_values = row[width + 1 :]
+        columns = {
+            column.source: {
+                "source": _cut(shown_values[3 * i + 1]),
+                "target": _cut(shown_values[3 * i + 2]),
+            }
+            for i, column in enumerate(merge.columns)
+            if shown_values[3 * i]
+        }
+        found.append({"key": key, "divergence": "values differ", "columns": columns})
+    return found
+
+
+def _plain(value: object) -> object:
+    """A key value as reports hold it (JSON): a number or text as it is, else its text."""
+    return value if isinstance(value, int | float | str) else str(value)
+
+
+def _cut(value: str | None) -> str | None:
+    if value is None or len(value) <= SHORT_VALUE:
+        return value
+    return value[: SHORT_VALUE - 1] + "…"
 
 
 def _upsert(pg: psycopg.Connection, merge: TableMerge, staging: str, on_conflict: str) -> tuple:
@@ -222,9 +287,12 @@ def merge_table(
         with pg.transaction():  # a savepoint, so the error can be read and re-raised cleanly
             differing, extra = prove_merged(pg, merge, staging)
             inserted = updated = 0
+            unproven: list[dict[str, object]] = []
             if differing:  # else the comparison was the proof: nothing to write
                 inserted, updated = _upsert(pg, merge, staging, on_conflict)
                 differing, _ = prove_merged(pg, merge, staging)
+                if differing and on_conflict != "skip":
+                    unproven = differences(pg, merge, staging)
             counts: dict[str, object] = {
                 "inserted": inserted,
                 "updated": updated,
@@ -242,7 +310,8 @@ def merge_table(
     elif differing:
         raise TargetError(
             f"merge of table {merge.source} into {target} is not proven: {differing} source "
-            "rows are not in the target with equal values after the upsert (a trigger or rule "
-            "of the target changed them?); nothing of the merge was kept"
+            f"rows are not in the target with equal values after the upsert "
+            f"({divergences(unproven)}: a trigger or rule of the target changed them?); "
+            "nothing of the merge was kept"
         )
     return counts

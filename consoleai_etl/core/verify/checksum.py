@@ -21,7 +21,7 @@ from consoleai_etl.core.encode import canonical
 from consoleai_etl.core.encode.codec import codec_for
 from consoleai_etl.core.encode.tuples import MOD, TupleEncoder, row_hash_sql
 from consoleai_etl.core.plan.table_plan import TablePlan
-from consoleai_etl.core.run.report import CheckReport
+from consoleai_etl.core.run.report import CheckReport, divergences
 from consoleai_etl.core.source.catalog import sqlite_quote
 from consoleai_etl.core.source.reader import BATCH_ROWS, RowReader
 from consoleai_etl.core.target import bookkeeping
@@ -310,25 +310,13 @@ def check_checksum(
     ]
     keys, method = locate(src, pg, plan, schema, exclude)
     metadata |= {"differing_columns": columns, "divergent_keys": keys, "locator": method}
-    shown = "; ".join(_describe(k) for k in keys[:3])
     return CheckReport(
         "checksum",
         False,
         f"content differs (source {source}, target {target}) in columns "
-        f"{', '.join(columns) or '(none: rows differ)'}: {shown}",
+        f"{', '.join(columns) or '(none: rows differ)'}: {divergences(keys)}",
         metadata,
     )
-
-
-def _describe(entry: dict[str, object]) -> str:
-    where = entry.get("key", entry.get("row_hash"))
-    columns = entry.get("columns")
-    if isinstance(columns, dict):
-        changes = ", ".join(
-            f"{name} {v['source']!r} -> {v['target']!r}" for name, v in columns.items()
-        )
-        return f"{where}: {changes}"
-    return f"{where}: {entry['divergence']}"
 
 
 def quarantined_keys(pg: psycopg.Connection, plan: TablePlan, run_id: str | None) -> set[Key]:
