@@ -14,7 +14,14 @@ from pathlib import Path
 
 from psycopg import sql
 
-from consoleai_etl_tests.helpers import checks_by_table, execute, fetch, run_job
+from consoleai_etl_tests.helpers import (
+    checks_by_table,
+    execute,
+    fetch,
+    preflight_error,
+    run_job,
+    run_raw,
+)
 
 APPLICATION = """
 CREATE EXTENSION citext;
@@ -307,3 +314,48 @@ def test_every_type_of_an_application_schema_merges_exactly(tmp_path: Path, pg_d
     assert result.success, report["reasons"]
     merge = report["tables"][0]["merge"]
     assert (merge["inserted"], merge["updated"], merge["unchanged"]) == (0, 0, 3)
+
+
+def test_row_level_security_never_filters_a_merge(tmp_path: Path, pg_dsn: str) -> None:
+    """The application's role owns its tables; with FORCE ROW LEVEL SECURITY its policies
+    apply to it too and would hide rows from the merge's reads and writes: refused in the
+    preflight, naming the table. Without FORCE the owner sees every row and the merge runs."""
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    source = tmp_path / "legacy.sqlite"
+    with sqlite3.connect(source) as conn:
+        conn.executescript(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, author TEXT, body TEXT);"
+            "INSERT INTO notes VALUES (1, 'ada', 'hello'), (2, 'bob', 'hi');"
+        )
+    conn.close()
+    dbname = fetch(pg_dsn, "SELECT current_database()")[0][0]
+    execute(pg_dsn, sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        execute(pg_dsn, sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+            sql.Identifier(dbname), sql.Identifier(role)))  # fmt: skip
+        execute(
+            pg_dsn,
+            sql.SQL(
+                "SET ROLE {}; CREATE TABLE notes (id integer PRIMARY KEY, author text, body text);"
+                "ALTER TABLE notes ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;"
+                "CREATE POLICY mine ON notes USING (author = current_user)"
+            ).format(sql.Identifier(role)),
+        )
+        as_app = f"{pg_dsn} user={role}"
+        result = run_raw(source, as_app, tmp_path / "r", mode="merge")
+        assert "notes -> notes: row-level security policies apply to this role" in (
+            preflight_error(result)
+        )
+        assert fetch(pg_dsn, "SELECT count(*) FROM notes") == [(0,)]
+        execute(pg_dsn, "ALTER TABLE notes NO FORCE ROW LEVEL SECURITY")
+        result, report = run_job(source, as_app, tmp_path / "r2", mode="merge")
+        assert result.success, report["reasons"]
+        assert fetch(pg_dsn, "SELECT id, author FROM notes ORDER BY id") == [
+            (1, "ada"),
+            (2, "bob"),
+        ]
+    finally:
+        execute(pg_dsn, sql.SQL("ALTER DATABASE {} OWNER TO postgres").format(
+            sql.Identifier(dbname)))  # fmt: skip
+        execute(pg_dsn, sql.SQL("DROP OWNED BY {}; DROP ROLE {}").format(
+            sql.Identifier(role), sql.Identifier(role)))  # fmt: skip

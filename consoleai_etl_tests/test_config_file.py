@@ -119,7 +119,9 @@ def test_help_says_flags_win_over_the_file(tmp_path: Path) -> None:
 
 
 ALLOWED = ", ".join(RUN_OPTIONS)
-RULE_FIELDS = "column, declared_type, target_type, date_encoding, on_error, text_repair, interval_unit"
+RULE_FIELDS = (
+    "column, declared_type, target_type, date_encoding, on_error, text_repair, interval_unit"
+)
 PREFIX = "resources.settings.config."
 
 

@@ -185,6 +185,12 @@ def _table_merge(
         for c in sorted(filled)
         if sum(m.target == c for m in columns) > 1
     ]
+    if target.policies_apply:
+        problems.append(
+            f"{where}: row-level security policies apply to this role, so the merge would see "
+            "and write only the rows they allow: merge as the table's owner (without FORCE "
+            "ROW LEVEL SECURITY) or as a role with BYPASSRLS"
+        )
     key, problem = _key(table, target, options, filled)
     if problem:
         problems.append(f"{where}: {problem}")

@@ -44,6 +44,10 @@ class ExistingTable:
     columns: tuple[ExistingColumn, ...]
     primary_key: tuple[str, ...]
     unique_keys: tuple[tuple[str, ...], ...]  # every unique constraint or plain unique index
+    # Row-level security policies apply to this session's role: its reads and writes of the
+    # table would be filtered (merge mode refuses it; ``merge_plan``).
+    policies_apply: bool = False
+    triggers: tuple[str, ...] = ()  # the table's enabled triggers, for a diagnosis
 
     def column(self, name: str) -> ExistingColumn:
         return next(c for c in self.columns if c.name == name)
@@ -105,21 +109,38 @@ class TypeReader:
 
 def existing_tables(pg: psycopg.Connection, schema: str) -> dict[str, ExistingTable]:
     """Every ordinary or partitioned table of ``schema`` (not its partitions), by name."""
-    rows = pg.execute(
-        "SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
-        (schema,),
-    ).fetchall()
+    rows = pg.execute(_TABLES, (schema,)).fetchall()
     types = TypeReader(pg)
-    return {name: _table(pg, schema, oid, name, types) for oid, name in rows}
+    return {row[1]: _table(pg, schema, *row, types) for row in rows}
+
+
+# As PostgreSQL decides it: policies apply unless the role is a superuser, has BYPASSRLS,
+# or owns the table and the table does not FORCE them.
+_TABLES = """
+SELECT c.oid, c.relname,
+       c.relrowsecurity AND NOT r.rolsuper AND NOT r.rolbypassrls
+       AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')),
+       ARRAY(SELECT t.tgname::text FROM pg_trigger t WHERE t.tgrelid = c.oid
+             AND NOT t.tgisinternal AND t.tgenabled <> 'D' ORDER BY t.tgname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_roles r ON r.rolname = current_user
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+"""
 
 
 def _table(
-    pg: psycopg.Connection, schema: str, oid: int, name: str, types: TypeReader
+    pg: psycopg.Connection,
+    schema: str,
+    oid: int,
+    name: str,
+    policies_apply: bool,
+    triggers: list[str],
+    types: TypeReader,
 ) -> ExistingTable:
     columns = tuple(
         ExistingColumn(*row[:7], pg_type=types(*row[7:])) for row in pg.execute(_COLUMNS, (oid,))
     )
     keys = pg.execute(_KEYS, (oid,)).fetchall()
     primary = next((tuple(cols) for is_pk, cols in keys if is_pk), ())
-    return ExistingTable(schema, name, columns, primary, tuple(tuple(cols) for _pk, cols in keys))
+    unique = tuple(tuple(cols) for _pk, cols in keys)
+    return ExistingTable(schema, name, columns, primary, unique, policies_apply, tuple(triggers))
