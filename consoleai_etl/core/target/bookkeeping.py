@@ -52,13 +52,28 @@ CREATE TABLE IF NOT EXISTS consoleai_etl.owned_relations (
     promoted_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (target_schema, name)
 );
+CREATE TABLE IF NOT EXISTS consoleai_etl.merged_tables (
+    id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    target_schema text NOT NULL,
+    target_table text NOT NULL,
+    run_id text NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (target_schema, target_table)
+);
+CREATE TABLE IF NOT EXISTS consoleai_etl.merged_rows (
+    table_id integer NOT NULL,
+    row_key text COLLATE "C" NOT NULL,
+    row_hash bigint NOT NULL,
+    PRIMARY KEY (table_id, row_key)
+);
 """
 
 
 _READY = (
     "SELECT to_regclass('consoleai_etl.runs') IS NOT NULL "
     "AND to_regclass('consoleai_etl.quarantine_run_table_idx') IS NOT NULL "
-    "AND to_regclass('consoleai_etl.owned_relations') IS NOT NULL"
+    "AND to_regclass('consoleai_etl.owned_relations') IS NOT NULL "
+    "AND to_regclass('consoleai_etl.merged_rows') IS NOT NULL"
 )
 
 
@@ -301,3 +316,75 @@ def record_owned(
         "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p', 'v')",
         (run_id, target_schema, names),
     )
+
+
+# What merges wrote: per merged target table (``merged_tables``, one id per schema and
+# table), per key, the hash of the row as the last merge took it from the source
+# (``merged_rows``). The next merge tells from it which side changed a row that differs
+# (core/target/merge.py). A row holds the table's id rather than its names, and no foreign
+# key: a first merge records every row it brings, and narrow rows without a per-row check
+# keep that cost low. The key's text is compared byte by byte (``COLLATE "C"``).
+
+
+def merged_table(conn: psycopg.Connection, target_schema: str, target_table: str) -> int | None:
+    """The id under which merges recorded rows of ``target_schema.target_table``, or None
+    when none did."""
+    row = conn.execute(
+        "SELECT id FROM consoleai_etl.merged_tables WHERE target_schema = %s AND target_table = %s",
+        (target_schema, target_table),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def recorded_hash(table_id: int | None, key: sql.Composable) -> sql.Composable:
+    """SQL: the hash recorded for the row whose key text is ``key`` (an expression), NULL
+    when no merge recorded it. One index probe per row it is evaluated for."""
+    if table_id is None:
+        return sql.SQL("NULL::bigint")
+    return sql.SQL(
+        "(SELECT row_hash FROM consoleai_etl.merged_rows WHERE table_id = {} AND row_key = {})"
+    ).format(sql.Literal(table_id), key)
+
+
+def record_merged(
+    conn: psycopg.Connection,
+    target_schema: str,
+    target_table: str,
+    run_id: str,
+    rows: sql.Composable,
+) -> int:
+    """Record ``rows`` (a SELECT of ``row_key`` text and ``row_hash`` bigint: every row
+    the merge took from the source) as merged into the table; the number of rows whose
+    record was new or changed. In the merge's transaction, so a merge that rolls back
+    (or a dry run) records nothing. A table's first record is a plain INSERT; later ones
+    write only the keys whose hash changed (a merge of an unchanged source writes
+    nothing here either)."""
+    table_id = merged_table(conn, target_schema, target_table)
+    if table_id is None:
+        table_id = conn.execute(
+            "INSERT INTO consoleai_etl.merged_tables (target_schema, target_table, run_id) "
+            "VALUES (%s, %s, %s) RETURNING id",
+            (target_schema, target_table, run_id),
+        ).fetchone()[0]
+        written = conn.execute(
+            sql.SQL(
+                "INSERT INTO consoleai_etl.merged_rows (table_id, row_key, row_hash) "
+                "SELECT {id}, n.row_key, n.row_hash FROM ({rows}) n"
+            ).format(id=sql.Literal(table_id), rows=rows)
+        ).rowcount
+        return written
+    written = conn.execute(
+        sql.SQL(
+            "INSERT INTO consoleai_etl.merged_rows AS r (table_id, row_key, row_hash) "
+            "SELECT {id}, n.row_key, n.row_hash FROM ({rows}) n WHERE NOT EXISTS ("
+            "SELECT 1 FROM consoleai_etl.merged_rows o WHERE o.table_id = {id} "
+            "AND o.row_key = n.row_key AND o.row_hash = n.row_hash) "
+            "ON CONFLICT (table_id, row_key) DO UPDATE SET row_hash = EXCLUDED.row_hash"
+        ).format(id=sql.Literal(table_id), rows=rows)
+    ).rowcount
+    if written:
+        conn.execute(
+            "UPDATE consoleai_etl.merged_tables SET run_id = %s, recorded_at = now() WHERE id = %s",
+            (run_id, table_id),
+        )
+    return written
