@@ -271,6 +271,8 @@ def test_demo_merge_merges_the_sample_then_finds_nothing_to_change(
             "updated": 0,
             "unchanged": 0,
             "extra_in_target": extra.get(table, 0),
+            "kept_application_changes": 0,
+            "conflicts": 0,
         }
         for table, rows in legacy.items()
     }
@@ -285,6 +287,8 @@ def test_demo_merge_merges_the_sample_then_finds_nothing_to_change(
             "updated": 0,
             "unchanged": rows,
             "extra_in_target": extra.get(table, 0),
+            "kept_application_changes": 0,
+            "conflicts": 0,
         }
         for table, rows in legacy.items()
     }
