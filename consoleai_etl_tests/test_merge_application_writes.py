@@ -30,6 +30,15 @@ RECORDS = (
     "FROM consoleai_etl.merged_rows r JOIN consoleai_etl.merged_tables t ON t.id = r.table_id "
     "ORDER BY 1, 2, 3"
 )
+RECORDED_AS_DOCUMENTED = (
+    "SELECT t.target_schema, t.target_table, x.id, r.row_hash = x.hash "
+    "FROM consoleai_etl.merged_rows r JOIN consoleai_etl.merged_tables t ON t.id = r.table_id "
+    "JOIN (SELECT 'orders' AS name, id, record_send(ROW(id)) AS key, "
+    "hash_record_extended(ROW(id, user_id, total, note), 0) AS hash FROM orders "
+    "UNION ALL SELECT 'users', id, record_send(ROW(id)), "
+    "hash_record_extended(ROW(id, email, name), 0) FROM users) x "
+    "ON x.name = t.target_table AND x.key = r.row_key ORDER BY 1, 2, 3"
+)
 ROWS = (
     "SELECT 'users', id, xmin::text, xmax::text FROM users UNION ALL "
     "SELECT 'orders', id, xmin::text, xmax::text FROM orders ORDER BY 1, 2"
@@ -54,21 +63,18 @@ def merge_once(source: Path, pg_dsn: str, tmp_path: Path) -> None:
     """A first merge, and what it records: every row's key and hash, under its run."""
     result, report = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
     assert result.success and report["status"] == "success", report["reasons"]
-    recorded = fetch(pg_dsn, RECORDS)
-    assert [(schema, table, key) for schema, table, key, *_ in recorded] == [
-        ("public", "orders", "(10)"),
-        ("public", "orders", "(11)"),
-        ("public", "orders", "(12)"),
-        ("public", "users", "(1)"),
-        ("public", "users", "(2)"),
-        ("public", "users", "(3)"),
+    # Every merged row is recorded by its key, with the hash of the row as merged: both
+    # computed the documented way, here from the target's rows, which equal the source's.
+    assert fetch(pg_dsn, RECORDED_AS_DOCUMENTED) == [
+        ("public", "orders", 10, True),
+        ("public", "orders", 11, True),
+        ("public", "orders", 12, True),
+        ("public", "users", 1, True),
+        ("public", "users", 2, True),
+        ("public", "users", 3, True),
     ]
-    assert {run for *_, run, _xmin in recorded} == {result.run_id}
-    # The hash recorded is the row as merged, computed the documented way from the target.
-    assert fetch(
-        pg_dsn,
-        "SELECT hash_record_extended(ROW(id, email, name), 0) FROM users WHERE id = 1",
-    ) == [(next(h for _s, t, k, h, *_ in recorded if (t, k) == ("users", "(1)")),)]
+    assert fetch(pg_dsn, "SELECT count(*) FROM consoleai_etl.merged_rows") == [(6,)]
+    assert {run for *_, run, _xmin in fetch(pg_dsn, RECORDS)} == {result.run_id}
 
 
 def change_both_sides(source: Path, pg_dsn: str) -> None:

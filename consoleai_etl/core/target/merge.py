@@ -20,7 +20,7 @@ The row hash is ``hash_record_extended(ROW(merged columns), 0)`` over the target
 (PostgreSQL 14+): each type's own extended hash function, which agrees with its equality
 (``1.0`` and ``1.00`` hash alike, as they compare equal), does not depend on session
 settings, and is the one hash partitioning stores, so it stays the same across server
-versions. The key is recorded as the text of ``ROW(key columns)``.
+versions. The key is recorded in its binary form, ``record_send(ROW(key columns))``.
 
 The caller runs every table in one transaction, so a failure anywhere leaves the target as
 it was. Nothing here drops or creates a relation in the target.
@@ -124,8 +124,9 @@ def _row_hash(merge: TableMerge, alias: str) -> sql.Composed:
 
 
 def _row_key(merge: TableMerge, alias: str) -> sql.Composed:
-    """The text of row ``alias``'s key, as recorded."""
-    return sql.SQL("ROW({})::text").format(
+    """Row ``alias``'s key as recorded: the binary form of the ROW of its key columns
+    (``record_send``), which no session setting changes (a date's text depends on DateStyle)."""
+    return sql.SQL("record_send(ROW({}))").format(
         _list(
             [sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(k)) for k in merge.key]
         )
