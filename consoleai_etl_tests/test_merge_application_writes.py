@@ -39,6 +39,10 @@ RECORDED_AS_DOCUMENTED = (
     "hash_record_extended(ROW(id, email, name), 0) FROM users) x "
     "ON x.name = t.target_table AND x.key = r.row_key ORDER BY 1, 2, 3"
 )
+CHANGES = (
+    "SELECT target_table, key, conflict, kept FROM consoleai_etl.application_changes "
+    "WHERE run_id = %s ORDER BY 1, 2"
+)
 ROWS = (
     "SELECT 'users', id, xmin::text, xmax::text FROM users UNION ALL "
     "SELECT 'orders', id, xmin::text, xmax::text FROM orders ORDER BY 1, 2"
@@ -113,9 +117,18 @@ def test_the_application_keeps_its_changes_and_conflicts_are_kept_and_reported(
         "sides changed (conflicts, on_conflict: target)"
     )
     assert (proof["metadata"]["kept_application_changes"], proof["metadata"]["conflicts"]) == (1, 1)
+    # Every row the application changed is listed with its key, as the quarantine lists rows.
+    assert fetch(pg_dsn, CHANGES, (result.run_id,)) == [
+        ("users", {"id": 1}, False, True),
+        ("users", {"id": 3}, True, True),
+    ]
     markdown = (tmp_path / "r" / f"migration-report-{result.run_id}.md").read_text()
     assert "| kept application changes | conflicts |" in markdown
     assert "| users | 0 | 1 | 0 | 1 | 1 | 1 | — |" in markdown
+    assert (
+        "- every row the application changed since the last merge, with its key: "
+        f"`consoleai_etl.application_changes`, run_id `{result.run_id}`" in markdown
+    )
     html = (tmp_path / "r" / f"migration-report-{result.run_id}.html").read_text()
     assert '<th class="num">kept application changes</th><th class="num">conflicts</th>' in html
     assert "keys {&quot;id&quot;: 3}" in html
@@ -126,6 +139,11 @@ def test_the_application_keeps_its_changes_and_conflicts_are_kept_and_reported(
     result, report = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
     assert result.success and report["status"] == "success", report["reasons"]
     assert plain(merge_counts(report)["users"]) == counts(0, 0, 1, 1, kept=2)
+    markdown = (tmp_path / "r" / f"migration-report-{result.run_id}.md").read_text()
+    assert (
+        "- nothing written: the target holds every source row, but for rows the application "
+        "changed since the last merge, kept" in markdown
+    )
     assert fetch(pg_dsn, ROWS) == rows  # no row of the target written or locked
     assert fetch(pg_dsn, RECORDS) == records  # nor of the record
     assert names(pg_dsn) == {1: "Ada (app)", 2: "Robert", 3: "Cy (app)"}
@@ -164,6 +182,10 @@ def test_on_conflict_source_writes_the_sources_row_over_a_conflict(
         "except 1 kept as the application wrote them: 1 the application changed since the "
         "last merge"
     )
+    assert fetch(pg_dsn, CHANGES, (result.run_id,)) == [
+        ("users", {"id": 1}, False, True),
+        ("users", {"id": 3}, True, False),  # the conflict: the source's row written
+    ]
 
 
 def test_on_conflict_fail_stops_the_merge_naming_the_keys_and_changes_nothing(
@@ -184,6 +206,7 @@ def test_on_conflict_fail_stops_the_merge_naming_the_keys_and_changes_nothing(
     )
     assert dump(pg_dsn) == before  # B not updated either: one transaction
     assert fetch(pg_dsn, RECORDS) == records
+    assert fetch(pg_dsn, CHANGES, (result.run_id,)) == []
 
 
 def test_a_dry_run_records_nothing(tmp_path: Path, pg_dsn: str) -> None:
@@ -207,6 +230,7 @@ def test_a_dry_run_records_nothing(tmp_path: Path, pg_dsn: str) -> None:
         "on_conflict": "target",
     }
     assert (dump(pg_dsn), fetch(pg_dsn, RECORDS)) == (before, records)
+    assert fetch(pg_dsn, CHANGES, (result.run_id,)) == []
 
 
 def test_the_old_on_conflict_values_are_refused_naming_the_new_ones(

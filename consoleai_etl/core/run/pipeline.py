@@ -421,7 +421,8 @@ def _merge(
                     staging,
                     plan.on_conflict,
                     merged.loaded_rows or 0,
-                    run_id=None if config.dry_run else report.run_id,
+                    report.run_id,
+                    record=not config.dry_run,
                 )
                 if not config.dry_run:
                     _proven_in_target(merged, plan.tables[table.name])

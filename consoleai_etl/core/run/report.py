@@ -257,18 +257,23 @@ class MigrationReport:
 
     def _merge_lines(self) -> list[str]:
         """Merge mode: what each table wrote into its existing target table (a dry run:
-        would write), and plainly when nothing was written at all; then the conflicting
-        keys named."""
-        merged = [t for t in self.tables if t.merge is not None]
+        would write), and plainly when nothing was written at all; then the conflicts, and
+        where every row the application changed is listed."""
+        merged = [t.merge for t in self.tables if t.merge is not None]
         if not merged:
             return []
-        written = sum(int(t.merge["inserted"]) + int(t.merge["updated"]) for t in merged)  # type: ignore[index]
+        written = sum(int(m["inserted"]) + int(m["updated"]) for m in merged)  # type: ignore[call-overload]
+        contested = sum(int(m["kept_application_changes"]) + int(m["conflicts"]) for m in merged)  # type: ignore[call-overload]
         verb = "would write" if self.dry_run else "wrote"
-        summary = (
-            "nothing written: the target already holds every source row unchanged"
-            if written == 0
-            else f"the merge {verb} {written:,} rows (inserted or updated)"
-        )
+        if written:
+            summary = f"the merge {verb} {written:,} rows (inserted or updated)"
+        elif contested:
+            summary = (
+                "nothing written: the target holds every source row, but for rows the "
+                "application changed since the last merge, kept"
+            )
+        else:
+            summary = "nothing written: the target already holds every source row unchanged"
         headings = [name.replace("_", " ") for name in MERGE_COUNTS]
         lines = [
             "",
@@ -279,12 +284,18 @@ class MigrationReport:
             f"| table | {' | '.join(headings)} | sequences moved |",
             f"| --- |{' ---: |' * len(headings)} --- |",
         ]
-        for t in merged:
-            m = t.merge or {}
+        for t in self.tables:
+            if (m := t.merge) is None:
+                continue
             moved = ", ".join(f"{c} → {v}" for c, v in dict(m.get("sequences_moved") or {}).items())
             counts = " | ".join(str(m[name]) for name in MERGE_COUNTS)
             lines.append(f"| {_md(t.table)} | {counts} | {_md(moved) or '—'} |")
         lines += [f"- {_md(problem)}" for problem in conflict_problems(self)]
+        if contested and not self.dry_run:
+            lines.append(
+                "- every row the application changed since the last merge, with its key: "
+                f"`consoleai_etl.application_changes`, run_id `{self.run_id}`"
+            )
         return lines
 
     def _view_lines(self) -> list[str]:

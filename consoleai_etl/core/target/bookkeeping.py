@@ -68,6 +68,16 @@ CREATE TABLE IF NOT EXISTS consoleai_etl.merged_rows (
     row_hash bigint NOT NULL,
     PRIMARY KEY (table_id, row_key)
 );
+CREATE TABLE IF NOT EXISTS consoleai_etl.application_changes (
+    run_id text NOT NULL,
+    target_schema text NOT NULL,
+    target_table text NOT NULL,
+    row_key bytea NOT NULL,
+    key jsonb NOT NULL,
+    conflict boolean NOT NULL,
+    kept boolean NOT NULL,
+    PRIMARY KEY (run_id, target_schema, target_table, row_key)
+);
 """
 
 
@@ -75,7 +85,8 @@ _READY = (
     "SELECT to_regclass('consoleai_etl.runs') IS NOT NULL "
     "AND to_regclass('consoleai_etl.quarantine_run_table_idx') IS NOT NULL "
     "AND to_regclass('consoleai_etl.owned_relations') IS NOT NULL "
-    "AND to_regclass('consoleai_etl.merged_rows') IS NOT NULL"
+    "AND to_regclass('consoleai_etl.merged_rows') IS NOT NULL "
+    "AND to_regclass('consoleai_etl.application_changes') IS NOT NULL"
 )
 
 
@@ -413,3 +424,54 @@ def record_merged(
             {"run": run_id, "id": table_id},
         )
     return count
+
+
+# The rows a merge found changed by the application since the last merge (``merge.py``),
+# per run, as the quarantine keeps refused rows: every one, with its key, whether the
+# source changed it too (a conflict) and whether the target's row was kept. The merge
+# leaves out and proves apart the rows kept; the report names the first conflicts.
+
+
+def record_application_changes(
+    conn: psycopg.Connection,
+    run_id: str,
+    target_schema: str,
+    target_table: str,
+    rows: sql.Composable,
+    limit: int = 20,
+) -> tuple[int, int, list[object]]:
+    """Record ``rows`` (a SELECT of ``row_key`` bytea, ``key`` jsonb, ``conflict`` and
+    ``kept`` booleans) for the run's merge into the table: (rows the application alone
+    changed, conflicts, the first ``limit`` conflicting keys in key order)."""
+    where = (run_id, target_schema, target_table)
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO consoleai_etl.application_changes (run_id, target_schema, "
+            "target_table, row_key, key, conflict, kept) "
+            "SELECT %s, %s, %s, n.row_key, n.key, n.conflict, n.kept FROM ({}) n"
+        ).format(rows),
+        where,
+    )
+    application, conflicts = conn.execute(
+        "SELECT count(*) FILTER (WHERE NOT conflict), count(*) FILTER (WHERE conflict) "
+        "FROM consoleai_etl.application_changes "
+        "WHERE run_id = %s AND target_schema = %s AND target_table = %s",
+        where,
+    ).fetchone()
+    sample = conn.execute(
+        "SELECT key FROM consoleai_etl.application_changes WHERE run_id = %s "
+        "AND target_schema = %s AND target_table = %s AND conflict ORDER BY key LIMIT %s",
+        (*where, limit),
+    ).fetchall()
+    return application, conflicts, [key for (key,) in sample]
+
+
+def kept_by_merge(
+    run_id: str, target_schema: str, target_table: str, key: sql.Composable
+) -> sql.Composable:
+    """SQL: the run's merge into the table keeps the target's row whose key is ``key`` (an
+    expression of its binary form)."""
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM consoleai_etl.application_changes k WHERE k.run_id = {} "
+        "AND k.target_schema = {} AND k.target_table = {} AND k.kept AND k.row_key = {})"
+    ).format(sql.Literal(run_id), sql.Literal(target_schema), sql.Literal(target_table), key)

@@ -40,11 +40,6 @@ from consoleai_etl.core.run.report import named_keys
 from consoleai_etl.core.source.catalog import ForeignKey
 from consoleai_etl.core.target import bookkeeping
 
-SAMPLE_KEYS = 20  # conflicting keys named in the report and errors; all are counted
-# The session's temporary table of the rows a merge keeps as the target holds them, keyed
-# like the target: the upsert leaves them out, the proof counts them apart.
-KEPT = sql.Identifier("pg_temp", "consoleai_etl_kept")
-
 
 def _target(merge: TableMerge) -> sql.Composed:
     return sql.Identifier(merge.target.schema, merge.target.name)
@@ -210,16 +205,13 @@ def recorded_unchanged(pg: psycopg.Connection, merge: TableMerge) -> sql.Composa
     )
 
 
-def _upsert(pg: psycopg.Connection, merge: TableMerge, staging: str, keep: bool) -> tuple:
+def _upsert(
+    pg: psycopg.Connection, merge: TableMerge, staging: str, kept: sql.Composable | None
+) -> tuple:
     """(inserted, updated) by upserting the staged rows the target does not hold with equal
     values (an unchanged row is neither rewritten nor even offered to ``ON CONFLICT``, whose
-    per-row index probe is the expensive part), leaving out the rows in ``KEPT`` when
-    ``keep``. ``xmax = 0`` in RETURNING marks a row the INSERT created."""
-    kept = sql.SQL("")
-    if keep:
-        kept = sql.SQL("AND NOT EXISTS (SELECT 1 FROM {kept} k WHERE {same_key}) ").format(
-            kept=KEPT, same_key=_same_key(merge, "s", "k")
-        )
+    per-row index probe is the expensive part), leaving out the rows ``kept`` (a condition
+    on the staged row ``s``). ``xmax = 0`` in RETURNING marks a row the INSERT created."""
     statement = sql.SQL(
         "WITH written AS (INSERT INTO {target} AS t ({cols}) OVERRIDING SYSTEM VALUE "
         "SELECT * FROM {staged} s WHERE NOT EXISTS (SELECT 1 FROM {target} u WHERE {same_key} "
@@ -232,7 +224,7 @@ def _upsert(pg: psycopg.Connection, merge: TableMerge, staging: str, keep: bool)
         staged=_staged_as_target(merge, staging),
         same_key=_same_key(merge, "s", "u"),
         differ=_values_differ(merge.columns, "s", "u"),
-        kept=kept,
+        kept=sql.SQL("AND NOT {} ").format(kept) if kept is not None else sql.SQL(""),
         conflict=_on_conflict(merge),
     )
     return pg.execute(statement).fetchone()
@@ -245,53 +237,50 @@ class Contested:
 
     application: int = 0  # the source's row is the one recorded: kept
     conflicts: int = 0  # both changed, or no record: settled by on_conflict
-    conflict_keys: tuple[object, ...] = ()  # the first SAMPLE_KEYS, as JSON objects
+    conflict_keys: tuple[object, ...] = ()  # the first ones, as JSON objects
 
     def kept(self, on_conflict: OnConflict) -> int:
         """How many of them the merge keeps as the target holds them."""
         return self.application + (0 if on_conflict == "source" else self.conflicts)
 
 
-def _contest(pg: psycopg.Connection, merge: TableMerge, staging: str) -> Contested:
-    """Fill ``KEPT`` with every staged row the target holds with other values, except those
-    only the source changed since the last merge (target's hash = recorded != staged's),
-    which the upsert writes; each flagged ``conflict`` unless only the application changed
-    it (staged's hash = recorded != target's). A key no merge recorded is a conflict: no
-    one can tell which side wrote it."""
+def _contest(
+    pg: psycopg.Connection,
+    merge: TableMerge,
+    staging: str,
+    run_id: str,
+    on_conflict: OnConflict,
+) -> Contested:
+    """Record (``bookkeeping.record_application_changes``) every staged row the target
+    holds with other values, except those only the source changed since the last merge
+    (target's hash = recorded != staged's), which the upsert writes; each a ``conflict``
+    unless only the application changed it (staged's hash = recorded != target's), and
+    ``kept`` but for a conflict under ``on_conflict: source``. A key no merge recorded is a
+    conflict: no one can tell which side wrote it."""
     table_id = bookkeeping.merged_table(pg, merge.target.schema, merge.target.name)
-    keys = _list([sql.Identifier(k) for k in merge.key])
-    pg.execute(
-        sql.SQL(
-            "CREATE TEMP TABLE {kept} ON COMMIT DROP AS SELECT {keys}, "
-            "NOT coalesce(hs = m AND ht <> m, false) AS conflict FROM ("
-            "SELECT {s_keys}, {hs} AS hs, {ht} AS ht, {m} AS m FROM {staged} s "
-            "JOIN {target} t ON {same_key} WHERE {differ} OFFSET 0) d "
-            "WHERE NOT coalesce(ht = m AND hs <> m, false)"
-        ).format(
-            kept=KEPT,
-            keys=keys,
-            s_keys=_list([sql.SQL("s.{}").format(sql.Identifier(k)) for k in merge.key]),
-            hs=_row_hash(merge, "s"),
-            ht=_row_hash(merge, "t"),
-            m=bookkeeping.recorded_hash(table_id, _row_key(merge, "s")),
-            staged=_staged_as_target(merge, staging),
-            target=_target(merge),
-            same_key=_same_key(merge, "s", "t"),
-            differ=_values_differ(merge.columns, "s", "t"),
-        )
+    contested = sql.SQL(
+        "SELECT {row_key} AS row_key, {key} AS key, conflict, {kept} AS kept FROM ("
+        "SELECT *, NOT coalesce(hs = m AND ht <> m, false) AS conflict FROM ("
+        "SELECT {s_keys}, {hs} AS hs, {ht} AS ht, {m} AS m FROM {staged} s "
+        "JOIN {target} t ON {same_key} WHERE {differ} OFFSET 0) d "
+        "WHERE NOT coalesce(ht = m AND hs <> m, false)) d"
+    ).format(
+        row_key=_row_key(merge, "d"),
+        key=_key_json(merge, "d"),
+        kept=sql.SQL("NOT conflict" if on_conflict == "source" else "true"),
+        s_keys=_list([sql.SQL("s.{}").format(sql.Identifier(k)) for k in merge.key]),
+        hs=_row_hash(merge, "s"),
+        ht=_row_hash(merge, "t"),
+        m=bookkeeping.recorded_hash(table_id, _row_key(merge, "s")),
+        staged=_staged_as_target(merge, staging),
+        target=_target(merge),
+        same_key=_same_key(merge, "s", "t"),
+        differ=_values_differ(merge.columns, "s", "t"),
     )
-    pg.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(KEPT, keys))
-    application, conflicts = pg.execute(
-        sql.SQL(
-            "SELECT count(*) FILTER (WHERE NOT conflict), count(*) FILTER (WHERE conflict) FROM {}"
-        ).format(KEPT)
-    ).fetchone()
-    sample = pg.execute(
-        sql.SQL("SELECT {} FROM {} k WHERE conflict ORDER BY {} LIMIT {}").format(
-            _key_json(merge, "k"), KEPT, keys, sql.Literal(SAMPLE_KEYS)
-        )
-    ).fetchall()
-    return Contested(application, conflicts, tuple(key for (key,) in sample))
+    application, conflicts, sample = bookkeeping.record_application_changes(
+        pg, run_id, merge.target.schema, merge.target.name, contested
+    )
+    return Contested(application, conflicts, tuple(sample))
 
 
 def _from_source(merge: TableMerge, staging: str) -> sql.Composed:
@@ -376,32 +365,40 @@ def merge_table(
     staging: str,
     on_conflict: OnConflict,
     staged_rows: int,
-    run_id: str | None,
+    run_id: str,
+    *,
+    record: bool,
 ) -> dict[str, object]:
-    """Merge one staged table; its counts for the report. With ``run_id`` (not a dry run),
-    record every staged row as merged by that run. An SQL error becomes a ``TargetError``
-    naming the table, as does a conflict under ``on_conflict: fail`` (the caller's
-    transaction then rolls back)."""
+    """Merge one staged table; its counts for the report. With ``record`` (not a dry run),
+    record every staged row as merged by ``run_id``. An SQL error becomes a ``TargetError``
+    naming the table, as do conflicts under ``on_conflict: fail`` (the caller's transaction
+    then rolls back)."""
     target = f"{merge.target.schema}.{merge.target.name}"
     try:
         with pg.transaction():  # a savepoint, so the error can be read and re-raised cleanly
             proof = prove_merged(pg, merge, staging)
             contested, kept = Contested(), None
             if proof.differing:
-                contested = _contest(pg, merge, staging)
-                _settle(pg, merge, contested, on_conflict)
-                kept = sql.SQL("EXISTS (SELECT 1 FROM {} k WHERE {})").format(
-                    KEPT, _same_key(merge, "s", "k")
+                contested = _contest(pg, merge, staging, run_id, on_conflict)
+                if contested.conflicts and on_conflict == "fail":
+                    raise TargetError(
+                        f"merge of table {merge.source} into {target} stopped: "
+                        f"{contested.conflicts} rows were changed both in the source and by "
+                        "the application since the last merge (keys "
+                        f"{named_keys(contested.conflict_keys, contested.conflicts)}) and "
+                        "on_conflict is fail: set on_conflict to target (keep the "
+                        "application's rows) or source (write the source's)"
+                    )
+                kept = bookkeeping.kept_by_merge(
+                    run_id, merge.target.schema, merge.target.name, _row_key(merge, "s")
                 )
             inserted = updated = 0
             if proof.not_held > contested.kept(on_conflict):  # else nothing to write
-                inserted, updated = _upsert(pg, merge, staging, keep=kept is not None)
+                inserted, updated = _upsert(pg, merge, staging, kept)
                 proof = prove_merged(pg, merge, staging, kept)
             elif kept is not None:  # every differing row is kept: the comparison is the proof
                 proof = Comparison(0, 0, proof.differing, proof.extra)
-            if kept is not None:
-                pg.execute(sql.SQL("DROP TABLE {}").format(KEPT))
-            if run_id is not None:
+            if record:
                 bookkeeping.record_merged(
                     pg,
                     merge.target.schema,
@@ -435,24 +432,3 @@ def merge_table(
         counts["conflict_keys"] = list(contested.conflict_keys)
         counts["on_conflict"] = on_conflict
     return counts
-
-
-def _settle(
-    pg: psycopg.Connection, merge: TableMerge, contested: Contested, on_conflict: OnConflict
-) -> None:
-    """Apply ``on_conflict`` to the conflicts in ``KEPT``: ``target`` keeps them there,
-    ``source`` takes them out (the upsert writes them), ``fail`` stops the merge naming
-    them."""
-    if not contested.conflicts:
-        return
-    if on_conflict == "fail":
-        raise TargetError(
-            f"merge of table {merge.source} into {merge.target.schema}.{merge.target.name} "
-            f"stopped: {contested.conflicts} rows were changed both in the source and by the "
-            "application since the last merge (keys "
-            f"{named_keys(contested.conflict_keys, contested.conflicts)}) and "
-            "on_conflict is fail: set on_conflict to target (keep the application's rows) "
-            "or source (write the source's)"
-        )
-    if on_conflict == "source":
-        pg.execute(sql.SQL("DELETE FROM {} WHERE conflict").format(KEPT))
