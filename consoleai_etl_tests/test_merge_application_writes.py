@@ -9,6 +9,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.plan.merge_plan import MergeOptions
 from consoleai_etl_tests.helpers import checks_by_table, execute, fetch, run_job
 from consoleai_etl_tests.test_console_script import (
     consoleai_etl,
@@ -264,4 +268,14 @@ def test_the_command_prints_the_kept_and_conflicting_rows(tmp_path: Path, pg_dsn
     assert (
         "  - users: 1 rows changed both in the source and by the application since the last "
         'merge, the application\'s rows kept (on_conflict: target): keys {"id": 3}\n' in done.stdout
+    )
+
+
+@pytest.mark.parametrize("old", ["update", "skip"])
+def test_the_core_refuses_the_old_on_conflict_values_naming_the_new_ones(old: str) -> None:
+    with pytest.raises(MigrationError) as refused:
+        MergeOptions(on_conflict=old)  # type: ignore[arg-type]
+    assert str(refused.value) == (
+        f"unknown on_conflict {old!r}: use target (keep the application's changed rows, the "
+        "default), source (write the source's) or fail"
     )
