@@ -463,19 +463,15 @@ def kept_rows(counts: dict[str, object]) -> str:
     application wrote them, and why; "" when it kept none."""
     application = int(counts["kept_application_changes"])  # type: ignore[call-overload]
     conflicts = 0 if counts.get("on_conflict") == "source" else int(counts["conflicts"])  # type: ignore[call-overload]
-    why = [
-        *([f"{application:,} the application changed since the last merge"] if application else []),
-        *(
-            [f"{conflicts:,} both sides changed (conflicts, on_conflict: target)"]
-            if conflicts
-            else []
-        ),
-    ]
+    why = []
+    if application:
+        why.append(f"{application:,} the application changed since the last merge")
+    if conflicts:
+        why.append(f"{conflicts:,} both sides changed (conflicts, on_conflict: target)")
     if not why:
         return ""
-    return f", except {application + conflicts:,} kept as the application wrote them: " + "; ".join(
-        why
-    )
+    kept = application + conflicts
+    return f", except {kept:,} kept as the application wrote them: {'; '.join(why)}"
 
 
 def _record(pg: psycopg.Connection, report: MigrationReport) -> None:

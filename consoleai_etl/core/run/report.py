@@ -13,7 +13,8 @@ from consoleai_etl.core.run.chart import fractions, text_bar
 SUCCESS = "success"
 SUCCESS_WITH_QUARANTINE = "success_with_quarantine"
 SUCCESS_WITH_DIVERGENCE = "success_with_divergence"
-SUCCESS_WITH_WARNINGS = "success_with_warnings"  # tables proven, some views not created
+# tables proven, but some views not created or some merge conflicts settled
+SUCCESS_WITH_WARNINGS = "success_with_warnings"
 FAILURE = "failure"
 ALL_CLEAR = "all checks passed, no row quarantined"
 # Check severities: a failed ERROR check is loss or divergence and fails the run (unless
@@ -461,8 +462,8 @@ def decide(report: MigrationReport) -> None:
         status = SUCCESS_WITH_QUARANTINE
     else:
         status = SUCCESS
-    views = view_problems(report) + conflict_problems(report)
-    if status == SUCCESS and views:
+    warnings = view_problems(report) + conflict_problems(report)
+    if status == SUCCESS and warnings:
         status = SUCCESS_WITH_WARNINGS
     report.status = status
-    report.reasons = reasons + failed + views + warned or [ALL_CLEAR]
+    report.reasons = reasons + failed + warnings + warned or [ALL_CLEAR]

@@ -13,8 +13,9 @@ is then written only when the source changed it since that record and the applic
 not. A row the application changed while the source did not is kept (counted as
 ``kept_application_changes``); a row both changed, or one no merge recorded, is a conflict,
 settled by ``on_conflict``: ``target`` keeps the application's row, ``source`` writes the
-source's, ``fail`` stops the merge. The rows kept are named to the proof, which counts them
-apart instead of as rows not held.
+source's, ``fail`` stops the merge. Every row the application changed is recorded with the
+run (``bookkeeping.record_application_changes``); the upsert leaves out those kept, and the
+proof counts them apart instead of as rows not held.
 
 The row hash is ``hash_record_extended(ROW(merged columns), 0)`` over the target's types
 (PostgreSQL 14+): each type's own extended hash function, which agrees with its equality
@@ -263,10 +264,10 @@ def _contest(
         "SELECT *, NOT coalesce(hs = m AND ht <> m, false) AS conflict FROM ("
         "SELECT {s_keys}, {hs} AS hs, {ht} AS ht, {m} AS m FROM {staged} s "
         "JOIN {target} t ON {same_key} WHERE {differ} OFFSET 0) d "
-        "WHERE NOT coalesce(ht = m AND hs <> m, false)) d"
+        "WHERE NOT coalesce(ht = m AND hs <> m, false)) c"
     ).format(
-        row_key=_row_key(merge, "d"),
-        key=_key_json(merge, "d"),
+        row_key=_row_key(merge, "c"),
+        key=_key_json(merge, "c"),
         kept=sql.SQL("NOT conflict" if on_conflict == "source" else "true"),
         s_keys=_list([sql.SQL("s.{}").format(sql.Identifier(k)) for k in merge.key]),
         hs=_row_hash(merge, "s"),
