@@ -52,7 +52,7 @@ OPTIONS = {
     "merge_columns": {"Customer.Phone": "telephone"},
     "ignore_columns": ["Customer.Legacy_Flag"],
     "merge_keys": {"roles": ["code"]},
-    "on_conflict": "skip",
+    "on_conflict": "target",
     "casting_rules": [{"column": "Customer.Phone", "text_repair": ["strip_nul"]}],
     "report_dir": "from-file",
 }
@@ -82,7 +82,7 @@ def test_every_merge_option_from_the_file_and_a_flag_wins_over_it(
 
     done = consoleai_etl(
         tmp_path, "migrate", str(source), pg_dsn, "--config", str(config),
-        "--report-dir", "from-flag", "--on-conflict", "update", env=env,
+        "--report-dir", "from-flag", "--on-conflict", "source", env=env,
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr[-3000:]
@@ -105,7 +105,7 @@ def test_every_merge_option_from_the_file_and_a_flag_wins_over_it(
     assert settings == {
         **OPTIONS,
         "report_dir": "from-flag",
-        "on_conflict": "update",
+        "on_conflict": "source",
         "sqlite_path": str(source),
     }
 
@@ -113,7 +113,7 @@ def test_every_merge_option_from_the_file_and_a_flag_wins_over_it(
 def test_help_says_flags_win_over_the_file(tmp_path: Path) -> None:
     done = consoleai_etl(tmp_path, "migrate", "--help")
     text = " ".join(done.stdout.split())
-    assert "--config RUN.yaml" in text and "--on-conflict {update,skip}" in text
+    assert "--config RUN.yaml" in text and "--on-conflict {target,source,fail}" in text
     assert "--orphans {quarantine,keep,fail}" in text
     assert "A flag wins over the same option in the --config file" in text
 
@@ -293,14 +293,17 @@ def test_a_dagster_run_names_merge_options_and_a_rules_file_named_by_the_environ
     )
 
 
-def test_verify_in_merge_mode_names_the_key_and_column_the_application_changed(
+def test_verify_in_merge_mode_names_the_keys_and_columns_the_target_does_not_hold(
     tmp_path: Path, pg_dsn: str
 ) -> None:
+    """The source changed a row since the merge and the application deleted one: verify
+    names both (a row the application changed is its own, kept: no failure)."""
     source = merge_setup(tmp_path, pg_dsn)
     config = write(tmp_path / "run.yaml", OPTIONS)
     merged = consoleai_etl(tmp_path, "migrate", str(source), pg_dsn, "--config", str(config))
     assert merged.returncode == 0, merged.stderr[-3000:]
-    execute(pg_dsn, "UPDATE clients SET telephone = '999' WHERE customerid = 1")
+    with closing(sqlite3.connect(source)) as conn, conn:
+        conn.execute("UPDATE Customer SET Phone = '999' WHERE CustomerId = 1")
     execute(pg_dsn, "DELETE FROM clients WHERE customerid = 2")
 
     done = consoleai_etl(
@@ -312,7 +315,7 @@ def test_verify_in_merge_mode_names_the_key_and_column_the_application_changed(
     text = " ".join(done.stdout.split())
     assert (
         "2 source rows are not in public.clients with equal values: {'CustomerId': 1}: "
-        "Phone '555' -> '999'; {'CustomerId': 2}: missing in target" in text
+        "Phone '999' -> '555'; {'CustomerId': 2}: missing in target" in text
     )
     _, report = the_report(tmp_path / "v")
     proof = checks_by_table(report)["Customer"]["checksum"]
@@ -320,13 +323,13 @@ def test_verify_in_merge_mode_names_the_key_and_column_the_application_changed(
         {
             "key": {"CustomerId": 1},
             "divergence": "values differ",
-            "columns": {"Phone": {"source": "555", "target": "999"}},
+            "columns": {"Phone": {"source": "999", "target": "555"}},
         },
         {"key": {"CustomerId": 2}, "divergence": "missing in target"},
     ]
-    # on_conflict: skip kept the application's admin row, found by its merge key
-    roles = checks_by_table(report)["roles"]["checksum"]["description"]
-    assert roles.endswith(": {'code': 'admin'}: id '1' -> '100', label 'Admin' -> 'Administrator'")
+    # on_conflict: target kept the application's admin row (found by its merge key): kept
+    roles = checks_by_table(report)["roles"]["checksum"]
+    assert roles["passed"] and roles["metadata"]["kept_application_changes"] == 1
 
 
 def test_a_column_is_found_whatever_dots_its_table_name_holds() -> None:

@@ -271,6 +271,8 @@ def test_demo_merge_merges_the_sample_then_finds_nothing_to_change(
             "updated": 0,
             "unchanged": 0,
             "extra_in_target": extra.get(table, 0),
+            "kept_application_changes": 0,
+            "conflicts": 0,
         }
         for table, rows in legacy.items()
     }
@@ -285,6 +287,8 @@ def test_demo_merge_merges_the_sample_then_finds_nothing_to_change(
             "updated": 0,
             "unchanged": rows,
             "extra_in_target": extra.get(table, 0),
+            "kept_application_changes": 0,
+            "conflicts": 0,
         }
         for table, rows in legacy.items()
     }
@@ -303,7 +307,8 @@ def test_demo_merge_merges_the_sample_then_finds_nothing_to_change(
 
 def test_merge_lines_say_no_changes_only_when_every_table_was_merged_unchanged() -> None:
     def table(name: str, inserted: int | None) -> dict:
-        counts = {"inserted": inserted, "updated": 0, "unchanged": 1_500, "extra_in_target": 3}
+        counts = {"inserted": inserted, "updated": 0, "unchanged": 1_500, "extra_in_target": 3,
+                  "kept_application_changes": 4, "conflicts": 0}  # fmt: skip
         return {"table": name, "merge": None if inserted is None else counts}
 
     def lines(*tables: dict) -> list[str]:
@@ -311,7 +316,7 @@ def test_merge_lines_say_no_changes_only_when_every_table_was_merged_unchanged()
 
     unchanged = lines(table("users", 0), table("roles", 0))
     assert unchanged[-1] == merge_demo.NO_CHANGES
-    assert unchanged[2].split() == ["users", "0", "0", "1,500", "3"]
+    assert unchanged[2].split() == ["users", "0", "0", "1,500", "3", "4", "0"]
     assert lines(table("users", 2), table("roles", 0))[-1] == "changed: 2 rows inserted or updated"
     partial = lines(table("users", 0), table("roles", None))
     assert partial[-1].split() == ["roles", "not", "merged"]

@@ -77,12 +77,16 @@ def merge_counts(report: dict) -> dict[str, dict]:
     return {t["table"]: t["merge"] for t in report["tables"]}
 
 
-def counts(inserted: int, updated: int, unchanged: int, extra: int) -> dict[str, int]:
+def counts(
+    inserted: int, updated: int, unchanged: int, extra: int, kept: int = 0, conflicts: int = 0
+) -> dict[str, int]:
     return {
         "inserted": inserted,
         "updated": updated,
         "unchanged": unchanged,
         "extra_in_target": extra,
+        "kept_application_changes": kept,
+        "conflicts": conflicts,
     }
 
 
@@ -124,8 +128,8 @@ def test_merge_counts_idempotency_and_incremental_changes(tmp_path: Path, pg_dsn
     assert fetch(pg_dsn, "SELECT max(id) FROM users") == [(1001,)]
     assert fetch(pg_dsn, "SELECT max(id) FROM orders") == [(13,)]
     markdown = (tmp_path / "r" / f"migration-report-{result.run_id}.md").read_text()
-    assert "| users | 3 | 0 | 0 | 1 | — |" in markdown
-    assert "| orders | 3 | 0 | 0 | 0 | id → 12 |" in markdown
+    assert "| users | 3 | 0 | 0 | 1 | 0 | 0 | — |" in markdown
+    assert "| orders | 3 | 0 | 0 | 0 | 0 | 0 | id → 12 |" in markdown
     metadata = materialization(result, "users").metadata["merge"].value
     assert metadata == counts(3, 0, 0, 1)
 
@@ -322,23 +326,24 @@ def test_a_source_column_not_written_table_dot_column_is_refused_at_launch(
     assert dump(pg_dsn) == before
 
 
-def test_skip_keeps_the_targets_values_and_a_unique_key_can_be_the_merge_key(
+def test_a_row_no_merge_recorded_is_a_conflict_and_a_unique_key_can_be_the_merge_key(
     tmp_path: Path, pg_dsn: str
 ) -> None:
+    """The application wrote a row with a key the source has before any merge: which side
+    wrote what cannot be told, so it is a conflict, kept as the target's by default."""
     source = legacy_db(tmp_path)
     application(pg_dsn)
     execute(pg_dsn, "INSERT INTO users (id, email, name) VALUES (1, 'ada@legacy', 'Ada L.')")
     result, report = run_job(
-        source,
-        pg_dsn,
-        tmp_path / "r",
-        mode="merge",
-        on_conflict="skip",
-        merge_keys={"users": ["email"]},
+        source, pg_dsn, tmp_path / "r", mode="merge", merge_keys={"users": ["email"]}
     )
-    assert result.success, report["reasons"]
+    assert result.success and report["status"] == "success_with_warnings", report["reasons"]
     merged = merge_counts(report)["users"]
-    assert plain(merged) == {**counts(2, 0, 1, 1), "kept_target_values": 1}  # skip kept one
+    assert plain(merged) == {
+        **counts(2, 0, 0, 1, conflicts=1),
+        "conflict_keys": [{"email": "ada@legacy"}],
+        "on_conflict": "target",
+    }
     assert fetch(pg_dsn, "SELECT name FROM users WHERE email = 'ada@legacy'") == [("Ada L.",)]
 
 
@@ -380,9 +385,24 @@ def test_the_consistency_job_in_merge_mode_proves_the_merged_rows(
     assert proof["metadata"]["extra_in_target"] == 1  # the application's own user
     assert "every source row is in public.users with equal values" in proof["description"]
 
+    # The application changes a merged row: a merge would keep it, so it is no failure.
     execute(pg_dsn, "UPDATE public.orders SET note = 'changed in the app' WHERE id = 10")
-    execute(pg_dsn, "UPDATE public.orders SET note = repeat('long ', 20), total = 1 WHERE id = 12")
-    execute(pg_dsn, "DELETE FROM public.orders WHERE id = 11")
+    verified, report = run_job(
+        source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge"
+    )
+    assert verified.success and report["status"] == "success", report["reasons"]
+    proof = checks_by_table(report)["orders"]["checksum"]
+    assert proof["metadata"]["kept_application_changes"] == 1
+    assert (
+        "with equal values, except 1 kept as the application wrote them: 1 the application "
+        "changed since the last merge" in proof["description"]
+    )
+    # The source changes a row no merge brought in yet, and the application deletes one:
+    # the target holds neither, and the failure names their keys and columns.
+    execute(pg_dsn, "DELETE FROM public.orders WHERE id = 12")
+    with sqlite3.connect(source) as conn:
+        conn.execute("UPDATE orders SET note = ? WHERE id = 11", ("long " * 20,))
+    conn.close()
     diverged, report = run_job(
         source, pg_dsn, tmp_path / "r", job="consistency_check_job", mode="merge"
     )
@@ -390,13 +410,12 @@ def test_the_consistency_job_in_merge_mode_proves_the_merged_rows(
     [reason] = [r for r in report["reasons"] if "orders" in r]
     assert "check checksum failed" in reason
     assert (
-        "3 source rows are not in public.orders with equal values: {'id': 10}: note 'first' -> "
-        "'changed in the app'; {'id': 11}: missing in target; {'id': 12}: total '7.00' -> "
-        "'1.00', note 'gift' -> 'long long long long long long long long…'" in reason
+        "2 source rows are not in public.orders with equal values: {'id': 11}: note "
+        "'long long long long long long long long…' -> None; {'id': 12}: missing in target"
+        in reason
     )
     proof = checks_by_table(report)["orders"]["checksum"]
     assert [entry["key"] for entry in proof["metadata"]["divergent_keys"]] == [
-        {"id": 10},
         {"id": 11},
         {"id": 12},
     ]

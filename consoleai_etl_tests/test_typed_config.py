@@ -13,6 +13,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInvalidConfigError, ExecuteInProcessResult
 
 from consoleai_etl.core.errors import MigrationError, SourceError
+from consoleai_etl.core.plan.merge_plan import ON_CONFLICT
 from consoleai_etl.core.plan.rules import DATE_ENCODINGS, ON_ERROR, ORPHAN_POLICIES, TEXT_REPAIRS
 from consoleai_etl.core.run.pipeline import MODES
 from consoleai_etl.core.run.preflight import check_graph
@@ -54,6 +55,7 @@ def test_the_config_schema_lists_the_cores_choices() -> None:
     rule = fields["casting_rules"].config_type.inner_type.inner_type.fields
     assert enum_values(fields["mode"].config_type) == MODES
     assert enum_values(fields["orphans"].config_type) == ORPHAN_POLICIES
+    assert enum_values(fields["on_conflict"].config_type) == ON_CONFLICT
     assert enum_values(rule["date_encoding"].config_type) == DATE_ENCODINGS
     assert enum_values(rule["on_error"].config_type) == ON_ERROR
     assert enum_values(rule["text_repair"].config_type) == TEXT_REPAIRS
@@ -65,6 +67,7 @@ def test_the_config_schema_lists_the_cores_choices() -> None:
     [
         ({"mode": "upsert"}, "config:mode not in enum type Mode got upsert"),
         ({"orphans": "drop"}, "config:orphans not in enum type OrphanPolicy got drop"),
+        ({"on_conflict": "update"}, "config:on_conflict not in enum type OnConflict got update"),
         (
             {"casting_rules": [{"column": "notes.at", "date_encoding": "unix_days"}]},
             "casting_rules[0]:date_encoding not in enum type DateEncoding got unix_days",

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from consoleai_etl.core.run.report import (
     FAILURE,
+    MERGE_COUNTS,
     SUCCESS,
     MigrationReport,
     TableReport,
@@ -27,7 +28,6 @@ from consoleai_etl.core.run.report import (
 )
 from consoleai_etl.defs.consistency_job import CONSISTENCY_JOB
 
-MERGE_COUNTS = ("inserted", "updated", "unchanged", "extra_in_target")
 WHAT = {CONSISTENCY_JOB: "verification"}  # any other job: a migration
 
 

@@ -272,7 +272,8 @@ class MigrationSettings(dg.ConfigurableResource):
     )
     on_conflict: OnConflictChoice | None = _option(
         "CONSOLEAI_ON_CONFLICT",
-        "Merge mode, a source row whose key the target holds: update (default) or skip.",
+        "Merge mode, a row both the source and the application changed since the last "
+        "merge: target (default: keep the application's row), source or fail.",
     )
     merge_tables: dict[str, str] | None = Field(
         default=None, description="Merge mode: source table -> existing target table."
@@ -421,7 +422,7 @@ class MigrationSettings(dg.ConfigurableResource):
             columns=self.merge_columns or {},
             ignore=tuple(self.ignore_columns or ()),
             keys={table: tuple(key) for table, key in (self.merge_keys or {}).items()},
-            on_conflict=options.pop("on_conflict") or "update",
+            on_conflict=options.pop("on_conflict") or "target",
         )
         return MigrationConfig(
             sqlite_path=options.pop("sqlite_path") or DEFAULT_SQLITE_PATH,

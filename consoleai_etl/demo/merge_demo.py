@@ -25,6 +25,7 @@ from pathlib import Path
 import psycopg
 
 from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.run.report import MERGE_COUNTS
 from consoleai_etl.core.target.postgres import connect, embedded_dsn, redact
 from consoleai_etl.defs.settings import EMBEDDED_DATA_DIR
 from consoleai_etl.demo import summary
@@ -32,7 +33,6 @@ from consoleai_etl.demo.app_schema import create_app_schema, insert_post_cutover
 
 DEFAULT_APP_SCHEMA = "consoleai_app"
 JOB = "legacy_migration_job"
-COUNTS = ("inserted", "updated", "unchanged", "extra_in_target")
 NO_CHANGES = "no changes: the target already holds every legacy row"
 
 
@@ -62,7 +62,7 @@ def merge_lines(report: dict) -> list[str]:
     """A table of the merge's counts per table, then the verdict on what changed (printed
     only when every table was merged)."""
     tables = report["tables"]
-    headings = [count.replace("_", " ") for count in COUNTS]
+    headings = [count.replace("_", " ") for count in MERGE_COUNTS]
     width = max([len("table"), *(len(t["table"]) for t in tables)])
     cell = max(len(h) for h in headings)
     lines = [
@@ -71,7 +71,7 @@ def merge_lines(report: dict) -> list[str]:
     ]
     for table in tables:
         counts = table.get("merge")
-        cells = "  ".join(f"{counts[c]:>{cell},}" for c in COUNTS) if counts else "not merged"
+        cells = "  ".join(f"{counts[c]:>{cell},}" for c in MERGE_COUNTS) if counts else "not merged"
         lines.append(f"  {table['table']:<{width}}  {cells}")
     merged = [t["merge"] for t in tables if t.get("merge")]
     if len(merged) == len(tables):

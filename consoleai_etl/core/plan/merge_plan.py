@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from consoleai_etl.core.errors import OptionProblem, TargetError
+from consoleai_etl.core.errors import MigrationError, OptionProblem, TargetError
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.profile import Profile
 from consoleai_etl.core.plan.rules import CastingRule
@@ -26,7 +26,9 @@ from consoleai_etl.core.target.existing import ExistingColumn, ExistingTable
 from consoleai_etl.core.types import registry
 from consoleai_etl.core.types.pgtype import PgType
 
-OnConflict = Literal["update", "skip"]  # a source row whose key the target holds
+# A row both the source and the application changed since the last merge (or one no merge
+# recorded): keep the target's row, write the source's, or stop (core/target/merge.py).
+OnConflict = Literal["target", "source", "fail"]
 ON_CONFLICT: tuple[OnConflict, ...] = get_args(OnConflict)
 
 
@@ -39,7 +41,14 @@ class MergeOptions:
     columns: Mapping[str, str] = field(default_factory=dict)  # "table.column" -> target column
     ignore: tuple[str, ...] = ()  # "table.column" left out of the merge
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # table -> unique key
-    on_conflict: OnConflict = "update"
+    on_conflict: OnConflict = "target"
+
+    def __post_init__(self) -> None:
+        if self.on_conflict not in ON_CONFLICT:  # e.g. update or skip, the earlier choices
+            raise MigrationError(
+                f"unknown on_conflict {self.on_conflict!r}: use target (keep the application's "
+                "changed rows, the default), source (write the source's) or fail"
+            )
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ class TableMerge:
 class MergePlan:
     schema: str
     tables: Mapping[str, TableMerge]  # by source table name
-    on_conflict: OnConflict = "update"
+    on_conflict: OnConflict = "target"
 
 
 def by_name(names: Iterable[str], wanted: str) -> str | None:

@@ -44,6 +44,7 @@ from consoleai_etl.core.target.merge import (
     merged_orphans,
     move_sequences,
     prove_merged,
+    recorded_unchanged,
 )
 from consoleai_etl.core.target.postgres import connect, connection_lost, redact
 from consoleai_etl.core.target.promote import Promotion, promote
@@ -301,7 +302,9 @@ def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableR
     must hold every staged row with equal values (its ``checksum`` check, naming the first
     keys it does not hold and how they differ, as replace mode's does) and the source's
     foreign keys must hold there for those rows (its ``foreign_keys`` check); the
-    application's own rows are counted, never a failure. The staged table is dropped."""
+    application's own rows are counted, never a failure, and so are the rows it changed since
+    the last merge while the source did not (the staged row is the one that merge recorded):
+    a merge keeps them. The staged table is dropped."""
     assert config.merge_plan is not None
     merge = config.merge_plan.tables[table.name]
     # Orphans kept in staging: whether the foreign keys hold is asked of the target.
@@ -311,22 +314,30 @@ def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableR
     staging = bookkeeping.staging_schema(run_id)
     try:
         with connect(config.pg_dsn) as pg:
-            differing, extra = prove_merged(pg, merge, staging)
-            found = differences(pg, merge, staging) if differing else []
+            kept = recorded_unchanged(pg, merge)
+            proof = prove_merged(pg, merge, staging, kept)
+            found = differences(pg, merge, staging, kept) if proof.not_held else []
             orphans = merged_orphans(pg, config.merge_plan, merge, table.foreign_keys, staging)
             pg.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(staging, merge.staged)))
     except (MigrationError, psycopg.Error) as exc:
         report.error = _one_line(exc)
         return report
     target = f"{merge.target.schema}.{merge.target.name}"
-    proof = CheckReport(
+    kept = kept_rows({"kept_application_changes": proof.kept, "conflicts": 0})
+    proof_check = CheckReport(
         "checksum",
-        not differing,
-        f"every source row is in {target} with equal values ({extra} rows of the target are "
-        "not in the source)"
-        if not differing
-        else f"{differing} source rows are not in {target} with equal values: {divergences(found)}",
-        {"not_in_target": differing, "extra_in_target": extra, "divergent_keys": found},
+        not proof.not_held,
+        f"every source row is in {target} with equal values{kept} ({proof.extra} rows of the "
+        "target are not in the source)"
+        if not proof.not_held
+        else f"{proof.not_held} source rows are not in {target} with equal values: "
+        f"{divergences(found)}",
+        {
+            "not_in_target": proof.not_held,
+            "kept_application_changes": proof.kept,
+            "extra_in_target": proof.extra,
+            **({"divergent_keys": found} if found else {}),
+        },
     )
     missing = sum(orphans.values())
     links = CheckReport(
@@ -338,7 +349,7 @@ def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableR
         + ", ".join(f"{fk}: {n}" for fk, n in orphans.items() if n),
         {"orphans": orphans},
     )
-    merged = {"checksum": proof, "foreign_keys": links}
+    merged = {"checksum": proof_check, "foreign_keys": links}
     report.checks = [merged.get(c.name, c) for c in report.checks]
     return report
 
@@ -427,7 +438,13 @@ def _merge(
             for table in promotion.tables:
                 merged = by_name[table.name]
                 merged.merge = merge_table(
-                    pg, plan.tables[table.name], staging, plan.on_conflict, merged.loaded_rows or 0
+                    pg,
+                    plan.tables[table.name],
+                    staging,
+                    plan.on_conflict,
+                    merged.loaded_rows or 0,
+                    report.run_id,
+                    record=not config.dry_run,
                 )
                 if not config.dry_run:
                     _proven_in_target(merged, plan.tables[table.name])
@@ -435,6 +452,7 @@ def _merge(
                 moved = move_sequences(pg, plan.tables[table.name], apply=not config.dry_run)
                 if moved:
                     by_name[table.name].merge["sequences_moved"] = moved  # type: ignore[index]
+            decide(report)  # again, now that the conflicts are known
             if not config.dry_run:
                 report.promoted = True
                 _record(pg, report)
@@ -447,15 +465,35 @@ def _merge(
 
 def _proven_in_target(report: TableReport, merge: TableMerge) -> None:
     """The table's checksum check, after ``merge_table`` proved the target holds every staged
-    row with equal values (it raises otherwise): its description says so, its metadata
-    carries the rows the target has beyond the source's."""
+    row with equal values, but those it kept on purpose (it raises otherwise): its
+    description says so, and how many rows were kept and why; its metadata carries those
+    counts and the rows the target has beyond the source's."""
+    if report.merge is None:
+        return
     target = f"{merge.target.schema}.{merge.target.name}"
-    if report.merge is None or "kept_target_values" in report.merge:
-        return  # on_conflict: skip kept some of the target's own values
+    counts = report.merge
     for check in report.checks:
         if check.name == "checksum" and check.passed:
             check.description += f"; merged: every one of them is in {target} with equal values"
-            check.metadata["extra_in_target"] = report.merge["extra_in_target"]
+            check.description += kept_rows(counts)
+            for name in ("extra_in_target", "kept_application_changes", "conflicts"):
+                check.metadata[name] = counts[name]
+
+
+def kept_rows(counts: dict[str, object]) -> str:
+    """ ", except N kept ..." naming the rows a merge's ``counts`` say the target kept as the
+    application wrote them, and why; "" when it kept none."""
+    application = int(counts["kept_application_changes"])  # type: ignore[call-overload]
+    conflicts = 0 if counts.get("on_conflict") == "source" else int(counts["conflicts"])  # type: ignore[call-overload]
+    why = []
+    if application:
+        why.append(f"{application:,} the application changed since the last merge")
+    if conflicts:
+        why.append(f"{conflicts:,} both sides changed (conflicts, on_conflict: target)")
+    if not why:
+        return ""
+    kept = application + conflicts
+    return f", except {kept:,} kept as the application wrote them: {'; '.join(why)}"
 
 
 def _record(pg: psycopg.Connection, report: MigrationReport) -> None:

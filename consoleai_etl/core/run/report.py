@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -12,15 +13,23 @@ from consoleai_etl.core.run.chart import fractions, text_bar
 SUCCESS = "success"
 SUCCESS_WITH_QUARANTINE = "success_with_quarantine"
 SUCCESS_WITH_DIVERGENCE = "success_with_divergence"
-SUCCESS_WITH_WARNINGS = (
-    "success_with_warnings"  # tables proven; a view not created, a table skipped
-)
+# tables proven, but some views not created, a table skipped or merge conflicts settled
+SUCCESS_WITH_WARNINGS = "success_with_warnings"
 FAILURE = "failure"
 ALL_CLEAR = "all checks passed, no row quarantined"
 # Check severities: a failed ERROR check is loss or divergence and fails the run (unless
 # ``allow_divergence``); a failed WARN check is a fact to read, listed, never blocking.
 ERROR = "error"
 WARN = "warn"
+# Merge mode's counts per table, in the order every rendering shows them (``TableReport.merge``).
+MERGE_COUNTS = (
+    "inserted",
+    "updated",
+    "unchanged",
+    "extra_in_target",
+    "kept_application_changes",
+    "conflicts",
+)
 
 
 @dataclass
@@ -85,7 +94,8 @@ class TableReport:
     # every quarantined row counted per column and reason class: {column, reason, rows}
     quarantine_reasons: list[dict[str, object]] = field(default_factory=list)
     checksum: str | None = None  # content checksum of the loaded rows (hex)
-    # merge mode: inserted, updated, unchanged, extra_in_target (and sequences_moved)
+    # merge mode: MERGE_COUNTS, and sequences_moved; with conflicts, conflict_keys (the
+    # first ones) and on_conflict (how they were settled)
     merge: dict[str, object] | None = None
 
     @classmethod
@@ -311,32 +321,44 @@ class MigrationReport:
 
     def _merge_lines(self) -> list[str]:
         """Merge mode: what each table wrote into its existing target table (a dry run:
-        would write), and plainly when nothing was written at all."""
-        merged = [t for t in self.tables if t.merge is not None]
+        would write), and plainly when nothing was written at all; then the conflicts, and
+        where every row the application changed is listed."""
+        merged = [t.merge for t in self.tables if t.merge is not None]
         if not merged:
             return []
-        written = sum(int(t.merge["inserted"]) + int(t.merge["updated"]) for t in merged)  # type: ignore[index]
+        written = sum(int(m["inserted"]) + int(m["updated"]) for m in merged)  # type: ignore[call-overload]
+        contested = sum(int(m["kept_application_changes"]) + int(m["conflicts"]) for m in merged)  # type: ignore[call-overload]
         verb = "would write" if self.dry_run else "wrote"
-        summary = (
-            "nothing written: the target already holds every source row unchanged"
-            if written == 0
-            else f"the merge {verb} {written:,} rows (inserted or updated)"
-        )
+        if written:
+            summary = f"the merge {verb} {written:,} rows (inserted or updated)"
+        elif contested:
+            summary = (
+                "nothing written: the target holds every source row, but for rows the "
+                "application changed since the last merge, kept"
+            )
+        else:
+            summary = "nothing written: the target already holds every source row unchanged"
+        headings = [name.replace("_", " ") for name in MERGE_COUNTS]
         lines = [
             "",
             "## Merge",
             "",
             f"- {summary}",
             "",
-            "| table | inserted | updated | unchanged | extra in target | sequences moved |",
-            "| --- | ---: | ---: | ---: | ---: | --- |",
+            f"| table | {' | '.join(headings)} | sequences moved |",
+            f"| --- |{' ---: |' * len(headings)} --- |",
         ]
-        for t in merged:
-            m = t.merge or {}
+        for t in self.tables:
+            if (m := t.merge) is None:
+                continue
             moved = ", ".join(f"{c} → {v}" for c, v in dict(m.get("sequences_moved") or {}).items())
+            counts = " | ".join(str(m[name]) for name in MERGE_COUNTS)
+            lines.append(f"| {_md(t.table)} | {counts} | {_md(moved) or '—'} |")
+        lines += [f"- {_md(problem)}" for problem in conflict_problems(self)]
+        if contested and not self.dry_run:
             lines.append(
-                f"| {_md(t.table)} | {m['inserted']} | {m['updated']} | {m['unchanged']} | "
-                f"{m['extra_in_target']} | {_md(moved) or '—'} |"
+                "- every row the application changed since the last merge, with its key: "
+                f"`consoleai_etl.application_changes`, run_id `{self.run_id}`"
             )
         return lines
 
@@ -446,16 +468,46 @@ def view_problems(report: MigrationReport) -> list[str]:
     ]
 
 
+def conflict_problems(report: MigrationReport) -> list[str]:
+    """A line per merged table with conflicts: rows both the source and the application
+    changed since the last merge, how ``on_conflict`` settled them, the first keys."""
+    problems = []
+    for t in report.tables:
+        merge = t.merge or {}
+        conflicts = int(merge.get("conflicts") or 0)  # type: ignore[call-overload]
+        if not conflicts:
+            continue
+        settled = (
+            "the source's rows written over the application's (on_conflict: source)"
+            if merge.get("on_conflict") == "source"
+            else "the application's rows kept (on_conflict: target)"
+        )
+        keys = named_keys(merge.get("conflict_keys") or [], conflicts)  # type: ignore[arg-type]
+        problems.append(
+            f"{t.table}: {conflicts:,} rows changed both in the source and by the application "
+            f"since the last merge, {settled}: keys {keys}"
+        )
+    return problems
+
+
+def named_keys(keys: Sequence[object], count: int) -> str:
+    """The first ``keys`` of ``count`` as JSON on one line, saying how many more there are."""
+    more = count - len(keys)
+    return ", ".join(json.dumps(key) for key in keys) + (f" and {more:,} more" if more > 0 else "")
+
+
 def decide(report: MigrationReport) -> None:
-    """Set ``status`` and ``reasons`` from the tables, checks, quarantine counts and views.
+    """Set ``status`` and ``reasons`` from the tables, checks, quarantine counts, views and
+    merge conflicts.
 
     Only ERROR checks decide: a failed WARN check (a declared type the stored values
     overruled) is added to the reasons as a warning and leaves the status as it is, since
     every value still arrived unchanged. A view that was not created lowers a plain success
-    to ``success_with_warnings`` (the tables are all proven, the target lacks views); with
-    any other status its reason is added; so is a skipped source table (its rows are not
-    in the target: a warning, declared, never a failure). Called again once the promotion
-    has created (or refused) the views."""
+    to ``success_with_warnings`` (the tables are all proven, the target lacks views), and so
+    does a skipped source table (its rows are not in the target: declared, never a failure)
+    and a merge conflict (a row both sides changed: one side's change was not taken); with
+    any other status their reasons are added. Called again once the promotion has created
+    (or refused) the views, and once the merge has counted its conflicts."""
     reasons = [f"{t.table}: load failed: {t.error}" for t in report.tables if t.error]
     checks = [(t, c) for t in report.tables for c in t.checks]
     failed = [f"{t.table}: check {c.name} failed: {c.description}" for t, c in checks if c.failed]
@@ -474,9 +526,9 @@ def decide(report: MigrationReport) -> None:
         status = SUCCESS_WITH_QUARANTINE
     else:
         status = SUCCESS
-    views = view_problems(report)
-    skipped = [str(s) for s in report.skipped_tables]
-    if status == SUCCESS and (views or skipped):
+    warnings = view_problems(report) + [str(s) for s in report.skipped_tables]
+    warnings += conflict_problems(report)
+    if status == SUCCESS and warnings:
         status = SUCCESS_WITH_WARNINGS
     report.status = status
-    report.reasons = reasons + failed + views + skipped + warned or [ALL_CLEAR]
+    report.reasons = reasons + failed + warnings + warned or [ALL_CLEAR]

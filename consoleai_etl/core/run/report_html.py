@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from html import escape
 
 from consoleai_etl.core.run.chart import fractions
-from consoleai_etl.core.run.report import FAILURE, SUCCESS, CheckReport, MigrationReport, number
+from consoleai_etl.core.run.report import (
+    FAILURE,
+    MERGE_COUNTS,
+    SUCCESS,
+    CheckReport,
+    MigrationReport,
+    conflict_problems,
+    number,
+)
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -384,6 +392,7 @@ def _merge_section(report: MigrationReport) -> str:
     if not merged:
         return ""
     rows = []
+    counted = range(1, len(MERGE_COUNTS) + 1)
     for t in merged:
         m = t.merge or {}
         moved = ", ".join(f"{c} → {v}" for c, v in dict(m.get("sequences_moved") or {}).items())
@@ -391,21 +400,20 @@ def _merge_section(report: MigrationReport) -> str:
             "<tr>"
             + _cells(
                 t.table,
-                number(m["inserted"]),
-                number(m["updated"]),
-                number(m["unchanged"]),
-                number(m["extra_in_target"]),
+                *(number(m[name]) for name in MERGE_COUNTS),  # type: ignore[arg-type]
                 moved or "—",
-                numeric=range(1, 5),
+                numeric=counted,
             )
             + "</tr>"
         )
-    headings = ("table", "inserted", "updated", "unchanged", "extra in target", "sequences moved")
+    headings = ("table", *(name.replace("_", " ") for name in MERGE_COUNTS), "sequences moved")
     verb = "would write (dry run, rolled back)" if report.dry_run else "wrote"
+    conflicts = "".join(f"<li>{_e(problem)}</li>" for problem in conflict_problems(report))
     return (
         f'<section>\n<h2>Merge</h2>\n<p class="note">What the merge {verb} into each existing '
-        "target table.</p>\n"
-        + _table("merge", headings, rows, numeric=headings[1:5])
+        "target table; rows the application changed since the last merge are kept.</p>\n"
+        + _table("merge", headings, rows, numeric=headings[1 : len(MERGE_COUNTS) + 1])
+        + (f'<ul id="merge-conflicts">{conflicts}</ul>\n' if conflicts else "")
         + "</section>\n"
     )
 

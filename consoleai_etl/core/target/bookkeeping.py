@@ -52,13 +52,41 @@ CREATE TABLE IF NOT EXISTS consoleai_etl.owned_relations (
     promoted_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (target_schema, name)
 );
+CREATE TABLE IF NOT EXISTS consoleai_etl.merged_tables (
+    id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    target_schema text NOT NULL,
+    target_table text NOT NULL,
+    run_id text NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    rows bigint NOT NULL,
+    hash_sum numeric NOT NULL,
+    UNIQUE (target_schema, target_table)
+);
+CREATE TABLE IF NOT EXISTS consoleai_etl.merged_rows (
+    table_id integer NOT NULL,
+    row_key bytea NOT NULL,
+    row_hash bigint NOT NULL,
+    PRIMARY KEY (table_id, row_key)
+);
+CREATE TABLE IF NOT EXISTS consoleai_etl.application_changes (
+    run_id text NOT NULL,
+    target_schema text NOT NULL,
+    target_table text NOT NULL,
+    row_key bytea NOT NULL,
+    key jsonb NOT NULL,
+    conflict boolean NOT NULL,
+    kept boolean NOT NULL,
+    PRIMARY KEY (run_id, target_schema, target_table, row_key)
+);
 """
 
 
 _READY = (
     "SELECT to_regclass('consoleai_etl.runs') IS NOT NULL "
     "AND to_regclass('consoleai_etl.quarantine_run_table_idx') IS NOT NULL "
-    "AND to_regclass('consoleai_etl.owned_relations') IS NOT NULL"
+    "AND to_regclass('consoleai_etl.owned_relations') IS NOT NULL "
+    "AND to_regclass('consoleai_etl.merged_rows') IS NOT NULL "
+    "AND to_regclass('consoleai_etl.application_changes') IS NOT NULL"
 )
 
 
@@ -301,3 +329,149 @@ def record_owned(
         "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p', 'v')",
         (run_id, target_schema, names),
     )
+
+
+# What merges wrote: per merged target table (``merged_tables``, one id per schema and
+# table), per key, the hash of the row as the last merge took it from the source
+# (``merged_rows``). The next merge tells from it which side changed a row that differs
+# (core/target/merge.py). A first merge records every row it brings, so the rows are kept
+# narrow: the table's id rather than its names, no foreign key (a check per row), the key
+# as its binary form (core/target/merge.py ``_row_key``), which an index takes in about
+# half the time of its text when keys come in order. Each table also keeps the count and
+# sum of its rows' hashes, so a merge whose rows are all recorded already (a re-merge of an
+# unchanged source) finds it from those two numbers, without joining every row.
+
+
+def merged_table(conn: psycopg.Connection, target_schema: str, target_table: str) -> int | None:
+    """The id under which merges recorded rows of ``target_schema.target_table``, or None
+    when none did."""
+    row = conn.execute(
+        "SELECT id FROM consoleai_etl.merged_tables WHERE target_schema = %s AND target_table = %s",
+        (target_schema, target_table),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def recorded_hash(table_id: int | None, key: sql.Composable) -> sql.Composable:
+    """SQL: the hash recorded for the row whose key is ``key`` (an expression of its binary
+    form), NULL when no merge recorded it. One index probe per row it is evaluated for."""
+    if table_id is None:
+        return sql.SQL("NULL::bigint")
+    return sql.SQL(
+        "(SELECT row_hash FROM consoleai_etl.merged_rows WHERE table_id = {} AND row_key = {})"
+    ).format(sql.Literal(table_id), key)
+
+
+def record_merged(
+    conn: psycopg.Connection,
+    target_schema: str,
+    target_table: str,
+    run_id: str,
+    rows: sql.Composable,
+) -> int:
+    """Record ``rows`` (a SELECT of ``row_key`` bytea and ``row_hash`` bigint: every row
+    the merge took from the source) as merged into the table by ``run_id``; the number of
+    rows whose record was new or changed. In the merge's transaction, so a merge that
+    rolls back (or a dry run, which does not call this) records nothing. A table's first
+    record is a plain INSERT; later ones write only the keys whose hash changed, and
+    nothing at all when ``rows`` have the count and hash sum of the table's records.
+    Records of keys the source no longer has are kept (only that sum then differs)."""
+    table = conn.execute(
+        "SELECT id, rows, hash_sum FROM consoleai_etl.merged_tables "
+        "WHERE target_schema = %s AND target_table = %s",
+        (target_schema, target_table),
+    ).fetchone()
+    if table is None:
+        table_id = conn.execute(
+            "INSERT INTO consoleai_etl.merged_tables (target_schema, target_table, run_id, "
+            "rows, hash_sum) VALUES (%s, %s, %s, 0, 0) RETURNING id",
+            (target_schema, target_table, run_id),
+        ).fetchone()[0]
+        written = sql.SQL(
+            "INSERT INTO consoleai_etl.merged_rows (table_id, row_key, row_hash) "
+            "SELECT {id}, n.row_key, n.row_hash FROM ({rows}) n RETURNING row_hash"
+        ).format(id=sql.Literal(table_id), rows=rows)
+    else:
+        table_id, *recorded = table
+        staged = conn.execute(
+            sql.SQL("SELECT count(*), coalesce(sum(row_hash), 0) FROM ({}) n").format(rows)
+        ).fetchone()
+        if list(staged) == recorded:
+            return 0
+        written = sql.SQL(
+            "INSERT INTO consoleai_etl.merged_rows AS r (table_id, row_key, row_hash) "
+            "SELECT {id}, n.row_key, n.row_hash FROM ({rows}) n WHERE NOT EXISTS ("
+            "SELECT 1 FROM consoleai_etl.merged_rows o WHERE o.table_id = {id} "
+            "AND o.row_key = n.row_key AND o.row_hash = n.row_hash) "
+            "ON CONFLICT (table_id, row_key) DO UPDATE SET row_hash = EXCLUDED.row_hash "
+            "RETURNING row_hash"
+        ).format(id=sql.Literal(table_id), rows=rows)
+    count, total = conn.execute(
+        sql.SQL(
+            "WITH written AS ({}) SELECT count(*), coalesce(sum(row_hash), 0) FROM written"
+        ).format(written)
+    ).fetchone()
+    if table is None:  # every record is one just written
+        conn.execute(
+            "UPDATE consoleai_etl.merged_tables SET rows = %s, hash_sum = %s WHERE id = %s",
+            (count, total, table_id),
+        )
+    elif count:  # some replaced a hash: sum them all again
+        conn.execute(
+            "UPDATE consoleai_etl.merged_tables SET run_id = %(run)s, recorded_at = now(), "
+            "(rows, hash_sum) = (SELECT count(*), coalesce(sum(row_hash), 0) "
+            "FROM consoleai_etl.merged_rows WHERE table_id = %(id)s) WHERE id = %(id)s",
+            {"run": run_id, "id": table_id},
+        )
+    return count
+
+
+# The rows a merge found changed by the application since the last merge (``merge.py``),
+# per run, as the quarantine keeps refused rows: every one, with its key, whether the
+# source changed it too (a conflict) and whether the target's row was kept. The merge
+# leaves out and proves apart the rows kept; the report names the first conflicts.
+
+
+def record_application_changes(
+    conn: psycopg.Connection,
+    run_id: str,
+    target_schema: str,
+    target_table: str,
+    rows: sql.Composable,
+    limit: int = 20,
+) -> tuple[int, int, list[object]]:
+    """Record ``rows`` (a SELECT of ``row_key`` bytea, ``key`` jsonb, ``conflict`` and
+    ``kept`` booleans) for the run's merge into the table: (rows the application alone
+    changed, conflicts, the first ``limit`` conflicting keys in key order)."""
+    where = (run_id, target_schema, target_table)
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO consoleai_etl.application_changes (run_id, target_schema, "
+            "target_table, row_key, key, conflict, kept) "
+            "SELECT %s, %s, %s, n.row_key, n.key, n.conflict, n.kept FROM ({}) n"
+        ).format(rows),
+        where,
+    )
+    application, conflicts = conn.execute(
+        "SELECT count(*) FILTER (WHERE NOT conflict), count(*) FILTER (WHERE conflict) "
+        "FROM consoleai_etl.application_changes "
+        "WHERE run_id = %s AND target_schema = %s AND target_table = %s",
+        where,
+    ).fetchone()
+    sample = conn.execute(
+        "SELECT key FROM consoleai_etl.application_changes WHERE run_id = %s "
+        "AND target_schema = %s AND target_table = %s AND conflict ORDER BY key LIMIT %s",
+        (*where, limit),
+    ).fetchall()
+    return application, conflicts, [key for (key,) in sample]
+
+
+def kept_by_merge(
+    run_id: str, target_schema: str, target_table: str, key: sql.Composable
+) -> sql.Composable:
+    """SQL: the run's merge into the table keeps the target's row whose key is ``key`` (an
+    expression of its binary form)."""
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM consoleai_etl.application_changes k WHERE k.run_id = {} "
+        "AND k.target_schema = {} AND k.target_table = {} AND k.kept AND k.row_key = {})"
+    ).format(sql.Literal(run_id), sql.Literal(target_schema), sql.Literal(target_table), key)

@@ -7,6 +7,22 @@ DO UPDATE ... WHERE changed``), counting what was inserted and updated, and the 
 runs again as the proof. Last, each merged identity or serial sequence is moved to the
 largest key, never backwards.
 
+The application's own writes win. Each merge records, per key, the hash of the row it took
+from the source (``bookkeeping.record_merged``); a row the target holds with other values
+is then written only when the source changed it since that record and the application did
+not. A row the application changed while the source did not is kept (counted as
+``kept_application_changes``); a row both changed, or one no merge recorded, is a conflict,
+settled by ``on_conflict``: ``target`` keeps the application's row, ``source`` writes the
+source's, ``fail`` stops the merge. Every row the application changed is recorded with the
+run (``bookkeeping.record_application_changes``); the upsert leaves out those kept, and the
+proof counts them apart instead of as rows not held.
+
+The row hash is ``hash_record_extended(ROW(merged columns), 0)`` over the target's types
+(PostgreSQL 14+): each type's own extended hash function, which agrees with its equality
+(``1.0`` and ``1.00`` hash alike, as they compare equal), does not depend on session
+settings, and is the one hash partitioning stores, so it stays the same across server
+versions. The key is recorded in its binary form, ``record_send(ROW(key columns))``.
+
 The caller runs every table in one transaction, so a failure anywhere leaves the target as
 it was. Nothing here drops or creates a relation in the target.
 """
@@ -14,14 +30,16 @@ it was. Nothing here drops or creates a relation in the target.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
 from consoleai_etl.core.errors import TargetError
-from consoleai_etl.core.plan.merge_plan import MergeColumn, MergePlan, TableMerge
-from consoleai_etl.core.run.report import divergences
+from consoleai_etl.core.plan.merge_plan import MergeColumn, MergePlan, OnConflict, TableMerge
+from consoleai_etl.core.run.report import divergences, named_keys
 from consoleai_etl.core.source.catalog import ForeignKey
+from consoleai_etl.core.target import bookkeeping
 from consoleai_etl.core.verify.checks import SAMPLE_KEYS
 
 
@@ -47,12 +65,13 @@ def _list(parts: list[sql.Composable]) -> sql.Composable:
     return sql.SQL(", ").join(parts)
 
 
-def _on_conflict(merge: TableMerge, on_conflict: str) -> sql.Composable:
+def _on_conflict(merge: TableMerge) -> sql.Composable:
     """``DO UPDATE`` of the columns the source fills outside the key, only where one of
-    them differs (so an unchanged row is not rewritten); ``DO NOTHING`` to skip."""
+    them differs (so an unchanged row is not rewritten); ``DO NOTHING`` when the key is
+    every column."""
     key = _list([sql.Identifier(c) for c in merge.key])
     changing = [c for c in merge.columns if c.target not in merge.key]
-    if on_conflict == "skip" or not changing:
+    if not changing:
         return sql.SQL("ON CONFLICT ({}) DO NOTHING").format(key)
     return sql.SQL("ON CONFLICT ({key}) DO UPDATE SET ({cols}) = ROW({new}) WHERE {differ}").format(
         key=key,
@@ -94,40 +113,106 @@ def _values_differ(columns: Sequence[MergeColumn], left: str, right: str) -> sql
     )
 
 
-def prove_merged(pg: psycopg.Connection, merge: TableMerge, staging: str) -> tuple[int, int]:
-    """(staged source rows the target does not hold with equal values, target rows whose key
-    no staged row has: the application's own), in one hash join of the two tables on the
-    key. Staged keys are unique (their primary key was validated in staging) and so are the
-    target's (the key is one of its unique keys), so a staged row is held exactly when the
-    target row with its key has equal values in every merged column: this is the merge's
-    proof, and how a merged table is re-verified."""
+def _row_hash(merge: TableMerge, alias: str) -> sql.Composed:
+    """The hash of row ``alias``'s merged columns, as recorded (see the module's doc)."""
+    return sql.SQL("hash_record_extended(ROW({}), 0)").format(
+        _list([_comparable(c, alias) for c in merge.columns])
+    )
+
+
+def _row_key(merge: TableMerge, alias: str) -> sql.Composed:
+    """Row ``alias``'s key as recorded: the binary form of the ROW of its key columns
+    (``record_send``), which no session setting changes (a date's text depends on DateStyle)."""
+    return sql.SQL("record_send(ROW({}))").format(
+        _list(
+            [sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(k)) for k in merge.key]
+        )
+    )
+
+
+def _key_json(merge: TableMerge, alias: str) -> sql.Composed:
+    """Row ``alias``'s key as a JSON object by target column name, as reports show keys."""
+    return sql.SQL("jsonb_build_object({})").format(
+        _list(
+            [
+                sql.SQL("{}, {}.{}").format(
+                    sql.Literal(k), sql.Identifier(alias), sql.Identifier(k)
+                )
+                for k in merge.key
+            ]
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The staged rows against the target's, by key."""
+
+    missing: int  # staged rows whose key the target lacks
+    differing: int  # staged rows the target holds with other values, not kept on purpose
+    kept: int  # staged rows the target holds with other values, kept on purpose
+    extra: int  # target rows whose key no staged row has: the application's own
+
+    @property
+    def not_held(self) -> int:
+        """Staged rows the target does not hold, other than those kept on purpose."""
+        return self.missing + self.differing
+
+
+def prove_merged(
+    pg: psycopg.Connection,
+    merge: TableMerge,
+    staging: str,
+    kept: sql.Composable | None = None,
+) -> Comparison:
+    """The staged source rows against the target's, in one hash join of the two tables on
+    the key. Staged keys are unique (their primary key was validated in staging) and so are
+    the target's (the key is one of its unique keys), so a staged row is held exactly when
+    the target row with its key has equal values in every merged column: this is the
+    merge's proof, and how a merged table is re-verified. ``kept`` (a condition on the
+    staged row ``s`` and the target's ``t``, asked only of rows that differ) marks the rows
+    the target keeps on purpose: counted apart, never as rows not held."""
     key = sql.Identifier(merge.key[0])  # NOT NULL in the target: NULL here = no such row
+    differing = sql.SQL("'differing'")
+    if kept is not None:
+        differing = sql.SQL("CASE WHEN {} THEN 'kept' ELSE 'differing' END").format(kept)
     statement = sql.SQL(
-        "SELECT count(*) FILTER (WHERE t.{key} IS NULL OR (s.{key} IS NOT NULL AND {differ})), "
-        "count(*) FILTER (WHERE s.{key} IS NULL AND t.{key} IS NOT NULL) "
-        "FROM {staged} s FULL JOIN {target} t ON {same_key}"
+        "SELECT CASE WHEN t.{key} IS NULL THEN 'missing' WHEN s.{key} IS NULL THEN 'extra' "
+        "WHEN {differ} THEN {differing} END, count(*) "
+        "FROM {staged} s FULL JOIN {target} t ON {same_key} GROUP BY 1"
     ).format(
         key=key,
         differ=_values_differ(merge.columns, "s", "t"),
+        differing=differing,
         staged=_staged_as_target(merge, staging),
         target=_target(merge),
         same_key=_same_key(merge, "s", "t"),
     )
-    differing, extra = pg.execute(statement).fetchone()
-    return differing, extra
+    counts = dict(pg.execute(statement).fetchall())
+    return Comparison(
+        missing=counts.get("missing", 0),
+        differing=counts.get("differing", 0),
+        kept=counts.get("kept", 0),
+        extra=counts.get("extra", 0),
+    )
 
 
 SHORT_VALUE = 40  # characters of a value shown in a divergence
 
 
 def differences(
-    pg: psycopg.Connection, merge: TableMerge, staging: str, limit: int = SAMPLE_KEYS
+    pg: psycopg.Connection,
+    merge: TableMerge,
+    staging: str,
+    kept: sql.Composable | None = None,
+    limit: int = SAMPLE_KEYS,
 ) -> list[dict[str, object]]:
     """The first ``limit`` staged source rows (in key order) that the target does not hold
-    with equal values, found by ``prove_merged``'s join: each its key and either "missing
-    in target" or, per column that differs, the source and target values as text (cut to
-    ``SHORT_VALUE`` characters). Names are the source's, and each entry has the shape of
-    the replace-mode locator's (``checksum.locate``), so that reports show both alike."""
+    with equal values (but for those ``kept`` marks, as ``prove_merged`` counts them),
+    found by ``prove_merged``'s join: each its key and either "missing in target" or, per
+    column that differs, the source and target values as text (cut to ``SHORT_VALUE``
+    characters). Names are the source's, and each entry has the shape of the replace-mode
+    locator's (``checksum.locate``), so that reports show both alike."""
     names = {c.target: c.source for c in merge.columns}
     keys = [sql.SQL("s.{}").format(sql.Identifier(k)) for k in merge.key]
     shown = [
@@ -138,7 +223,8 @@ def differences(
     ]
     statement = sql.SQL(
         "SELECT {keys}, t.{key} IS NULL, {shown} FROM {staged} s LEFT JOIN {target} t "
-        "ON {same_key} WHERE t.{key} IS NULL OR {differ} ORDER BY {keys} LIMIT {limit}"
+        "ON {same_key} WHERE t.{key} IS NULL OR ({differ} AND NOT coalesce({kept}, false)) "
+        "ORDER BY {keys} LIMIT {limit}"
     ).format(
         keys=_list(keys),
         key=sql.Identifier(merge.key[0]),
@@ -147,6 +233,7 @@ def differences(
         target=_target(merge),
         same_key=_same_key(merge, "s", "t"),
         differ=_values_differ(merge.columns, "s", "t"),
+        kept=kept if kept is not None else sql.SQL("false"),
         limit=sql.Literal(limit),
     )
     found: list[dict[str, object]] = []
@@ -180,15 +267,27 @@ def _cut(value: str | None) -> str | None:
     return value[: SHORT_VALUE - 1] + "…"
 
 
-def _upsert(pg: psycopg.Connection, merge: TableMerge, staging: str, on_conflict: str) -> tuple:
+def recorded_unchanged(pg: psycopg.Connection, merge: TableMerge) -> sql.Composable:
+    """The ``kept`` condition of re-verifying a merged table: the staged row is the one the
+    last merge recorded, so a target row that differs from it was changed by the
+    application since, and a merge would keep it."""
+    table_id = bookkeeping.merged_table(pg, merge.target.schema, merge.target.name)
+    return sql.SQL("{} = {}").format(
+        _row_hash(merge, "s"), bookkeeping.recorded_hash(table_id, _row_key(merge, "s"))
+    )
+
+
+def _upsert(
+    pg: psycopg.Connection, merge: TableMerge, staging: str, kept: sql.Composable | None
+) -> tuple:
     """(inserted, updated) by upserting the staged rows the target does not hold with equal
     values (an unchanged row is neither rewritten nor even offered to ``ON CONFLICT``, whose
-    per-row index probe is the expensive part). ``xmax = 0`` in RETURNING marks a row the
-    INSERT created."""
+    per-row index probe is the expensive part), leaving out the rows ``kept`` (a condition
+    on the staged row ``s``). ``xmax = 0`` in RETURNING marks a row the INSERT created."""
     statement = sql.SQL(
         "WITH written AS (INSERT INTO {target} AS t ({cols}) OVERRIDING SYSTEM VALUE "
         "SELECT * FROM {staged} s WHERE NOT EXISTS (SELECT 1 FROM {target} u WHERE {same_key} "
-        "AND NOT {differ}) {conflict} RETURNING xmax = 0 AS inserted) "
+        "AND NOT {differ}) {kept}{conflict} RETURNING xmax = 0 AS inserted) "
         "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
         "FROM written"
     ).format(
@@ -197,9 +296,63 @@ def _upsert(pg: psycopg.Connection, merge: TableMerge, staging: str, on_conflict
         staged=_staged_as_target(merge, staging),
         same_key=_same_key(merge, "s", "u"),
         differ=_values_differ(merge.columns, "s", "u"),
-        conflict=_on_conflict(merge, on_conflict),
+        kept=sql.SQL("AND NOT {} ").format(kept) if kept is not None else sql.SQL(""),
+        conflict=_on_conflict(merge),
     )
     return pg.execute(statement).fetchone()
+
+
+@dataclass(frozen=True)
+class Contested:
+    """The rows the target holds with other values that the application changed since the
+    last merge: alone, or the source too (conflicts)."""
+
+    application: int = 0  # the source's row is the one recorded: kept
+    conflicts: int = 0  # both changed, or no record: settled by on_conflict
+    conflict_keys: tuple[object, ...] = ()  # the first ones, as JSON objects
+
+    def kept(self, on_conflict: OnConflict) -> int:
+        """How many of them the merge keeps as the target holds them."""
+        return self.application + (0 if on_conflict == "source" else self.conflicts)
+
+
+def _contest(
+    pg: psycopg.Connection,
+    merge: TableMerge,
+    staging: str,
+    run_id: str,
+    on_conflict: OnConflict,
+) -> Contested:
+    """Record (``bookkeeping.record_application_changes``) every staged row the target
+    holds with other values, except those only the source changed since the last merge
+    (target's hash = recorded != staged's), which the upsert writes; each a ``conflict``
+    unless only the application changed it (staged's hash = recorded != target's), and
+    ``kept`` but for a conflict under ``on_conflict: source``. A key no merge recorded is a
+    conflict: no one can tell which side wrote it."""
+    table_id = bookkeeping.merged_table(pg, merge.target.schema, merge.target.name)
+    contested = sql.SQL(
+        "SELECT {row_key} AS row_key, {key} AS key, conflict, {kept} AS kept FROM ("
+        "SELECT *, NOT coalesce(hs = m AND ht <> m, false) AS conflict FROM ("
+        "SELECT {s_keys}, {hs} AS hs, {ht} AS ht, {m} AS m FROM {staged} s "
+        "JOIN {target} t ON {same_key} WHERE {differ} OFFSET 0) d "
+        "WHERE NOT coalesce(ht = m AND hs <> m, false)) c"
+    ).format(
+        row_key=_row_key(merge, "c"),
+        key=_key_json(merge, "c"),
+        kept=sql.SQL("NOT conflict" if on_conflict == "source" else "true"),
+        s_keys=_list([sql.SQL("s.{}").format(sql.Identifier(k)) for k in merge.key]),
+        hs=_row_hash(merge, "s"),
+        ht=_row_hash(merge, "t"),
+        m=bookkeeping.recorded_hash(table_id, _row_key(merge, "s")),
+        staged=_staged_as_target(merge, staging),
+        target=_target(merge),
+        same_key=_same_key(merge, "s", "t"),
+        differ=_values_differ(merge.columns, "s", "t"),
+    )
+    application, conflicts, sample = bookkeeping.record_application_changes(
+        pg, run_id, merge.target.schema, merge.target.name, contested
+    )
+    return Contested(application, conflicts, tuple(sample))
 
 
 def _from_source(merge: TableMerge, staging: str) -> sql.Composed:
@@ -278,40 +431,86 @@ def move_sequences(pg: psycopg.Connection, merge: TableMerge, *, apply: bool) ->
     return moved
 
 
+def _changed_by(merge: TableMerge) -> str:
+    """What may have changed rows on their way into the target table."""
+    if merge.target.triggers:
+        return f"changed by its triggers? ({', '.join(merge.target.triggers)})"
+    return "a rule of the target changed them?"
+
+
 def merge_table(
-    pg: psycopg.Connection, merge: TableMerge, staging: str, on_conflict: str, staged_rows: int
+    pg: psycopg.Connection,
+    merge: TableMerge,
+    staging: str,
+    on_conflict: OnConflict,
+    staged_rows: int,
+    run_id: str,
+    *,
+    record: bool,
 ) -> dict[str, object]:
-    """Merge one staged table; its counts for the report. An SQL error becomes a
-    ``TargetError`` naming the table (the caller's transaction then rolls back)."""
+    """Merge one staged table; its counts for the report. With ``record`` (not a dry run),
+    record every staged row as merged by ``run_id``. An SQL error becomes a ``TargetError``
+    naming the table, as do conflicts under ``on_conflict: fail`` (the caller's transaction
+    then rolls back)."""
+    target = f"{merge.target.schema}.{merge.target.name}"
     try:
         with pg.transaction():  # a savepoint, so the error can be read and re-raised cleanly
-            differing, extra = prove_merged(pg, merge, staging)
+            proof = prove_merged(pg, merge, staging)
+            contested, kept = Contested(), None
+            if proof.differing:
+                contested = _contest(pg, merge, staging, run_id, on_conflict)
+                if contested.conflicts and on_conflict == "fail":
+                    raise TargetError(
+                        f"merge of table {merge.source} into {target} stopped: "
+                        f"{contested.conflicts} rows were changed both in the source and by "
+                        "the application since the last merge (keys "
+                        f"{named_keys(contested.conflict_keys, contested.conflicts)}) and "
+                        "on_conflict is fail: set on_conflict to target (keep the "
+                        "application's rows) or source (write the source's)"
+                    )
+                kept = bookkeeping.kept_by_merge(
+                    run_id, merge.target.schema, merge.target.name, _row_key(merge, "s")
+                )
             inserted = updated = 0
             unproven: list[dict[str, object]] = []
-            if differing:  # else the comparison was the proof: nothing to write
-                inserted, updated = _upsert(pg, merge, staging, on_conflict)
-                differing, _ = prove_merged(pg, merge, staging)
-                if differing and on_conflict != "skip":
-                    unproven = differences(pg, merge, staging)
-            counts: dict[str, object] = {
-                "inserted": inserted,
-                "updated": updated,
-                "unchanged": staged_rows - inserted - updated,
-                "extra_in_target": extra,
-            }
+            if proof.not_held > contested.kept(on_conflict):  # else nothing to write
+                inserted, updated = _upsert(pg, merge, staging, kept)
+                proof = prove_merged(pg, merge, staging, kept)
+                if proof.not_held:
+                    unproven = differences(pg, merge, staging, kept)
+            elif kept is not None:  # every differing row is kept: the comparison is the proof
+                proof = Comparison(0, 0, proof.differing, proof.extra)
+            if record:
+                bookkeeping.record_merged(
+                    pg,
+                    merge.target.schema,
+                    merge.target.name,
+                    run_id,
+                    sql.SQL("SELECT {} AS row_key, {} AS row_hash FROM {} s").format(
+                        _row_key(merge, "s"),
+                        _row_hash(merge, "s"),
+                        _staged_as_target(merge, staging),
+                    ),
+                )
     except psycopg.Error as exc:
         raise TargetError(
-            f"merge of table {merge.source} into {merge.target.schema}.{merge.target.name} "
-            f"failed: {' '.join(str(exc).split())}"
+            f"merge of table {merge.source} into {target} failed: {' '.join(str(exc).split())}"
         ) from None
-    target = f"{merge.target.schema}.{merge.target.name}"
-    if differing and on_conflict == "skip":
-        counts["kept_target_values"] = differing  # skip keeps what the application holds
-    elif differing:
+    if proof.not_held:
         raise TargetError(
-            f"merge of table {merge.source} into {target} is not proven: {differing} source "
-            f"rows are not in the target with equal values after the upsert "
-            f"({divergences(unproven)}: a trigger or rule of the target changed them?); "
-            "nothing of the merge was kept"
+            f"merge of table {merge.source} into {target} is not proven: {proof.not_held} "
+            "source rows are not in the target with equal values after the upsert "
+            f"({divergences(unproven)}: {_changed_by(merge)}); nothing of the merge was kept"
         )
+    counts: dict[str, object] = {
+        "inserted": inserted,
+        "updated": updated,
+        "unchanged": staged_rows - inserted - updated - proof.kept,
+        "extra_in_target": proof.extra,
+        "kept_application_changes": contested.application,
+        "conflicts": contested.conflicts,
+    }
+    if contested.conflicts:
+        counts["conflict_keys"] = list(contested.conflict_keys)
+        counts["on_conflict"] = on_conflict
     return counts
