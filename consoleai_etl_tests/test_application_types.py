@@ -359,3 +359,75 @@ def test_row_level_security_never_filters_a_merge(tmp_path: Path, pg_dsn: str) -
             sql.Identifier(dbname)))  # fmt: skip
         execute(pg_dsn, sql.SQL("DROP OWNED BY {}; DROP ROLE {}").format(
             sql.Identifier(role), sql.Identifier(role)))  # fmt: skip
+
+
+PARTITIONED_AND_TRIGGERED = """
+CREATE TABLE events (id bigint NOT NULL, at date NOT NULL, kind text,
+                     PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE articles (id integer PRIMARY KEY, title text NOT NULL, search text);
+CREATE TABLE activity (article_id integer, what text);
+CREATE FUNCTION articles_search() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN NEW.search := lower(NEW.title); RETURN NEW; END$$;
+CREATE TRIGGER articles_search BEFORE INSERT OR UPDATE ON articles
+  FOR EACH ROW EXECUTE FUNCTION articles_search();
+CREATE FUNCTION articles_activity() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO activity VALUES (NEW.id, TG_OP); RETURN NULL; END$$;
+CREATE TRIGGER articles_activity AFTER INSERT ON articles
+  FOR EACH ROW EXECUTE FUNCTION articles_activity();
+"""
+
+
+def test_partitioned_tables_and_tables_with_triggers_merge(tmp_path: Path, pg_dsn: str) -> None:
+    """A partitioned table (no ``xmax`` to tell inserted rows by) merges into its
+    partitions; a table's triggers run as the application's own writes would (a column the
+    source does not fill, a row in another table). A trigger that rewrites a merged value
+    makes the merge unprovable: refused, naming the table's triggers, nothing kept."""
+    source = tmp_path / "legacy.sqlite"
+    with sqlite3.connect(source) as conn:
+        conn.executescript(
+            "CREATE TABLE events (id INTEGER, at DATE, kind TEXT, PRIMARY KEY (id, at));"
+            "INSERT INTO events VALUES (1, '2023-05-01', 'a'), (2, '2024-02-03', 'b');"
+            "CREATE TABLE articles (id INTEGER PRIMARY KEY, title TEXT NOT NULL);"
+            "INSERT INTO articles VALUES (1, 'Hello'), (2, 'World');"
+        )
+    conn.close()
+    execute(pg_dsn, PARTITIONED_AND_TRIGGERED)
+    result, report = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
+    assert result.success, report["reasons"]
+    merged = {t["table"]: t["merge"] for t in report["tables"]}
+    assert (merged["events"]["inserted"], merged["events"]["updated"]) == (2, 0)
+    assert fetch(pg_dsn, "SELECT tableoid::regclass::text, id FROM events ORDER BY id") == [
+        ("events_2023", 1),
+        ("events_2024", 2),
+    ]
+    assert fetch(pg_dsn, "SELECT id, search FROM articles ORDER BY id") == [
+        (1, "hello"),
+        (2, "world"),
+    ]
+    assert fetch(pg_dsn, "SELECT count(*) FROM activity") == [(2,)]
+    # The source changes a partitioned row: updated in place, counted as an update.
+    with sqlite3.connect(source) as conn:
+        conn.execute("UPDATE events SET kind = 'c' WHERE id = 2")
+    conn.close()
+    result, report = run_job(source, pg_dsn, tmp_path / "r2", mode="merge")
+    assert result.success, report["reasons"]
+    events = next(t["merge"] for t in report["tables"] if t["table"] == "events")
+    assert (events["inserted"], events["updated"], events["unchanged"]) == (0, 1, 1)
+    # A trigger that rewrites what the source wrote: the merge cannot be proven.
+    execute(
+        pg_dsn,
+        "CREATE OR REPLACE FUNCTION articles_search() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$BEGIN NEW.search := lower(NEW.title); NEW.title := upper(NEW.title); "
+        "RETURN NEW; END$$",
+    )
+    with sqlite3.connect(source) as conn:
+        conn.execute("INSERT INTO articles VALUES (3, 'New')")
+    conn.close()
+    result, report = run_job(source, pg_dsn, tmp_path / "r3", mode="merge")
+    assert not result.success and not report["promoted"]
+    [reason] = [r for r in report["reasons"] if r.startswith("merge failed")]
+    assert "{'id': 3}: title 'New' -> 'NEW'" in reason
+    assert "changed by its triggers? (articles_activity, articles_search)" in reason
+    assert fetch(pg_dsn, "SELECT count(*) FROM articles") == [(2,)]

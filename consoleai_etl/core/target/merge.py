@@ -279,17 +279,17 @@ def recorded_unchanged(pg: psycopg.Connection, merge: TableMerge) -> sql.Composa
 
 def _upsert(
     pg: psycopg.Connection, merge: TableMerge, staging: str, kept: sql.Composable | None
-) -> tuple:
-    """(inserted, updated) by upserting the staged rows the target does not hold with equal
-    values (an unchanged row is neither rewritten nor even offered to ``ON CONFLICT``, whose
-    per-row index probe is the expensive part), leaving out the rows ``kept`` (a condition
-    on the staged row ``s``). ``xmax = 0`` in RETURNING marks a row the INSERT created."""
+) -> int:
+    """How many staged rows were written by upserting those the target does not hold with
+    equal values (an unchanged row is neither rewritten nor even offered to ``ON
+    CONFLICT``, whose per-row index probe is the expensive part), leaving out the rows
+    ``kept`` (a condition on the staged row ``s``). Which were inserted is known from the
+    comparison before (its ``missing`` rows): a partitioned table has no ``xmax`` to
+    return."""
     statement = sql.SQL(
         "WITH written AS (INSERT INTO {target} AS t ({cols}) OVERRIDING SYSTEM VALUE "
         "SELECT * FROM {staged} s WHERE NOT EXISTS (SELECT 1 FROM {target} u WHERE {same_key} "
-        "AND NOT {differ}) {kept}{conflict} RETURNING xmax = 0 AS inserted) "
-        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
-        "FROM written"
+        "AND NOT {differ}) {kept}{conflict} RETURNING 1) SELECT count(*) FROM written"
     ).format(
         target=_target(merge),
         cols=_list([sql.Identifier(c.target) for c in merge.columns]),
@@ -299,7 +299,7 @@ def _upsert(
         kept=sql.SQL("AND NOT {} ").format(kept) if kept is not None else sql.SQL(""),
         conflict=_on_conflict(merge),
     )
-    return pg.execute(statement).fetchone()
+    return int(pg.execute(statement).fetchone()[0])
 
 
 @dataclass(frozen=True)
@@ -474,7 +474,8 @@ def merge_table(
             inserted = updated = 0
             unproven: list[dict[str, object]] = []
             if proof.not_held > contested.kept(on_conflict):  # else nothing to write
-                inserted, updated = _upsert(pg, merge, staging, kept)
+                inserted = proof.missing
+                updated = _upsert(pg, merge, staging, kept) - inserted
                 proof = prove_merged(pg, merge, staging, kept)
                 if proof.not_held:
                     unproven = differences(pg, merge, staging, kept)
