@@ -247,12 +247,38 @@ BAD_VALUES = {
 }  # fmt: skip
 
 
-def legacy_file(tmp_path: Path) -> Path:
+def assert_every_value_held(dsn: str) -> None:
+    """Each value of ``EXPECTED`` compared in its column's own type: the target holds what
+    the source meant (json, which has no equality, as the text it keeps)."""
+    names = COLUMNS.split(", ")[1:]
+    types = dict(
+        fetch(
+            dsn,
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = 'accounts'::regclass AND attnum > 0",
+        )
+    )
+    for key, expected in EXPECTED.items():
+        equal = sql.SQL(", ").join(
+            sql.SQL("{col} IS NOT DISTINCT FROM CAST({value} AS {type})").format(
+                col=sql.SQL("{}::text" if types[name] == "json" else "{}").format(
+                    sql.Identifier(name)
+                ),
+                value=sql.Literal(value),
+                type=sql.SQL("text" if types[name] == "json" else types[name]),
+            )
+            for name, value in zip(names, expected, strict=True)
+        )
+        [row] = fetch(dsn, sql.SQL("SELECT {} FROM accounts WHERE id = %s").format(equal), (key,))
+        assert dict(zip(names, row, strict=True)) == dict.fromkeys(names, True), key
+
+
+def legacy_file(tmp_path: Path, refused: bool = True) -> Path:
     path = tmp_path / "legacy.sqlite"
     with sqlite3.connect(path) as conn:
         conn.executescript(LEGACY)
         conn.executemany(f"INSERT INTO accounts ({COLUMNS}) VALUES ({', '.join('?' * 29)})", ROWS)
-        for key, (column, _) in REFUSED.items():
+        for key, (column, _) in REFUSED.items() if refused else ():
             value = BAD_VALUES.get(column, 1)
             conn.execute(
                 f"INSERT INTO accounts (id, email, {column}) VALUES (?, ?, ?)",
@@ -274,31 +300,7 @@ def test_every_type_of_an_application_schema_merges_exactly(tmp_path: Path, pg_d
     assert (accounts["loaded_rows"], accounts["quarantined_rows"]) == (3, len(REFUSED))
     checks = checks_by_table(report)["accounts"]
     assert all(c["passed"] for c in checks.values()), checks
-    # Each value compared in the column's own type: the target holds what the source meant
-    # (json, which has no equality, as the text it keeps).
-    names = COLUMNS.split(", ")[1:]
-    types = dict(
-        fetch(
-            pg_dsn,
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-            "WHERE attrelid = 'accounts'::regclass AND attnum > 0",
-        )
-    )
-    for key, expected in EXPECTED.items():
-        equal = sql.SQL(", ").join(
-            sql.SQL("{col} IS NOT DISTINCT FROM CAST({value} AS {type})").format(
-                col=sql.SQL("{}::text" if types[name] == "json" else "{}").format(
-                    sql.Identifier(name)
-                ),
-                value=sql.Literal(value),
-                type=sql.SQL("text" if types[name] == "json" else types[name]),
-            )
-            for name, value in zip(names, expected, strict=True)
-        )
-        [row] = fetch(
-            pg_dsn, sql.SQL("SELECT {} FROM accounts WHERE id = %s").format(equal), (key,)
-        )
-        assert dict(zip(names, row, strict=True)) == dict.fromkeys(names, True), key
+    assert_every_value_held(pg_dsn)
     quarantined = dict(
         fetch(
             pg_dsn,
