@@ -42,6 +42,15 @@ class Family:
     converter: Callable[[PgType, Options], Converter] | None = None
 
 
+def fixed(convert: Converter) -> Callable[[PgType, Options], Converter]:
+    """The ``converter`` field of a family whose converter is the same for every column."""
+
+    def converter(pg_type: PgType, options: Options) -> Converter:
+        return convert
+
+    return converter
+
+
 def retyped(sql: str, kind: str, converter: Callable[[PgType, Options], Converter]) -> dict:
     """The fields of a family without modifiers, staged as ``kind`` and retyped to ``sql``
     (also its family name)."""

@@ -9,8 +9,7 @@ import math
 
 from consoleai_etl.core.encode.convert import refuse
 from consoleai_etl.core.source.connection import InvalidText
-from consoleai_etl.core.types.family import Converter, Family, Options, retyped
-from consoleai_etl.core.types.pgtype import PgType
+from consoleai_etl.core.types.family import Family, fixed, retyped
 
 
 def _no_constant(name: str) -> None:
@@ -36,13 +35,9 @@ def to_json(value: object) -> str:
     return value
 
 
-def _converter(pg_type: PgType, options: Options) -> Converter:
-    return to_json
-
-
 FAMILIES = (
     Family(
         "json", names=("json",), takes=frozenset({"text", "integer", "real"}),
-        **retyped("json", "text", _converter),
+        **retyped("json", "text", fixed(to_json)),
     ),
 )  # fmt: skip

@@ -10,7 +10,7 @@ import struct
 
 from consoleai_etl.core.encode.convert import refuse, to_bigint, to_double
 from consoleai_etl.core.errors import ConversionError
-from consoleai_etl.core.types.family import Converter, Family, Options, retyped
+from consoleai_etl.core.types.family import Converter, Family, Options, fixed, retyped
 from consoleai_etl.core.types.pgtype import PgType
 
 RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1)}
@@ -49,10 +49,6 @@ def _integer(pg_type: PgType, options: Options) -> Converter:
     return make_integer(pg_type.sql)
 
 
-def _real(pg_type: PgType, options: Options) -> Converter:
-    return to_real
-
-
 _NUMBERS = frozenset({"integer", "real"})
 FAMILIES = (
     Family(
@@ -63,5 +59,8 @@ FAMILIES = (
         "integer", names=("integer", "int", "int4"), takes=_NUMBERS,
         **retyped("integer", "bigint", _integer),
     ),
-    Family("real", names=("real", "float4"), takes=_NUMBERS, **retyped("real", "double", _real)),
+    Family(
+        "real", names=("real", "float4"), takes=_NUMBERS,
+        **retyped("real", "double", fixed(to_real)),
+    ),
 )  # fmt: skip

@@ -15,8 +15,7 @@ import re
 
 from consoleai_etl.core.encode.convert import refuse
 from consoleai_etl.core.source.connection import InvalidText
-from consoleai_etl.core.types.family import Converter, Family, Options, retyped
-from consoleai_etl.core.types.pgtype import PgType
+from consoleai_etl.core.types.family import Family, fixed, retyped
 
 
 def _text(value: object, target: str) -> str:
@@ -88,21 +87,11 @@ def to_macaddr(value: object) -> str:
     raise refuse(value, "macaddr", "not a MAC address")
 
 
-def _inet(pg_type: PgType, options: Options) -> Converter:
-    return to_inet
-
-
-def _cidr(pg_type: PgType, options: Options) -> Converter:
-    return to_cidr
-
-
-def _macaddr(pg_type: PgType, options: Options) -> Converter:
-    return to_macaddr
-
-
 _TEXT = frozenset({"text"})
 FAMILIES = (
-    Family("inet", names=("inet",), takes=_TEXT, **retyped("inet", "text", _inet)),
-    Family("cidr", names=("cidr",), takes=_TEXT, **retyped("cidr", "text", _cidr)),
-    Family("macaddr", names=("macaddr",), takes=_TEXT, **retyped("macaddr", "text", _macaddr)),
+    Family("inet", names=("inet",), takes=_TEXT, **retyped("inet", "text", fixed(to_inet))),
+    Family("cidr", names=("cidr",), takes=_TEXT, **retyped("cidr", "text", fixed(to_cidr))),
+    Family(
+        "macaddr", names=("macaddr",), takes=_TEXT, **retyped("macaddr", "text", fixed(to_macaddr))
+    ),
 )

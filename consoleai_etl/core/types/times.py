@@ -10,8 +10,7 @@ import re
 
 from consoleai_etl.core.encode.convert import refuse
 from consoleai_etl.core.source.connection import InvalidText
-from consoleai_etl.core.types.family import Converter, Family, Options, retyped
-from consoleai_etl.core.types.pgtype import PgType
+from consoleai_etl.core.types.family import Family, fixed, retyped
 
 _TIME = re.compile(
     r"(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
@@ -71,22 +70,14 @@ def to_timetz(value: object) -> str:
     return clock + _offset(value, offset)
 
 
-def _time(pg_type: PgType, options: Options) -> Converter:
-    return to_time
-
-
-def _timetz(pg_type: PgType, options: Options) -> Converter:
-    return to_timetz
-
-
 _TEXT = frozenset({"text"})
 FAMILIES = (
     Family(
         "time without time zone", names=("time without time zone", "time"), takes=_TEXT,
-        **retyped("time without time zone", "text", _time),
+        **retyped("time without time zone", "text", fixed(to_time)),
     ),
     Family(
         "time with time zone", names=("time with time zone", "timetz"), takes=_TEXT,
-        **retyped("time with time zone", "text", _timetz),
+        **retyped("time with time zone", "text", fixed(to_timetz)),
     ),
 )  # fmt: skip

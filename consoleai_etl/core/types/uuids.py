@@ -7,8 +7,7 @@ import uuid
 
 from consoleai_etl.core.encode.convert import refuse
 from consoleai_etl.core.source.connection import InvalidText
-from consoleai_etl.core.types.family import Converter, Family, Options, retyped
-from consoleai_etl.core.types.pgtype import PgType
+from consoleai_etl.core.types.family import Family, fixed, retyped
 
 
 def to_uuid(value: object) -> str:
@@ -32,13 +31,9 @@ def to_uuid(value: object) -> str:
         raise refuse(value, "uuid", "not 32 hexadecimal digits") from None
 
 
-def _converter(pg_type: PgType, options: Options) -> Converter:
-    return to_uuid
-
-
 FAMILIES = (
     Family(
         "uuid", names=("uuid",), takes=frozenset({"text", "blob"}),
-        **retyped("uuid", "text", _converter),
+        **retyped("uuid", "text", fixed(to_uuid)),
     ),
 )  # fmt: skip
