@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import termios
+import tomllib
 from pathlib import Path
 
 import dagster as dg
@@ -182,6 +183,7 @@ def test_help_lists_each_commands_options(tmp_path: Path, command: str, options:
         (["export", "{src}", "{dsn}"], "argument COMMAND: invalid choice: 'export'"),
         (["verify", "{tmp}/missing.sqlite", "{dsn}"], "missing.sqlite does not exist"),
         (["migrate", "{src}", "host=h port"], "POSTGRES_DSN host=h port: missing"),
+        (["migrate", "{src}", "mysql://u@h/db"], "mysql:// is not a PostgreSQL address"),
         (["migrate", "{src}", "{dsn}", "--rules", "{tmp}/rules.yaml"], "rule #1: target_type: "),
     ],
 )
@@ -199,6 +201,15 @@ def test_a_bad_command_line_exits_two_with_one_line(
     assert line.startswith("consoleai-etl") and says in line
     assert "Traceback" not in done.stderr and done.stdout == ""
     assert not (tmp_path / "reports").exists()
+
+
+def test_version_is_the_projects(tmp_path: Path) -> None:
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+
+    done = consoleai_etl(tmp_path, "--version")
+
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout == f"consoleai-etl {project['project']['version']}\n"
 
 
 @pytest.mark.parametrize("kind", ["not SQLite", "corrupt"])
