@@ -230,7 +230,22 @@ def test_a_run_stopped_by_its_preflight_exits_one_with_its_reason(
     assert re.fullmatch(r"run [0-9a-f-]{36} failed before writing a report: .*", last)
     reason = {"not SQLite": "not a SQLite database", "corrupt": "is corrupt (database disk image"}
     assert f"{source}" in last and reason[kind] in last
+    assert (done.stdout + done.stderr).count(reason[kind]) == 1  # not echoed by the log
+    assert "Not executing" not in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "reports").exists()
+
+
+def test_verify_of_a_schema_never_migrated_says_so_in_one_line(
+    sample_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    done = consoleai_etl(tmp_path, "verify", str(sample_db), pg_dsn, "--schema", "nothing_here")
+
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert "schema nothing_here on " in line
+    assert "holds none of the source's 9 tables ('api_tokens', 'audit_events'" in line
+    assert line.endswith("nothing was migrated there; migrate first, or verify the schema "
+                         "the migration went into")  # fmt: skip
 
 
 def test_with_dagster_home_the_run_is_in_that_instance_without_the_password(
