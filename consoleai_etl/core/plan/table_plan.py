@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from consoleai_etl.core.encode import convert
 from consoleai_etl.core.plan.date_encodings import NumberRange, auto_encoding, suggestion
 from consoleai_etl.core.plan.declared import declared_pg_type
-from consoleai_etl.core.plan.names import pg_identifier, renamed_because
+from consoleai_etl.core.plan.names import pg_column, pg_identifier, renamed_because
 from consoleai_etl.core.plan.rules import (
     DEFAULT_RULE,
     CastingRule,
@@ -253,7 +253,7 @@ def plan_column(
         )
     plan = ColumnPlan(
         source=column.name,
-        name=pg_identifier(column.name),
+        name=pg_column(column.name),
         declared_type=column.declared_type,
         observed=observed,
         pg_type=pg_type,

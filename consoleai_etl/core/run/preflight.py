@@ -15,7 +15,7 @@ from psycopg import sql
 
 from consoleai_etl.core.errors import OptionError, OptionProblem, SourceError, TargetError
 from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, plan_merge, unknown_options
-from consoleai_etl.core.plan.names import pg_clashes, pg_identifier
+from consoleai_etl.core.plan.names import pg_clashes, pg_column, pg_identifier
 from consoleai_etl.core.plan.profile import Profile, profile_table, row_count
 from consoleai_etl.core.plan.rules import CastingRule, unknown_columns
 from consoleai_etl.core.run.report import SkippedTable
@@ -154,7 +154,7 @@ def name_clash(catalog: Catalog) -> str | None:
     if tables := pg_clashes(t.name for t in catalog.tables):
         return f"tables {_spelled(tables[0], 'PostgreSQL table')}"
     for table in catalog.tables:
-        if columns := pg_clashes(c.name for c in table.columns):
+        if columns := pg_clashes((c.name for c in table.columns), pg_column):
             return f"table {table.name}: columns {_spelled(columns[0], 'column')}"
     return None
 

@@ -17,7 +17,7 @@ from psycopg import sql
 
 from consoleai_etl.core.encode.tuples import row_hash_sql
 from consoleai_etl.core.errors import MigrationError
-from consoleai_etl.core.plan.names import pg_identifier
+from consoleai_etl.core.plan.names import pg_column, pg_identifier
 from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.target import bookkeeping, ddl
@@ -41,7 +41,7 @@ def _key_json(table: Table, alias: str) -> sql.Composable:
     return sql.SQL("jsonb_build_object({})").format(
         sql.SQL(", ").join(
             sql.SQL("{}, {}.{}").format(
-                sql.Literal(c), sql.Identifier(alias), sql.Identifier(pg_identifier(c))
+                sql.Literal(c), sql.Identifier(alias), sql.Identifier(pg_column(c))
             )
             for c in table.primary_key
         )
@@ -95,7 +95,7 @@ def quarantine_duplicate_keys(
     table = plan.table
     if not table.primary_key:
         return Removed()
-    keys = sql.SQL(", ").join(sql.Identifier(pg_identifier(c)) for c in table.primary_key)
+    keys = sql.SQL(", ").join(sql.Identifier(pg_column(c)) for c in table.primary_key)
     condition = sql.SQL(
         "c.ctid IN (SELECT ctid FROM (SELECT ctid, row_number() OVER "
         "(PARTITION BY {keys} ORDER BY ctid) AS n FROM {table}) d WHERE n > 1)"
@@ -197,7 +197,7 @@ def add_foreign_keys(
         if parent_schema is None or not fk.ref_columns:
             warnings.append(f"{label} not created: parent table {fk.ref_table} does not exist")
             continue
-        parent_columns = tuple(pg_identifier(c) for c in fk.ref_columns)
+        parent_columns = tuple(pg_column(c) for c in fk.ref_columns)
         statement = ddl.foreign_key(table, fk, schema, parent_schema, parent_columns, valid=True)
         if not _attempt(pg, statement, label):
             continue  # PostgreSQL validated it: no orphans, nothing more to search

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from consoleai_etl.core.plan.names import derived_identifier, pg_identifier
+from consoleai_etl.core.plan.names import derived_identifier, pg_column, pg_identifier
 from consoleai_etl.core.plan.table_plan import ColumnPlan, SqlDefault, TablePlan
 from consoleai_etl.core.source.catalog import ForeignKey, Index, Table
 
@@ -113,7 +113,7 @@ def foreign_key(
     valid: bool,
 ) -> sql.Composed:
     name = pg_identifier(table.name)
-    columns = tuple(map(pg_identifier, fk.columns))
+    columns = tuple(map(pg_column, fk.columns))
     return sql.SQL(
         "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) "
         "ON DELETE {} ON UPDATE {}{}"

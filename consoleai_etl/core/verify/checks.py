@@ -15,7 +15,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
-from consoleai_etl.core.plan.names import pg_identifier
+from consoleai_etl.core.plan.names import pg_column, pg_identifier
 from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.run.report import CheckReport
 from consoleai_etl.core.source.catalog import ForeignKey, Table, sqlite_quote
@@ -25,7 +25,7 @@ SAMPLE_KEYS = 5
 
 
 def _cols(names: tuple[str, ...]) -> sql.Composed:
-    return sql.SQL(", ").join(sql.Identifier(pg_identifier(n)) for n in names)
+    return sql.SQL(", ").join(sql.Identifier(pg_column(n)) for n in names)
 
 
 def target_row_count(pg: psycopg.Connection, schema: str, table: Table) -> int:
@@ -97,7 +97,7 @@ def enforced_by(
 def check_primary_key(pg: psycopg.Connection, schema: str, table: Table) -> CheckReport:
     target = qualified(schema, pg_identifier(table.name))
     key = ", ".join(table.primary_key)
-    constraint = enforced_by(pg, target, "p", tuple(map(pg_identifier, table.primary_key)))
+    constraint = enforced_by(pg, target, "p", tuple(map(pg_column, table.primary_key)))
     if constraint is not None:
         return CheckReport(
             "primary_key",
@@ -144,14 +144,14 @@ def check_not_null(pg: psycopg.Connection, schema: str, table: Table) -> CheckRe
         (qualified(schema, pg_identifier(table.name)).as_string(pg),),
     ).fetchall()
     not_null = dict(rows)
-    missing_constraint = [c for c in required if not not_null.get(pg_identifier(c), False)]
+    missing_constraint = [c for c in required if not not_null.get(pg_column(c), False)]
     nulls: dict[str, int] = {}
     for column in missing_constraint:
-        if pg_identifier(column) in not_null:
+        if pg_column(column) in not_null:
             count = pg.execute(
                 sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL").format(
                     qualified(schema, pg_identifier(table.name)),
-                    sql.Identifier(pg_identifier(column)),
+                    sql.Identifier(pg_column(column)),
                 )
             ).fetchone()[0]
             nulls[column] = int(count)
@@ -171,8 +171,8 @@ def check_not_null(pg: psycopg.Connection, schema: str, table: Table) -> CheckRe
 
 def orphan_condition(fk: ForeignKey, parent_schema: str) -> sql.Composed:
     """WHERE condition (child alias ``c``) true for rows whose FK matches no parent row."""
-    child = [sql.Identifier(pg_identifier(c)) for c in fk.columns]
-    parent = [sql.Identifier(pg_identifier(c)) for c in fk.ref_columns]
+    child = [sql.Identifier(pg_column(c)) for c in fk.columns]
+    parent = [sql.Identifier(pg_column(c)) for c in fk.ref_columns]
     return sql.SQL("{not_null} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match})").format(
         not_null=sql.SQL(" AND ").join(sql.SQL("c.{} IS NOT NULL").format(c) for c in child),
         parent=qualified(parent_schema, pg_identifier(fk.ref_table)),
@@ -201,7 +201,7 @@ def pg_orphans(
     sample = pg.execute(
         sql.SQL("SELECT {} FROM {} c WHERE {} LIMIT {}").format(
             sql.SQL(", ").join(
-                sql.SQL("c.{}").format(sql.Identifier(pg_identifier(c))) for c in fk.columns
+                sql.SQL("c.{}").format(sql.Identifier(pg_column(c))) for c in fk.columns
             ),
             source,
             condition,
@@ -270,8 +270,8 @@ def check_foreign_keys(
         child = qualified(schema, pg_identifier(table.name))
         parent = qualified(parent_schema, pg_identifier(fk.ref_table))
         constraint = enforced_by(
-            pg, child, "f", tuple(map(pg_identifier, fk.columns)),
-            (parent, tuple(map(pg_identifier, fk.ref_columns))),
+            pg, child, "f", tuple(map(pg_column, fk.columns)),
+            (parent, tuple(map(pg_column, fk.ref_columns))),
         )  # fmt: skip
         source_count: int | None = None  # not searched: every row is in, all validated
         source_sample: list[list[str]] = []
