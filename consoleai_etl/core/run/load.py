@@ -236,8 +236,8 @@ def load_table(
         phase(table.name, KEYS)
         quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, stream.quarantine)
         keying = time.perf_counter()
-        type_warnings, removed = constraints.retype_columns(pg, plan, schema, run_id)
-        warnings += type_warnings
+        removed = constraints.retype_columns(pg, plan, schema, run_id)
+        warnings += constraints.set_defaults(pg, plan, schema)
         key_warnings, duplicates = constraints.add_keys_and_indexes(
             pg, plan, schema, run_id, indexes=options.indexes
         )

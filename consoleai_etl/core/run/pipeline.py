@@ -229,6 +229,7 @@ def _stage_once(
                 "not_null": c.not_null,
                 "reason": c.reason,
                 "widened": c.widened,
+                "default": c.default_plan,
             }
             for c in plan.columns
         ]
