@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from consoleai_etl.core.encode.convert import Converter, describe
 from consoleai_etl.core.plan.declared import declared_pg_type
-from consoleai_etl.core.source.defaults import Constant, stored_default
+from consoleai_etl.core.source.defaults import Computed, Constant, stored_default
 from consoleai_etl.core.types.pgtype import PgType
 
 
@@ -32,15 +32,11 @@ class SqlDefault:
 @dataclass(frozen=True)
 class _Now:
     """A SQLite expression of the current time (always UTC): per target kind, the
-    PostgreSQL expression giving the value SQLite stores; ``width``: its text's length."""
+    PostgreSQL expression giving the value SQLite stores; ``sample``: a value of the same
+    form as SQLite's, as SQL, which the column's affinity and type judge in its stead."""
 
     by_kind: dict[str, str]
-    width: int
-
-    def sql_for(self, pg_type: PgType) -> str | None:
-        if pg_type.retyped or (pg_type.length or self.width) < self.width:
-            return None  # a family's own type (time, uuid...), or a varchar too short
-        return self.by_kind.get(pg_type.kind)
+    sample: str
 
 
 _UTC_NOW = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
@@ -51,7 +47,7 @@ _NOW_DATETIME = _Now(
         "timestamptz": "CURRENT_TIMESTAMP",
         "text": f"to_char({_UTC_NOW}, 'YYYY-MM-DD HH24:MI:SS')",
     },
-    19,
+    "'2000-01-02 03:04:05'",
 )
 _NOW_DATE = _Now(
     {
@@ -60,18 +56,14 @@ _NOW_DATE = _Now(
         "timestamptz": f"({_UTC_NOW}::date::timestamp AT TIME ZONE 'UTC')",
         "text": f"to_char({_UTC_NOW}, 'YYYY-MM-DD')",
     },
-    10,
+    "'2000-01-02'",
 )
-_NOW_TIME = _Now({"text": f"to_char({_UTC_NOW}, 'HH24:MI:SS')"}, 8)
-_NOW_EPOCH = _Now(
-    {
-        "bigint": f"{_EPOCH}::bigint",
-        "double": f"{_EPOCH}::double precision",
-        "text": f"{_EPOCH}::bigint::text",
-    },
-    10,
-)
-_JULIAN_NOW = _Now({"double": "(extract(epoch FROM CURRENT_TIMESTAMP) / 86400 + 2440587.5)"}, 0)
+_NOW_TIME = _Now({"text": f"to_char({_UTC_NOW}, 'HH24:MI:SS')"}, "'03:04:05'")
+_EPOCH_BY_KIND = {
+    "bigint": f"{_EPOCH}::bigint",
+    "double": f"{_EPOCH}::double precision",
+    "text": f"{_EPOCH}::bigint::text",
+}
 _EXPRESSIONS = {
     "current_timestamp": _NOW_DATETIME,
     "datetime('now')": _NOW_DATETIME,
@@ -80,9 +72,11 @@ _EXPRESSIONS = {
     "date('now')": _NOW_DATE,
     "current_time": _NOW_TIME,
     "time('now')": _NOW_TIME,
-    "strftime('%s','now')": _NOW_EPOCH,
-    "cast(strftime('%s','now')as integer)": _NOW_EPOCH,
-    "julianday('now')": _JULIAN_NOW,
+    "strftime('%s','now')": _Now(_EPOCH_BY_KIND, "'1700000000'"),  # text of digits
+    "cast(strftime('%s','now')as integer)": _Now(_EPOCH_BY_KIND, "1700000000"),
+    "julianday('now')": _Now(
+        {"double": "(extract(epoch FROM CURRENT_TIMESTAMP) / 86400 + 2440587.5)"}, "2451545.5"
+    ),
 }
 _QUOTED = re.compile(r"('(?:[^']|'')*')")
 
@@ -131,33 +125,63 @@ def _translated(
 ) -> tuple[object, str | None]:
     """(the default, or None with why it is dropped; (None, None): DEFAULT NULL)."""
     stored = stored_default(declared_type, default_sql)
-    if isinstance(stored, Constant):
-        if stored.value is None:
-            return None, None
-        if numbers_only and isinstance(stored.value, str):
-            return None, f"{describe(stored.value)} is text, not a number"
-        try:
-            return converter(stored.value), None
-        except ValueError as exc:
-            return None, str(exc)
-    now = _EXPRESSIONS.get(_normalize(default_sql))
-    expression = now and now.sql_for(pg_type)
-    if expression:
-        return SqlDefault(expression), None
-    if stored.at_write_time and "'localtime'" in _normalize(default_sql):
+    if isinstance(stored, Computed):
+        return _clock(default_sql, declared_type, pg_type, converter, numbers_only, stored)
+    if stored.value is None:
+        return None, None
+    refused = _refusal(stored.value, converter, numbers_only)
+    return (None, refused) if refused else (converter(stored.value), None)
+
+
+def _clock(
+    default_sql: str,
+    declared_type: str,
+    pg_type: PgType,
+    converter: Converter,
+    numbers_only: bool,
+    stored: Computed,
+) -> tuple[SqlDefault | None, str | None]:
+    """A default computed when a row is written: the PostgreSQL expression of a "now"
+    expression, when the column holds what it stores (judged on a sample of the same form
+    under the column's affinity) and its kind has one; else None and why."""
+    normalized = _normalize(default_sql)
+    now = _EXPRESSIONS.get(normalized)
+    if now is not None:
+        sample = stored_default(declared_type, now.sample)
+        assert isinstance(sample, Constant)
+        expression = None if pg_type.retyped else now.by_kind.get(pg_type.kind)
+        if expression and not _refusal(sample.value, converter, numbers_only):
+            return SqlDefault(expression), None
+        return None, (
+            f"no PostgreSQL expression gives {pg_type.sql} the time it stores "
+            f"(such as {describe(sample.value)})"
+        )
+    if stored.at_write_time and "'localtime'" in normalized:
         return None, (
             "it reads the clock in the local time zone of the machine that writes the row, "
             "which PostgreSQL does not know"
         )
     if stored.at_write_time:
-        return None, (
-            f"its value is computed when a row is written, and {pg_type.sql} has no "
-            "PostgreSQL equivalent that stores the same value"
+        return (
+            None,
+            "its value is computed when a row is written, with no known PostgreSQL equivalent",
         )
     return (
         None,
         f"SQLite cannot evaluate it without the application that wrote the file ({stored.why})",
     )
+
+
+def _refusal(value: object, converter: Converter, numbers_only: bool) -> str | None:
+    """Why the column cannot hold ``value`` unchanged (as the load judges a stored value),
+    or None."""
+    if numbers_only and isinstance(value, str):
+        return f"{describe(value)} is text, not a number"
+    try:
+        converter(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def shown(default: object) -> str:
