@@ -364,3 +364,34 @@ def test_the_issue_table_migrates_through_the_command(tmp_path: Path, pg_dsn: st
     assert all(f"column {c}: {plan[c]}" in warnings for c in ("EndTime", "StartTime", "Day"))
     html = next((tmp_path / "reports").glob("migration-report-*.html")).read_text()
     assert "which PostgreSQL does not know" in html
+
+
+def test_merge_mode_keeps_the_application_defaults_and_reports_none_of_the_source(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """In merge mode the rows go into the application's table, whose defaults stay its own:
+    the source's are neither set on the staged table nor named in the report."""
+    path = tmp_path / "legacy.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY, seen DATETIME DEFAULT CURRENT_TIMESTAMP,"
+            " tries INTEGER DEFAULT (abs(random())), note TEXT DEFAULT 'x');"
+            "INSERT INTO events VALUES (1, '2020-01-01 00:00:00', 3, 'a');"
+        )
+    conn.close()
+    with psycopg.connect(pg_dsn) as pg:
+        pg.execute(
+            "CREATE TABLE events (id bigint PRIMARY KEY, seen timestamptz DEFAULT now(), "
+            "tries integer DEFAULT 0, note text)"
+        )
+    result, report = run_job(path, pg_dsn, tmp_path / "r", mode="merge")
+    assert result.success, report["reasons"]
+    [table] = report["tables"]
+    assert [w for w in table["warnings"] if "default" in w] == []
+    assert all(c.get("default") is None for c in table["columns"])
+    assert fetch(
+        pg_dsn,
+        "SELECT column_name, column_default FROM information_schema.columns "
+        "WHERE table_name = 'events' ORDER BY column_name",
+    ) == [("id", None), ("note", None), ("seen", "now()"), ("tries", "0")]
+    assert fetch(pg_dsn, "SELECT id, tries, note FROM events") == [(1, 3, "a")]

@@ -129,8 +129,7 @@ def _translated(
         return _clock(default_sql, declared_type, pg_type, converter, numbers_only, stored)
     if stored.value is None:
         return None, None
-    refused = _refusal(stored.value, converter, numbers_only)
-    return (None, refused) if refused else (converter(stored.value), None)
+    return _held(stored.value, converter, numbers_only)
 
 
 def _clock(
@@ -150,7 +149,7 @@ def _clock(
         sample = stored_default(declared_type, now.sample)
         assert isinstance(sample, Constant)
         expression = None if pg_type.retyped else now.by_kind.get(pg_type.kind)
-        if expression and not _refusal(sample.value, converter, numbers_only):
+        if expression and _held(sample.value, converter, numbers_only)[1] is None:
             return SqlDefault(expression), None
         return None, (
             f"no PostgreSQL expression gives {pg_type.sql} the time it stores "
@@ -172,16 +171,15 @@ def _clock(
     )
 
 
-def _refusal(value: object, converter: Converter, numbers_only: bool) -> str | None:
-    """Why the column cannot hold ``value`` unchanged (as the load judges a stored value),
-    or None."""
+def _held(value: object, converter: Converter, numbers_only: bool) -> tuple[object, str | None]:
+    """(``value`` as the column holds it, None), or (None, why it cannot hold it unchanged),
+    as the load judges a stored value."""
     if numbers_only and isinstance(value, str):
-        return f"{describe(value)} is text, not a number"
+        return None, f"{describe(value)} is text, not a number"
     try:
-        converter(value)
+        return converter(value), None
     except ValueError as exc:
-        return str(exc)
-    return None
+        return None, str(exc)
 
 
 def shown(default: object) -> str:

@@ -118,6 +118,14 @@ class TablePlan:
         defaults = (f"column {c.source}: {c.default_note}" for c in self.columns if c.default_note)
         return (*self.notes, *defaults)
 
+    def without_defaults(self) -> TablePlan:
+        """The plan of a table only merged from: the application's table keeps its own
+        defaults, so the source's are neither set nor reported."""
+        columns = (
+            replace(c, default=None, default_sql=None, default_note=None) for c in self.columns
+        )
+        return replace(self, columns=tuple(columns))
+
     def column(self, source_name: str) -> ColumnPlan:
         return next(c for c in self.columns if c.source == source_name)
 

@@ -198,6 +198,9 @@ class LoadOptions:
     # False in merge mode: the staged table is only merged from, then dropped, so its
     # non-unique indexes would be built for nothing (its keys still prove uniqueness).
     indexes: bool = True
+    # False in merge mode too: the application's table keeps its own defaults, so the
+    # source's are neither set on the staged table nor reported.
+    defaults: bool = True
 
 
 def load_table(
@@ -230,6 +233,8 @@ def load_table(
                 src, pg, plan, schema, progress and (lambda done: progress(done, counted)),
                 options.rules, compiled=compiled,
             )  # fmt: skip
+        if not options.defaults:
+            plan = plan.without_defaults()
         warnings = [*plan.warnings, *([stream.note] if stream.note else [])]
         for codec in stream.codecs:
             warnings += codec.warnings()
