@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,13 @@ class Computed:
         return "non-deterministic" in self.why
 
 
+@lru_cache(maxsize=4096)  # a table is planned several times (guess, measure, widen)
 def stored_default(declared_type: str, default_sql: str) -> Constant | Computed:
     """The value SQLite stores for ``default_sql`` in a column declared ``declared_type``.
 
     Both come from the source's own schema (``PRAGMA table_info``), which SQLite parsed as
-    a type name and one expression; they are evaluated in a private in-memory database."""
+    a type name and one expression; they are evaluated in a private in-memory database
+    (about 0.15 ms), once per pair."""
     conn = sqlite3.connect(":memory:")
     try:
         conn.execute(f"CREATE TABLE d(x, v {declared_type} AS ({default_sql}))")
