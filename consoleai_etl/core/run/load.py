@@ -198,6 +198,9 @@ class LoadOptions:
     # False in merge mode: the staged table is only merged from, then dropped, so its
     # non-unique indexes would be built for nothing (its keys still prove uniqueness).
     indexes: bool = True
+    # False in merge mode too: the application's table keeps its own defaults, so the
+    # source's are neither set on the staged table nor reported.
+    defaults: bool = True
 
 
 def load_table(
@@ -230,14 +233,16 @@ def load_table(
                 src, pg, plan, schema, progress and (lambda done: progress(done, counted)),
                 options.rules, compiled=compiled,
             )  # fmt: skip
+        if not options.defaults:
+            plan = plan.without_defaults()
         warnings = [*plan.warnings, *([stream.note] if stream.note else [])]
         for codec in stream.codecs:
             warnings += codec.warnings()
         phase(table.name, KEYS)
         quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, stream.quarantine)
         keying = time.perf_counter()
-        type_warnings, removed = constraints.retype_columns(pg, plan, schema, run_id)
-        warnings += type_warnings
+        removed = constraints.retype_columns(pg, plan, schema, run_id)
+        warnings += constraints.set_defaults(pg, plan, schema)
         key_warnings, duplicates = constraints.add_keys_and_indexes(
             pg, plan, schema, run_id, indexes=options.indexes
         )

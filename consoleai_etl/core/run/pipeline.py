@@ -125,8 +125,8 @@ def _merged(config: MigrationConfig, table: Table) -> TableMerge | None:
 
 def _load_options(config: MigrationConfig, table: Table) -> LoadOptions:
     """The table's load options. In merge mode: a casting rule per column choosing the
-    target's type, ahead of the user's rules; no non-unique index on a table only merged
-    from."""
+    target's type, ahead of the user's rules; no non-unique index and no default on a
+    table only merged from."""
     merge = _merged(config, table)
     if merge is None:
         return LoadOptions(config.casting_rules, config.orphans)
@@ -134,6 +134,7 @@ def _load_options(config: MigrationConfig, table: Table) -> LoadOptions:
         (*merge.rules(), *config.casting_rules),
         config.orphans,
         indexes=False,
+        defaults=False,
     )
 
 
@@ -229,6 +230,7 @@ def _stage_once(
                 "not_null": c.not_null,
                 "reason": c.reason,
                 "widened": c.widened,
+                "default": c.default_plan,
             }
             for c in plan.columns
         ]

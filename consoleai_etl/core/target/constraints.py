@@ -25,14 +25,20 @@ from consoleai_etl.core.types import domains
 from consoleai_etl.core.verify.checks import orphan_condition, pg_orphans, table_schema
 
 
-def _attempt(pg: psycopg.Connection, statement: sql.Composable, what: str) -> list[str]:
-    """Run one statement in a savepoint; a failure becomes a warning, not an abort."""
+def _refusal(pg: psycopg.Connection, statement: sql.Composable) -> str | None:
+    """Run one statement in a savepoint; PostgreSQL's error on one line, or None."""
     try:
         with pg.transaction():
             pg.execute(statement)
     except psycopg.Error as exc:
-        return [f"{what} not created: {' '.join(str(exc).split())}"]
-    return []
+        return " ".join(str(exc).split())
+    return None
+
+
+def _attempt(pg: psycopg.Connection, statement: sql.Composable, what: str) -> list[str]:
+    """Run one statement in a savepoint; a failure becomes a warning, not an abort."""
+    refused = _refusal(pg, statement)
+    return [] if refused is None else [f"{what} not created: {refused}"]
 
 
 def _key_json(table: Table, alias: str) -> sql.Composable:
@@ -116,17 +122,14 @@ EXCEPTION WHEN others THEN RETURN false; END$$
 """
 
 
-def retype_columns(
-    pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str
-) -> tuple[list[str], Removed]:
+def retype_columns(pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str) -> Removed:
     """Give the staged columns of retyped families (``PgType.staged_sql``) their types:
     first the rows whose value a constrained domain refuses are quarantined, then the
-    columns are retyped in one rewrite and their defaults set (a default the type refuses
-    is a warning). Returns (warnings, rows quarantined)."""
+    columns are retyped in one rewrite. Returns rows quarantined."""
     columns = [c for c in plan.columns if c.pg_type.retyped]
-    removed, warnings = Removed(), []
+    removed = Removed()
     if not columns:
-        return warnings, removed
+        return removed
     for column in columns:
         if domains.constrained(column.pg_type):
             pg.execute(_FITS)
@@ -145,11 +148,25 @@ def retype_columns(
             f"table {plan.table.name}: its columns {', '.join(c.source for c in columns)} "
             f"could not take their types: {' '.join(str(exc).split())}"
         ) from None
+    return removed
+
+
+def set_defaults(pg: psycopg.Connection, plan: TablePlan, schema: str) -> list[str]:
+    """Set the planned defaults, once every column has its type. A default PostgreSQL
+    refuses is dropped with a warning, never the table: all are tried in one statement,
+    and only when it is refused one by one."""
+    columns = [c for c in plan.columns if ddl.default(c) is not None]
+    if not columns or _refusal(pg, ddl.set_defaults(plan, schema, columns)) is None:
+        return []
+    warnings = []
     for column in columns:
-        statement = ddl.set_default(plan, schema, column)
-        if statement is not None:
-            warnings += _attempt(pg, statement, f"default of column {column.source}")
-    return warnings, removed
+        refused = _refusal(pg, ddl.set_defaults(plan, schema, [column]))
+        if refused is not None:
+            warnings.append(
+                f"column {column.source}: default {column.default_sql} dropped: "
+                f"PostgreSQL refused it for {column.pg_type.sql} ({refused})"
+            )
+    return warnings
 
 
 def add_keys_and_indexes(
