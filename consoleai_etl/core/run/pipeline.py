@@ -20,6 +20,7 @@ from psycopg import sql
 
 from consoleai_etl.core.encode.tuples import MOD
 from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.plan.merge_order import deferred_keys, write_order
 from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, TableMerge
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.planner import plan_source
@@ -540,7 +541,9 @@ def _merge(
     pg: psycopg.Connection, config: MigrationConfig, report: MigrationReport, promotion: Promotion
 ) -> None:
     """Merge mode's place of the promotion: every staged table merged into its existing
-    target table, in foreign-key order, in ONE transaction with the run's record; a failure
+    target table, in the order the application's foreign keys need (``merge_order``: its
+    DEFERRABLE keys between them deferred and checked once all are written), in ONE
+    transaction with the run's record; a failure
     anywhere rolls all of it back. A dry run rehearses the same transaction, counts
     included, and rolls it back."""
     plan = config.merge_plan
@@ -548,9 +551,14 @@ def _merge(
         raise MigrationError("merge mode without a merge plan: the preflight makes one")
     staging = bookkeeping.staging_schema(report.run_id)
     by_name = {t.table: t for t in report.tables}
+    order = write_order(plan.tables, [t.name for t in promotion.tables])
+    tables = sorted(promotion.tables, key=lambda t: order.index(t.name))
+    deferred = deferred_keys(plan.tables)
     try:
         with pg.transaction(force_rollback=config.dry_run):
-            for table in promotion.tables:
+            if deferred is not None:  # checked once every table is written, below
+                pg.execute(sql.SQL("SET CONSTRAINTS {} DEFERRED").format(deferred))
+            for table in tables:
                 merged = by_name[table.name]
                 merged.merge = merge_table(
                     pg,
@@ -563,7 +571,9 @@ def _merge(
                 )
                 if not config.dry_run:
                     _proven_in_target(merged, plan.tables[table.name])
-            for table in promotion.tables:  # last: a rollback does not undo setval
+            if deferred is not None:  # a key still unmet fails here, naming itself
+                pg.execute(sql.SQL("SET CONSTRAINTS {} IMMEDIATE").format(deferred))
+            for table in tables:  # last: a rollback does not undo setval
                 moved = move_sequences(pg, plan.tables[table.name], apply=not config.dry_run)
                 if moved:
                     by_name[table.name].merge["sequences_moved"] = moved  # type: ignore[index]
