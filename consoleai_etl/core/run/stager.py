@@ -9,6 +9,8 @@ assets. Only one table streams at a time (``Turn``: two streams would take turns
 GIL, measured slower than one after the other); the other thread meanwhile builds keys,
 validates foreign keys and runs checks, which wait on PostgreSQL. A table waits for its
 parents to be staged before it creates its foreign keys (they need the parents' keys).
+In merge mode the tables of one foreign-key cycle are one unit, staged by one thread
+(``pipeline.stage_cycle``), so the key closing the cycle is asked once all are staged.
 Progress lines of every table go to the step's log while it waits (``progress``).
 """
 
