@@ -181,3 +181,17 @@ def test_cycle_merge_through_the_command(tmp_path: Path, pg_dsn: str) -> None:
         tmp_path, "verify", str(source), pg_dsn, "--mode", "merge", "--report-dir", "v"
     )
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+
+
+def test_orphans_fail_names_the_cycle_key_and_writes_nothing(tmp_path: Path, pg_dsn: str) -> None:
+    execute(pg_dsn, application(*KEYS["deferrable"]))
+    before = fetch(pg_dsn, EMPLOYEES), fetch(pg_dsn, DEPARTMENTS)
+    source = legacy_db(tmp_path, LEGACY, REAL_ORPHAN)
+    result, report = run_job(source, pg_dsn, tmp_path / "r", mode="merge", orphans="fail")
+    assert not result.success and not report["promoted"]
+    errors = {t["table"]: t["error"] for t in report["tables"]}
+    assert (
+        "foreign key departments(manager_id) -> employees: 1 orphan rows" in errors["departments"]
+    )
+    assert errors["employees"] == errors["departments"]
+    assert (fetch(pg_dsn, EMPLOYEES), fetch(pg_dsn, DEPARTMENTS)) == before

@@ -191,11 +191,14 @@ def stage_cycle(
         failed = _settle(config, run_id, plans, reports)
         if failed:
             for report in reports:
-                report.error = f"foreign keys of cycle {', '.join(names)} not settled: {failed}"
+                report.error = (
+                    f"foreign keys of cycle {', '.join(sorted(names))} not settled: {failed}"
+                )
             plans = {}
     elif plans:
         for report in reports:
             report.error = report.error or "not checked: another table of its cycle failed"
+        plans = {}
     for report in reports:
         if report.table in plans:
             _check(config, report, plans[report.table], run_id)
