@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from consoleai_etl.core.errors import MigrationError, OptionProblem, TargetError
+from consoleai_etl.core.plan.merge_order import unorderable
 from consoleai_etl.core.plan.names import pg_column, pg_identifier
 from consoleai_etl.core.plan.profile import Profile
 from consoleai_etl.core.plan.rules import CastingRule
@@ -128,6 +129,7 @@ def plan_merge(
         )
         problems += found_problems
         merges[table.name] = merge
+    problems += unorderable(merges)
     if problems:
         raise TargetError(
             f"merge into schema {schema} refused, nothing written ({len(problems)} "

@@ -21,6 +21,7 @@ from consoleai_etl.core.encode.codec import ColumnCodec, codec_for
 from consoleai_etl.core.encode.tuples import MOD, SIGNATURE, TRAILER, TupleEncoder
 from consoleai_etl.core.errors import ConversionError
 from consoleai_etl.core.plan import planner
+from consoleai_etl.core.plan.merge_plan import MergePlan
 from consoleai_etl.core.plan.profile import Profile
 from consoleai_etl.core.plan.rules import CastingRule
 from consoleai_etl.core.plan.table_plan import TablePlan
@@ -201,6 +202,8 @@ class LoadOptions:
     # False in merge mode too: the application's table keeps its own defaults, so the
     # source's are neither set on the staged table nor reported.
     defaults: bool = True
+    # Merge mode: a parent row may be in the application's table too (``checks.parents``).
+    merge: MergePlan | None = None
 
 
 def load_table(
@@ -259,7 +262,7 @@ def load_table(
         validating = time.perf_counter()
         fk_warnings, orphans = constraints.add_foreign_keys(
             pg, table, immediate, schema, target_schema,
-            orphans=options.orphans, run_id=run_id, plan=plan,
+            orphans=options.orphans, run_id=run_id, plan=plan, merge=options.merge,
         )  # fmt: skip
         foreign_keys_seconds = time.perf_counter() - validating
         warnings += fk_warnings
