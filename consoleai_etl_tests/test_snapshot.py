@@ -164,6 +164,7 @@ def test_the_copy_is_removed_after_a_failed_run_and_a_verify_run(
     assert report["source_snapshot"].startswith("one snapshot")
     assert list(temp_root.iterdir()) == []
 
+    run_job(db, pg_dsn, tmp_path / "promoted", allow_divergence=True)  # something to verify
     _, report = run_job(db, pg_dsn, tmp_path / "verify", job="consistency_check_job")
     assert report["job"] == "consistency_check_job"
     assert report["source_snapshot"].startswith("one snapshot")
