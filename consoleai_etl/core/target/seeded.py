@@ -96,7 +96,7 @@ def references(pg: psycopg.Connection, plan: MergePlan, tables: Iterable[Table])
         known = found.setdefault((table, column.target), Reference(table, column, parent))
         if known.parent != parent:
             raise TargetError(
-                f"merge refused, nothing written: column {known.label} references two seeded "
+                f"column {known.label} references two seeded "
                 f"tables ({known.parent}, {parent}): leave one out of merge_keys"
             )
 
@@ -139,7 +139,7 @@ def ordered(plan: MergePlan, refs: Sequence[Reference]) -> list[str]:
         ready = sorted(name for name, parents in waiting.items() if parents <= set(order))
         if not ready:
             raise TargetError(
-                "merge refused, nothing written: the seeded tables "
+                "the seeded tables "
                 f"{', '.join(sorted(waiting))} hold each other's ids: leave one out of merge_keys"
             )
         order += ready
@@ -187,7 +187,7 @@ def _refuse_duplicates(pg: psycopg.Connection, merge: TableMerge, staging: str) 
     ).fetchone()
     if twice:
         raise TargetError(
-            f"merge refused, nothing written: {where}: source rows {merge.surrogate} "
+            f"{where}: source rows {merge.surrogate} "
             f"{' and '.join(twice[1])} have the same natural key ({key}) = {twice[0]}: "
             f"merge_keys.{merge.source} must identify one row; correct the source"
         )
@@ -206,7 +206,7 @@ def _refuse_duplicates(pg: psycopg.Connection, merge: TableMerge, staging: str) 
     ).fetchone()
     if twice:
         raise TargetError(
-            f"merge refused, nothing written: {where}: the natural key ({key}) = {twice[0]} "
+            f"{where}: the natural key ({key}) = {twice[0]} "
             f"matches two target rows, {merge.surrogate} {' and '.join(twice[1])}: make "
             f"({key}) unique in the target, or merge {merge.source} on its primary key"
         )
@@ -269,7 +269,7 @@ def _new_ids(
     target's ids, the source's and the sequence's current value, in source id order."""
     if surrogate.staged_type.kind != "bigint":
         raise TargetError(
-            f"merge refused, nothing written: {merge.source}: source row {surrogate.target} "
+            f"{merge.source}: source row {surrogate.target} "
             f"{first} matches no target row on ({', '.join(merge.key)}), and the target uses "
             f"its {surrogate.target} for another row; a {surrogate.target_type} id cannot be "
             "given a new value: change the id in the source"
@@ -385,7 +385,7 @@ def translate(
     if outside:
         label, parent = outside[0]
         raise TargetError(
-            f"merge refused, nothing written: {label} holds ids of the seeded table {parent}, "
+            f"{label} holds ids of the seeded table {parent}, "
             f"which this run does not merge: select {parent} too"
         )
     counts: dict[str, dict[str, object]] = {}
