@@ -9,7 +9,7 @@ SCALE ?= 1
 REPORT_DIR ?= $(or $(CONSOLEAI_REPORT_DIR),reports)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: setup demo demo-merge test lint format ui bench clean
+.PHONY: setup demo demo-merge test lint format ui bench stop clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,11 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+# The embedded PostgreSQL (used without CONSOLEAI_PG_DSN) outlives the runs for the next one
+# and `make ui`; this stops it.
+stop: setup
+	$(BIN)/python -m consoleai_etl.demo.embedded stop
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster-webserver -h 127.0.0.1 -p 3000 -w workspace.yaml

@@ -331,3 +331,15 @@ def test_a_table_that_only_depends_on_a_cycle_still_waits_for_its_parent() -> No
     assert order.upstream["a"] == ("x",)
     assert order.tables.index("x") < order.tables.index("a")
     assert [(child, fk.ref_table) for child, fk in order.deferred] == [("x", "y")]
+    assert order.cycles == (("x", "y"),)
+    assert order.cycle("a") == ()
+
+
+def test_cycles_are_the_tables_reaching_each_other_and_a_self_reference() -> None:
+    order = load_order(
+        catalog_of(
+            CYCLE + "CREATE TABLE e (id INTEGER PRIMARY KEY, boss INTEGER REFERENCES e(id));"
+        )
+    )
+    assert order.cycles == (("e",), ("a", "b"))  # in load order
+    assert order.cycle("b") == ("a", "b") and order.cycle("c") == ()

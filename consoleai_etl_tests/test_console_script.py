@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import termios
+import tomllib
 from pathlib import Path
 
 import dagster as dg
@@ -182,6 +183,7 @@ def test_help_lists_each_commands_options(tmp_path: Path, command: str, options:
         (["export", "{src}", "{dsn}"], "argument COMMAND: invalid choice: 'export'"),
         (["verify", "{tmp}/missing.sqlite", "{dsn}"], "missing.sqlite does not exist"),
         (["migrate", "{src}", "host=h port"], "POSTGRES_DSN host=h port: missing"),
+        (["migrate", "{src}", "mysql://u@h/db"], "mysql:// is not a PostgreSQL address"),
         (["migrate", "{src}", "{dsn}", "--rules", "{tmp}/rules.yaml"], "rule #1: target_type: "),
     ],
 )
@@ -199,6 +201,15 @@ def test_a_bad_command_line_exits_two_with_one_line(
     assert line.startswith("consoleai-etl") and says in line
     assert "Traceback" not in done.stderr and done.stdout == ""
     assert not (tmp_path / "reports").exists()
+
+
+def test_version_is_the_projects(tmp_path: Path) -> None:
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+
+    done = consoleai_etl(tmp_path, "--version")
+
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout == f"consoleai-etl {project['project']['version']}\n"
 
 
 @pytest.mark.parametrize("kind", ["not SQLite", "corrupt"])
@@ -219,7 +230,22 @@ def test_a_run_stopped_by_its_preflight_exits_one_with_its_reason(
     assert re.fullmatch(r"run [0-9a-f-]{36} failed before writing a report: .*", last)
     reason = {"not SQLite": "not a SQLite database", "corrupt": "is corrupt (database disk image"}
     assert f"{source}" in last and reason[kind] in last
+    assert (done.stdout + done.stderr).count(reason[kind]) == 1  # not echoed by the log
+    assert "Not executing" not in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "reports").exists()
+
+
+def test_verify_of_a_schema_never_migrated_says_so_in_one_line(
+    sample_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    done = consoleai_etl(tmp_path, "verify", str(sample_db), pg_dsn, "--schema", "nothing_here")
+
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert "schema nothing_here on " in line
+    assert "holds none of the source's 9 tables ('api_tokens', 'audit_events'" in line
+    assert line.endswith("nothing was migrated there; migrate first, or verify the schema "
+                         "the migration went into")  # fmt: skip
 
 
 def test_with_dagster_home_the_run_is_in_that_instance_without_the_password(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
 
 from consoleai_etl.core.encode.convert import (
     INT64_MAX,
@@ -504,6 +507,28 @@ def test_markdown_lists_tables_and_escapes_pipes() -> None:
     rows = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 3  # header + one row per table
     assert all(row.replace("\\|", "").count("|") == 9 for row in rows)  # 8 cells each
+
+
+@pytest.mark.parametrize(
+    "name", ['<b>&"x', "*bold* _em_ ~~gone~~", "[link](http://x) `tick``s`", "a|b\\|c", "user_id"]
+)
+def test_markdown_shows_names_and_reasons_as_text_never_as_markup(name: str) -> None:
+    """Rendered by a CommonMark + GFM-tables parser, a name from the source (in a cell, a
+    failure, a quarantined row's key, a reason) is its own text and makes no element."""
+    failing = table(name, quarantined=1, error=f"{name} refused")
+    failing.quarantine_sample = [{"key": {"id": name}, "column": name, "reason": f"{name}!"}]
+    report = make_report(failing)
+    decide(report)
+
+    html = MarkdownIt("commonmark").enable("table").render(report.to_markdown())
+
+    tags = set(re.findall(r"<(\w+)", html))
+    assert tags <= {"h1", "h2", "p", "strong", "ul", "li", "table", "thead", "tbody", "tr",
+                    "th", "td", "code", "pre"}  # fmt: skip
+    cells = re.findall(r"<tr>\s*<td>(.*?)</td>", html, flags=re.S)
+    assert cells == [escapeHtml(name)] * 2  # the tables and the quarantined rows
+    assert f"<code>{escapeHtml(json.dumps({'id': name}))}</code>" in html
+    assert f"{escapeHtml(name)} refused" in html
 
 
 def test_markdown_marks_dry_runs() -> None:

@@ -19,9 +19,11 @@ from psycopg import sql
 from consoleai_etl.core.errors import SourceError
 from consoleai_etl.core.plan.names import (
     EMPTY_NAME,
+    SYSTEM_COLUMNS,
     dagster_name,
     dagster_names,
     pg_clashes,
+    pg_column,
     pg_identifier,
 )
 from consoleai_etl.core.run.preflight import check_source
@@ -203,3 +205,46 @@ def test_a_run_migrates_tables_with_any_name(tmp_path: Path, pg_dsn: str) -> Non
     assert result.success and report["status"] == "success", report["reasons"]
     evaluated = {e.asset_key.to_user_string() for e in result.get_asset_check_evaluations()}
     assert evaluated == keys - {"migration_run", "migration_report"}
+
+
+def test_columns_named_like_system_columns_are_renamed_and_migrated(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """SQLite takes ctid, xmin... as column names; PostgreSQL keeps them for its system
+    columns. Each is renamed as a long name is (reported), and everything that names the
+    column follows: key, foreign key, index, view, checks, re-verification."""
+    db = tmp_path / "system.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.executescript(
+            "CREATE TABLE versions (xmin INTEGER PRIMARY KEY, xmax INTEGER);"
+            "CREATE TABLE rows (ctid TEXT PRIMARY KEY, cmin INTEGER NOT NULL, cmax REAL, "
+            "tableoid INTEGER REFERENCES versions(xmin), XMin TEXT);"
+            "CREATE INDEX rows_cmin ON rows (cmin);"
+            "CREATE VIEW newest AS SELECT ctid, tableoid FROM rows WHERE cmin > 1;"
+            "INSERT INTO versions VALUES (1, 10), (2, 20);"
+            "INSERT INTO rows VALUES ('(0,1)', 1, 0.5, 1, 'a'), ('(0,2)', 2, NULL, 2, 'b');"
+        )
+
+    result, report = run_job(db, pg_dsn, tmp_path)
+
+    assert result.success and report["status"] == "success", report["reasons"]
+    renamed = {name: pg_column(name) for name in SYSTEM_COLUMNS}
+    assert all(
+        new.startswith(f"{old}_") and len(new) == len(old) + 9 for old, new in renamed.items()
+    )
+    assert fetch(pg_dsn, sql.SQL("SELECT {}, {}, {}, {}, {} FROM rows ORDER BY 1").format(
+        *(sql.Identifier(renamed[c]) for c in ("ctid", "cmin", "cmax", "tableoid")),
+        sql.Identifier("XMin"),
+    )) == [("(0,1)", 1, 0.5, 1, "a"), ("(0,2)", 2, None, 2, "b")]  # fmt: skip
+    assert fetch(pg_dsn, "SELECT * FROM newest") == [("(0,2)", 2)]
+    warnings = {t["table"]: t["warnings"] for t in report["tables"]}
+    assert f"column 'xmin' renamed to '{renamed['xmin']}' (PostgreSQL keeps the name for a " \
+        "system column)" in warnings["versions"]  # fmt: skip
+    assert sum("renamed" in w for w in warnings["rows"]) == 4  # not XMin: another name
+    assert fetch(
+        pg_dsn,
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = 'rows'::regclass "
+        "AND contype IN ('p', 'f')",
+    ) == [(2,)]
+    verified, again = run_job(db, pg_dsn, tmp_path, job="consistency_check_job")
+    assert verified.success and again["status"] == "success", again["reasons"]

@@ -9,17 +9,18 @@ from decimal import Decimal
 
 import pytest
 
+from consoleai_etl.core.plan.defaults import SqlDefault, plan_default
 from consoleai_etl.core.plan.names import dagster_name, derived_identifier, pg_identifier
 from consoleai_etl.core.plan.profile import SAMPLE_ROWS, profile_table
+from consoleai_etl.core.plan.rules import DEFAULT_RULE
 from consoleai_etl.core.plan.table_plan import (
     PgType,
-    SqlDefault,
     declared_pg_type,
     observed_pg_type,
     plan_table,
-    translate_default,
 )
 from consoleai_etl.core.source.catalog import introspect
+from consoleai_etl.core.types import registry
 
 BIGINT = PgType("bigint", "bigint")
 DOUBLE = PgType("double", "double precision")
@@ -27,6 +28,13 @@ TEXT = PgType("text", "text")
 BOOLEAN = PgType("boolean", "boolean")
 DATE = PgType("date", "date")
 TIMESTAMP = PgType("timestamp", "timestamp")
+
+
+def translate_default(default_sql: str | None, pg_type: PgType) -> tuple[object, str | None]:
+    """The default of a column declared as ``pg_type`` (its SQL name gives SQLite the
+    affinity it would have) and planned as that type."""
+    converter = registry.converter(pg_type, DEFAULT_RULE)
+    return plan_default(default_sql, pg_type.sql, pg_type, converter)
 
 
 # --- declared types ---------------------------------------------------------------------------
@@ -105,6 +113,8 @@ def test_observed_pg_type(observed: dict[str, int], expected: PgType, why: str) 
         ("42", BIGINT, 42),
         ("-1", BIGINT, -1),
         ("(0)", BIGINT, 0),
+        ("(1 + 1)", BIGINT, 2),
+        ("'5'", BIGINT, 5),  # INTEGER affinity stores the number
         ("1.5", DOUBLE, 1.5),
         ("'hello'", TEXT, "hello"),
         ("'it''s'", TEXT, "it's"),
@@ -178,7 +188,7 @@ def test_default_the_column_cannot_hold_gives_a_warning(
         ("(strftime('%s', 'now', '-1 day'))", BIGINT),
         ("(lower(hex(randomblob(16))))", TEXT),
         ("abs(random()) % 100", BIGINT),
-        ("(1 + 1)", BIGINT),
+        ("app_defined(1)", BIGINT),
     ],
 )
 def test_expression_default_gives_a_warning_not_an_exception(
@@ -186,7 +196,7 @@ def test_expression_default_gives_a_warning_not_an_exception(
 ) -> None:
     value, warning = translate_default(default_sql, pg_type)
     assert value is None
-    assert warning is not None and "not translated" in warning and default_sql in warning
+    assert warning is not None and "dropped" in warning and default_sql in warning
 
 
 @pytest.mark.parametrize(
@@ -259,7 +269,7 @@ def test_plan_table_end_to_end() -> None:
     assert plan.pg_names(("id", LONG_COLUMN)) == ("id", long_column.name)
 
     warnings = "\n".join(plan.warnings)
-    assert "column token: default" in warnings and "not translated" in warnings
+    assert "column token: default" in warnings and "dropped" in warnings
     assert f"column {LONG_COLUMN!r} renamed to {long_column.name!r}" in warnings
     assert f"table {LONG_TABLE!r} renamed to {plan.name!r}" in warnings
     assert "index by_lower_label not recreated: expression index" in warnings
@@ -347,9 +357,8 @@ def test_dagster_name_keeps_safe_names_and_separates_the_rest() -> None:
     assert len(set(results)) == len(DAGSTER_INPUTS)
 
 
-def test_an_expression_between_quotes_is_not_a_string_literal() -> None:
-    value, warning = translate_default("'a' || 'b'", PgType("text", "text"))
-    assert value is None and warning and "not translated" in warning
+def test_an_expression_between_quotes_is_evaluated_not_read_as_a_literal() -> None:
+    assert translate_default("'a' || 'b'", PgType("text", "text")) == ("ab", None)
     assert translate_default("'it''s'", PgType("text", "text")) == ("it's", None)
 
 

@@ -93,7 +93,8 @@ def run(request: JobRequest, *, interactive: bool) -> int:
     )
     run_config = {
         "resources": {"settings": {"config": request.settings}},
-        **console_config("CRITICAL" if interactive else "INFO"),
+        # Said once, by the summary or the last line (below), not by three log events too.
+        **console_config("CRITICAL" if interactive else "INFO", failures=False),
     }
     view = LiveProgress(console) if interactive else nullcontext()
     with dagster_instance() as instance, view:

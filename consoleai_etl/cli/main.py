@@ -26,6 +26,7 @@ import os
 import sqlite3
 import sys
 from contextlib import closing
+from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn
 
@@ -116,6 +117,7 @@ def parser() -> argparse.ArgumentParser:
         "Dagster jobs of consoleai_etl run in this process (recorded in $DAGSTER_HOME's "
         "instance when set). Exit 0: success; 1: the run failed; 2: bad command line.",
     )
+    top.add_argument("--version", action="version", version=f"{PROG} {version(PROG)}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     migrate = commands.add_parser(
         "migrate",
@@ -128,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
         "--on-conflict",
         choices=ON_CONFLICT,
         help="merge mode: a source row whose key the target holds (default: "
-        "$CONSOLEAI_ON_CONFLICT, else update)",
+        "$CONSOLEAI_ON_CONFLICT, else target: keep the application's changed rows)",
     )
     migrate.add_argument(
         "--dry-run",
@@ -191,9 +193,19 @@ def check_skipped(source: Path, names: list[str]) -> None:
         raise UsageError(problem)
 
 
+# The URI schemes libpq takes; any other (mysql://, sqlite://) is some other database's.
+PG_SCHEMES = ("postgresql", "postgres")
+
+
 def without_password(dsn: str) -> str:
     """``dsn`` without its password, which goes to libpq as PGPASSWORD for this process:
     Dagster stores a run's config, and the password must not be in it."""
+    scheme, uri, _ = dsn.partition("://")
+    if uri and scheme.casefold() not in PG_SCHEMES:
+        raise UsageError(
+            f"POSTGRES_DSN {redact(dsn)}: {scheme}:// is not a PostgreSQL address: "
+            "use postgresql://user@host:5432/dbname"
+        )
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:

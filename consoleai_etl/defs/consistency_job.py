@@ -23,7 +23,7 @@ CONSISTENCY_JOB = "consistency_check_job"
 @dg.op(out=dg.Out(dg.Nothing))
 def consistency_preflight(context: dg.OpExecutionContext, settings: MigrationSettings) -> None:
     """Source and target checks before any table is read (no lock: nothing is loaded)."""
-    checked_config(context, settings)
+    checked_config(context, settings, verifying=True)
 
 
 def make_verify_op(table: Table, key: dg.AssetKey) -> dg.OpDefinition:

@@ -8,14 +8,20 @@ import logging
 import sys
 
 import dagster as dg
+from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR
 
 STACK_MARKER = "\nStack Trace:"
 
 
-def console_config(log_level: str) -> dict[str, object]:
+def console_config(log_level: str, *, failures: bool = True) -> dict[str, object]:
     """Run config that selects this logger at ``log_level`` (job loggers only run when
-    configured)."""
-    return {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    configured); without ``failures``, for a caller that tells the run's end itself. The
+    jobs' default config leaves ``failures`` out: Dagster checks it against its own console
+    logger's schema, which has no such key, when the job is defined."""
+    config: dict[str, object] = {"log_level": log_level}
+    if not failures:
+        config["failures"] = False
+    return {"loggers": {"console": {"config": config}}}
 
 
 # The jobs' default run config: every event from INFO up.
@@ -36,16 +42,43 @@ class ConciseFormatter(logging.Formatter):
         return self.formatMessage(record)  # no exc_info/stack_info: those stay in the event log
 
 
+# Events that say again what a failed step said: the run's failure, and each step the
+# failure left unrun ("Dependencies for step ... failed ... Not executing", ten lines for a
+# refused preflight).
+_ECHOES = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+_NOT_RUN = "Dependencies for step "
+
+
+def _not_an_echo(record: logging.LogRecord) -> bool:
+    meta = getattr(record, LOG_RECORD_METADATA_ATTR, None) or {}
+    event = meta.get("dagster_event")
+    if event is not None and event.event_type in _ECHOES:
+        return False
+    return not str(meta.get("orig_message", "")).startswith(_NOT_RUN)
+
+
 @dg.logger(
-    config_schema={"log_level": dg.Field(str, is_required=False, default_value="INFO")},
+    config_schema={
+        "log_level": dg.Field(str, is_required=False, default_value="INFO"),
+        "failures": dg.Field(
+            bool,
+            is_required=False,
+            default_value=True,
+            description="Print the step and run failure events; false for a caller that "
+            "prints why the run failed itself (consoleai-etl), so it is said once.",
+        ),
+    },
     description="One line per event on stderr; stack traces stay in the event log.",
 )
 def concise_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     logger = logging.getLogger("consoleai_etl.console")
     logger.setLevel(init_context.logger_config["log_level"])
     logger.propagate = False
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(ConciseFormatter())
-        logger.addHandler(handler)
+    for handler in logger.handlers:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ConciseFormatter())
+    if not init_context.logger_config["failures"]:
+        handler.addFilter(_not_an_echo)
+    logger.addHandler(handler)
     return logger

@@ -22,7 +22,7 @@ import dagster as dg
 from dagster._core.definitions.metadata import TableMetadataSet
 
 from consoleai_etl.core.plan.declared import declared_pg_type
-from consoleai_etl.core.plan.names import pg_identifier
+from consoleai_etl.core.plan.names import pg_column, pg_identifier
 from consoleai_etl.core.run.report import TableReport
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.defs.checks import dagster_metadata
@@ -42,7 +42,7 @@ class ColumnFacts:
 
 
 def _names(columns: Sequence[str]) -> str:
-    return ", ".join(map(pg_identifier, columns))
+    return ", ".join(map(pg_column, columns))
 
 
 def _references(fk: ForeignKey) -> str:
@@ -131,7 +131,7 @@ def declared_columns(table: Table) -> list[ColumnFacts]:
         facts.append(
             ColumnFacts(
                 source=column.name,
-                target=pg_identifier(column.name),
+                target=pg_column(column.name),
                 pg_type=pg_type.sql if pg_type else UNDECIDED_TYPE,
                 not_null=column.not_null or column.pk_position > 0,
                 description=f"{declared}; the stored values may widen it when a run loads them",

@@ -64,6 +64,7 @@ from consoleai_etl.core.run.preflight import (
     StagingLock,
     check_graph,
     check_merge,
+    check_migrated,
     check_names,
     check_ownership,
     check_source,
@@ -323,13 +324,16 @@ class MigrationSettings(dg.ConfigurableResource):
                 raise ValueError(f"{entry!r}: write a source column as table.column")
         return value
 
-    def preflight(self, *, lock: bool, tables: Collection[str] | None = None) -> MigrationConfig:
+    def preflight(
+        self, *, lock: bool, verifying: bool = False, tables: Collection[str] | None = None
+    ) -> MigrationConfig:
         """Check options (environment values and rule files), source, its agreement with
         the asset graph, the tables and columns the options name, the tables it skips
         (``core.plan.skip``: a name the source lacks stops the run), and target once per
         run, before anything is written; with ``lock`` (a migration), also check that the
         run would replace only what earlier runs promoted, and take the per-schema lock that
-        keeps a second migration out. Then take the run's ``Snapshot`` of the source: the
+        keeps a second migration out; ``verifying`` (replace mode), that the target schema
+        was migrated at all. Then take the run's ``Snapshot`` of the source: the
         returned config points the readers at it, and lists the skipped tables with their
         row counts. In merge mode, plan the merge of ``tables`` (the run's selection; None:
         every table) less the skipped ones: only those need a target table.
@@ -358,6 +362,8 @@ class MigrationSettings(dg.ConfigurableResource):
             # Merge mode writes into the application's tables: that is its point.
             if lock and not config.dry_run and not config.replace_existing and not merging:
                 check_ownership(catalog, config.pg_dsn, config.target_schema, self._skip_reasons)
+            if verifying and not merging:  # merge mode's plan names each missing table
+                check_migrated(catalog, config.pg_dsn, config.target_schema, self._skip_reasons)
             self._checked = True
         if lock and self._lock is None:
             self._lock = RunLock(config.pg_dsn, config.target_schema)

@@ -68,13 +68,14 @@ def checked_config(
     settings: MigrationSettings,
     *,
     lock: bool = False,
+    verifying: bool = False,
     tables: Collection[str] | None = None,
 ) -> MigrationConfig:
     """``settings.preflight`` with its one-line error as the step's failure; options it
     refused are in the failure's metadata too (``failed_options``); ``tables``: the step's
     selection, the only tables a merge plans."""
     try:
-        return settings.preflight(lock=lock, tables=tables)
+        return settings.preflight(lock=lock, verifying=verifying, tables=tables)
     except OptionError as exc:
         problems = [
             {"key": list(problem.key), "problem": problem.problem, "said": said}

@@ -1,4 +1,5 @@
-"""Print where the latest migration report is and its verdict (used by `make demo`).
+"""Print where the latest migration report is and its verdict (used by `make demo`), and
+that the embedded PostgreSQL is left running, when the demo used it.
 
 python -m consoleai_etl.demo.summary reports/latest.json
 """
@@ -6,6 +7,8 @@ python -m consoleai_etl.demo.summary reports/latest.json
 import json
 import sys
 from pathlib import Path
+
+from consoleai_etl.demo.embedded import notice
 
 
 def main(argv: list[str]) -> int:
@@ -24,6 +27,8 @@ def main(argv: list[str]) -> int:
     for reason in report["reasons"]:
         print(f"  - {reason}")
     print(f"report: {path.with_suffix('.html')} (and {path.with_suffix('.md')}, {path})")
+    if line := notice():
+        print(line)
     return 0
 
 

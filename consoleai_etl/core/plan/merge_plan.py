@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from consoleai_etl.core.errors import MigrationError, OptionProblem, TargetError
-from consoleai_etl.core.plan.names import pg_identifier
+from consoleai_etl.core.plan.merge_order import unorderable
+from consoleai_etl.core.plan.names import pg_column, pg_identifier
 from consoleai_etl.core.plan.profile import Profile
 from consoleai_etl.core.plan.rules import CastingRule
 from consoleai_etl.core.source.catalog import Catalog, Table
@@ -137,6 +138,7 @@ def plan_merge(
         )
         problems += found_problems
         merges[table.name] = merge
+    problems += unorderable(merges)
     if problems:
         raise TargetError(
             f"merge into schema {schema} refused, nothing written ({len(problems)} "
@@ -190,7 +192,7 @@ def _table_merge(
         if problem:
             problems.append(problem)
         elif mapped:
-            columns.append(MergeColumn(column.name, pg_identifier(column.name), name, *mapped))
+            columns.append(MergeColumn(column.name, pg_column(column.name), name, *mapped))
     filled = {c.target for c in columns}
     problems += [
         f"{where}: target column {c.name} is NOT NULL without a default and no source column "

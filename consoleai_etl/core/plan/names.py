@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Set
+from collections.abc import Callable, Iterable, Set
 
 PG_MAX_IDENTIFIER_BYTES = 63
 # PostgreSQL refuses a zero-length identifier; SQLite accepts "" as a table or column name.
@@ -33,9 +33,26 @@ def pg_identifier(name: str) -> str:
     return prefix + suffix
 
 
+# The system columns every PostgreSQL table has: no column of its own may be named so
+# (SQLite's may). Exact spellings only: a quoted "XMin" is another name.
+SYSTEM_COLUMNS = frozenset({"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
+
+
+def pg_column(name: str) -> str:
+    """A column's PostgreSQL name: ``pg_identifier``'s, except that a system column's name
+    gets a hash of itself, as a long name does (``xmin`` -> ``xmin_<hash>``), so that no
+    other source name can be spelled like it."""
+    return f"{name}_{_digest(name)}" if name in SYSTEM_COLUMNS else pg_identifier(name)
+
+
 def renamed_because(name: str) -> str:
-    """Why ``pg_identifier`` changed ``name``, for the warning that reports it."""
-    return "PostgreSQL refuses an empty name" if not name else "63-byte limit"
+    """Why ``pg_identifier`` or ``pg_column`` changed ``name``, for the warning that
+    reports it."""
+    if not name:
+        return "PostgreSQL refuses an empty name"
+    if name in SYSTEM_COLUMNS:
+        return "PostgreSQL keeps the name for a system column"
+    return "63-byte limit"
 
 
 def derived_identifier(*parts: str) -> str:
@@ -43,12 +60,15 @@ def derived_identifier(*parts: str) -> str:
     return pg_identifier("_".join(parts))
 
 
-def pg_clashes(names: Iterable[str]) -> list[tuple[str, ...]]:
-    """Groups of distinct source names that ``pg_identifier`` maps to one PostgreSQL name
-    (a shortened long name, or ``EMPTY_NAME``, spelled out by another name), sorted."""
+def pg_clashes(
+    names: Iterable[str], mapped: Callable[[str], str] = pg_identifier
+) -> list[tuple[str, ...]]:
+    """Groups of distinct source names that ``mapped`` (``pg_identifier``, or ``pg_column``
+    for columns) maps to one PostgreSQL name (a shortened long name, or ``EMPTY_NAME``,
+    spelled out by another name), sorted."""
     groups: dict[str, list[str]] = {}
     for name in sorted(set(names)):
-        groups.setdefault(pg_identifier(name), []).append(name)
+        groups.setdefault(mapped(name), []).append(name)
     return [tuple(group) for group in groups.values() if len(group) > 1]
 
 

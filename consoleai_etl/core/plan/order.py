@@ -17,6 +17,13 @@ class LoadOrder:
     tables: tuple[str, ...]
     upstream: dict[str, tuple[str, ...]]  # table -> parent tables it waits for
     deferred: tuple[tuple[str, ForeignKey], ...]  # (child table, FK) created at promotion
+    # The tables of each foreign-key cycle (a table referencing itself is one), in load
+    # order: merge mode stages each as one unit (``pipeline.stage_cycle``).
+    cycles: tuple[tuple[str, ...], ...] = ()
+
+    def cycle(self, table: str) -> tuple[str, ...]:
+        """The tables of ``table``'s cycle; () when it is in none."""
+        return next((c for c in self.cycles if table in c), ())
 
 
 def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
@@ -30,6 +37,18 @@ def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
             seen.add(node)
             todo += graph.get(node, ())
     return False
+
+
+def _reachable(graph: dict[str, set[str]], starts: set[str]) -> set[str]:
+    """Every node reachable from ``starts`` (included) following parent edges."""
+    seen: set[str] = set()
+    todo = list(starts)
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo += graph.get(node, ())
+    return seen
 
 
 def load_order(catalog: Catalog) -> LoadOrder:
@@ -64,4 +83,19 @@ def load_order(catalog: Catalog) -> LoadOrder:
         for fk in t.foreign_keys
         if (t.name, fk.ref_table) in cut
     )
-    return LoadOrder(tables=tuple(ordered), upstream=upstream, deferred=deferred)
+    return LoadOrder(
+        tables=tuple(ordered), upstream=upstream, deferred=deferred, cycles=cycles(catalog, ordered)
+    )
+
+
+def cycles(catalog: Catalog, ordered: list[str]) -> tuple[tuple[str, ...], ...]:
+    """The strongly connected components of the foreign-key graph that hold a cycle: two
+    tables or more that reach each other, or one table referencing itself."""
+    names = set(ordered)
+    graph = {t.name: {fk.ref_table for fk in t.foreign_keys} & names for t in catalog.tables}
+    reach = {n: _reachable(graph, graph[n]) for n in names}  # tables n's keys lead to
+    found: list[tuple[str, ...]] = []
+    for name in ordered:
+        if name in reach[name] and not any(name in c for c in found):
+            found.append(tuple(n for n in ordered if n in reach[name] and name in reach[n]))
+    return tuple(found)

@@ -127,14 +127,14 @@ def widen(src: sqlite3.Connection, plan: TablePlan) -> TablePlan:
     """``plan`` with every column that some stored value does not fit widened (its
     ``on_error`` is ``widen``, the default for a type the user did not choose). Decided by
     a scan before the table is created: a column's type cannot change in a COPY."""
-    columns, warnings = [], list(plan.warnings)
+    columns, notes = [], list(plan.notes)
     for column in plan.columns:
         if column.on_error == "widen" and _may_refuse(column):
             column = _widened(src, plan.table, column)
             if column.widened:
-                warnings.append(f"column {column.source}: {column.widened}")
+                notes.append(f"column {column.source}: {column.widened}")
         columns.append(column)
-    return replace(plan, columns=tuple(columns), warnings=tuple(warnings))
+    return replace(plan, columns=tuple(columns), notes=tuple(notes))
 
 
 def _may_refuse(column: ColumnPlan) -> bool:
@@ -193,9 +193,10 @@ class _Rung:
 
 def _widened(src: sqlite3.Connection, table: Table, column: ColumnPlan) -> ColumnPlan:
     """The column at the narrowest rung of its ladder that every stored value fits (values
-    no rung takes are left to the quarantine). One scan per rung climbed: a value refused
-    by the current rung moves it up to the first rung that takes it, and the scan starts
-    over, since the values already seen must fit the new rung too."""
+    no rung takes are left to the quarantine), its default planned anew for that type.
+    One scan per rung climbed: a value refused by the current rung moves it up to the
+    first rung that takes it, and the scan starts over, since the values already seen must
+    fit the new rung too."""
     ladder = [_Rung(column, pg_type) for pg_type in _ladder(column)]
     rung, first, restart = 0, None, True
     while restart:
@@ -217,7 +218,8 @@ def _widened(src: sqlite3.Connection, table: Table, column: ColumnPlan) -> Colum
         f"(e.g. {first}): widened to {pg_type.sql}"
     )
     reason = f"{column.reason}; widened to {pg_type.sql} (e.g. {first})"
-    return replace(column, pg_type=pg_type, widened=why, reason=reason)
+    widened = replace(column, pg_type=pg_type, widened=why, reason=reason)
+    return widened.with_default(numbers_only=ladder[rung].numbers_only)
 
 
 def _refusal(column: ColumnPlan, pg_type: PgType, value: object) -> str:

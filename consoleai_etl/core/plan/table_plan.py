@@ -13,12 +13,13 @@ and widening a declared type that some stored value does not fit, is ``planner``
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from consoleai_etl.core.encode import convert
 from consoleai_etl.core.plan.date_encodings import NumberRange, auto_encoding, suggestion
 from consoleai_etl.core.plan.declared import declared_pg_type
-from consoleai_etl.core.plan.names import pg_identifier, renamed_because
+from consoleai_etl.core.plan.defaults import plan_default, shown
+from consoleai_etl.core.plan.names import pg_column, pg_identifier, renamed_because
 from consoleai_etl.core.plan.rules import (
     DEFAULT_RULE,
     CastingRule,
@@ -48,9 +49,28 @@ class ColumnPlan:
     # one that explains every stored number (``iso``: none does, numbers are refused).
     encoding: str = "auto"
     widened: str | None = None  # why the stored values overruled the declared type
+    default_sql: str | None = None  # the SQLite default as written
+    # What became of it, when it is not kept for the declared type (``defaults``).
+    default_note: str | None = None
 
     def converter(self) -> convert.Converter:
         return registry.converter(self.pg_type, self.rule, self.encoding)
+
+    def with_default(self, *, numbers_only: bool = False) -> ColumnPlan:
+        """The column with its SQLite default planned for its type (``plan_default``):
+        called again whenever the type changes, so a default never outlives its type."""
+        default, note = plan_default(
+            self.default_sql, self.declared_type, self.pg_type, self.converter(),
+            numbers_only=numbers_only,
+        )  # fmt: skip
+        return replace(self, default=default, default_note=note)
+
+    @property
+    def default_plan(self) -> str | None:
+        """The default's entry in the report's type plan."""
+        if self.default_sql is None:
+            return None
+        return self.default_note or f"default {self.default_sql} as {shown(self.default)}"
 
     @property
     def numbers_unmeasured(self) -> bool:
@@ -89,7 +109,22 @@ class TablePlan:
     name: str
     columns: tuple[ColumnPlan, ...]
     source_rows: int
-    warnings: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())  # every warning but the defaults' notes
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The plan's warnings: its notes, then what became of each noted default (derived
+        from the columns, so a re-planned default leaves no stale warning)."""
+        defaults = (f"column {c.source}: {c.default_note}" for c in self.columns if c.default_note)
+        return (*self.notes, *defaults)
+
+    def without_defaults(self) -> TablePlan:
+        """The plan of a table only merged from: the application's table keeps its own
+        defaults, so the source's are neither set nor reported."""
+        columns = (
+            replace(c, default=None, default_sql=None, default_note=None) for c in self.columns
+        )
+        return replace(self, columns=tuple(columns))
 
     def column(self, source_name: str) -> ColumnPlan:
         return next(c for c in self.columns if c.source == source_name)
@@ -138,81 +173,8 @@ def _encoding(
     return encoding, f"numbers read as {encoding} (all {numbers.count} are plausible dates)"
 
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-# SQLite's "now" expressions (always UTC) and their PostgreSQL equivalents per target kind.
-_UTC_NOW = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
-_NOW_DATETIME = {
-    "timestamp": _UTC_NOW,
-    "timestamptz": "CURRENT_TIMESTAMP",
-    "date": f"{_UTC_NOW}::date",
-    "text": f"to_char({_UTC_NOW}, 'YYYY-MM-DD HH24:MI:SS')",
-}
-_NOW_DATE = {"date": f"{_UTC_NOW}::date", "text": f"to_char({_UTC_NOW}, 'YYYY-MM-DD')"}
-_NOW_EPOCH = {
-    "bigint": "extract(epoch FROM CURRENT_TIMESTAMP)::bigint",
-    "double": "extract(epoch FROM CURRENT_TIMESTAMP)::double precision",
-}
-_EXPRESSIONS = {
-    "current_timestamp": _NOW_DATETIME,
-    "datetime('now')": _NOW_DATETIME,
-    "strftime('%Y-%m-%d %H:%M:%S','now')": _NOW_DATETIME,
-    "current_date": _NOW_DATE,
-    "date('now')": _NOW_DATE,
-    "strftime('%s','now')": _NOW_EPOCH,
-    "cast(strftime('%s','now')as integer)": _NOW_EPOCH,
-    "julianday('now')": {"double": "(extract(epoch FROM CURRENT_TIMESTAMP) / 86400 + 2440587.5)"},
-}
 _QUOTED = re.compile(r"('(?:[^']|'')*')")
 _CHECK = re.compile(r"\bCHECK\s*\(", re.IGNORECASE)
-_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
-
-
-def _normalize(expression: str) -> str:
-    """Lower case and single spaces outside string literals; no space around , ( )."""
-    parts = _QUOTED.split(expression)
-    for i in range(0, len(parts), 2):  # even parts are outside quotes
-        text = " ".join(parts[i].lower().split())
-        parts[i] = re.sub(r"\s*([(),])\s*", r"\1", text)
-    return "".join(parts)
-
-
-def translate_default(default_sql: str | None, pg_type: PgType) -> tuple[object, str | None]:
-    """(the default as a Python value or SQL text marker, warning). None means no default.
-
-    Literal defaults go through the column's own converter, so a default that the column
-    could not hold is reported instead of breaking the DDL.
-    """
-    if default_sql is None:
-        return None, None
-    text = default_sql.strip()
-    while text.startswith("(") and text.endswith(")"):
-        text = text[1:-1].strip()
-    upper = text.upper()
-    if upper == "NULL":
-        return None, None
-    expression = _EXPRESSIONS.get(_normalize(text), {}).get(pg_type.kind)
-    if expression:
-        return SqlDefault(expression), None
-    value: object
-    if _NUMBER.match(text):
-        value = int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
-    elif _STRING_LITERAL.fullmatch(text):
-        value = text[1:-1].replace("''", "'")
-    elif upper in ("TRUE", "FALSE"):
-        value = int(upper == "TRUE")
-    else:
-        return None, f"default {default_sql} not translated (SQLite expression)"
-    try:
-        return registry.converter(pg_type, DEFAULT_RULE)(value), None
-    except ValueError as exc:
-        return None, f"default {default_sql} not translated ({exc})"
-
-
-@dataclass(frozen=True)
-class SqlDefault:
-    """A default that is an SQL expression rather than a literal value."""
-
-    sql: str
 
 
 def plan_column(
@@ -242,8 +204,7 @@ def plan_column(
     encoding, note = _encoding(pg_type, rule, observed, numbers)
     if note:
         reason += f"; {note}"
-    default, warning = translate_default(column.default_sql, pg_type)
-    warnings = [f"column {column.name}: {warning}"] if warning else []
+    warnings = []
     if numbers is not None and encoding == "iso":
         warnings.append(f"column {column.name}: {suggestion(numbers)}")
     if pg_type.kind == "bytea" and set(observed) - {"blob", "null"}:
@@ -253,17 +214,18 @@ def plan_column(
         )
     plan = ColumnPlan(
         source=column.name,
-        name=pg_identifier(column.name),
+        name=pg_column(column.name),
         declared_type=column.declared_type,
         observed=observed,
         pg_type=pg_type,
         not_null=column.not_null or column.pk_position > 0,
         identity=identity,
-        default=default,
+        default=None,
         reason=reason,
         rule=rule,
         encoding=encoding,
-    )
+        default_sql=column.default_sql,
+    ).with_default()
     if plan.name != column.name:
         why = renamed_because(column.name)
         warnings.append(f"column {column.name!r} renamed to {plan.name!r} ({why})")

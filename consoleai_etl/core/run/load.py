@@ -21,6 +21,7 @@ from consoleai_etl.core.encode.codec import ColumnCodec, codec_for
 from consoleai_etl.core.encode.tuples import MOD, SIGNATURE, TRAILER, TupleEncoder
 from consoleai_etl.core.errors import ConversionError
 from consoleai_etl.core.plan import planner
+from consoleai_etl.core.plan.merge_plan import MergePlan
 from consoleai_etl.core.plan.profile import Profile
 from consoleai_etl.core.plan.rules import CastingRule
 from consoleai_etl.core.plan.table_plan import TablePlan
@@ -198,6 +199,11 @@ class LoadOptions:
     # False in merge mode: the staged table is only merged from, then dropped, so its
     # non-unique indexes would be built for nothing (its keys still prove uniqueness).
     indexes: bool = True
+    # False in merge mode too: the application's table keeps its own defaults, so the
+    # source's are neither set on the staged table nor reported.
+    defaults: bool = True
+    # Merge mode: a parent row may be in the application's table too (``checks.parents``).
+    merge: MergePlan | None = None
 
 
 def load_table(
@@ -230,14 +236,16 @@ def load_table(
                 src, pg, plan, schema, progress and (lambda done: progress(done, counted)),
                 options.rules, compiled=compiled,
             )  # fmt: skip
+        if not options.defaults:
+            plan = plan.without_defaults()
         warnings = [*plan.warnings, *([stream.note] if stream.note else [])]
         for codec in stream.codecs:
             warnings += codec.warnings()
         phase(table.name, KEYS)
         quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, stream.quarantine)
         keying = time.perf_counter()
-        type_warnings, removed = constraints.retype_columns(pg, plan, schema, run_id)
-        warnings += type_warnings
+        removed = constraints.retype_columns(pg, plan, schema, run_id)
+        warnings += constraints.set_defaults(pg, plan, schema)
         key_warnings, duplicates = constraints.add_keys_and_indexes(
             pg, plan, schema, run_id, indexes=options.indexes
         )
@@ -254,7 +262,7 @@ def load_table(
         validating = time.perf_counter()
         fk_warnings, orphans = constraints.add_foreign_keys(
             pg, table, immediate, schema, target_schema,
-            orphans=options.orphans, run_id=run_id, plan=plan,
+            orphans=options.orphans, run_id=run_id, plan=plan, merge=options.merge,
         )  # fmt: skip
         foreign_keys_seconds = time.perf_counter() - validating
         warnings += fk_warnings

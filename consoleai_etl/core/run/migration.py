@@ -25,8 +25,9 @@ from consoleai_etl.core.target.promote import Promotion
 
 @dataclass(frozen=True)
 class MigrationPlan:
-    """The source's tables in foreign-key order, each with the parents it waits for and the
-    foreign keys that close a cycle (created at promotion, see ``order``)."""
+    """The source's tables in foreign-key order, each with the parents it waits for, the
+    foreign keys that close a cycle (created at promotion, see ``order``) and the tables of
+    its cycle (staged with it as one unit in merge mode)."""
 
     catalog: Catalog
     tables: tuple[TableToStage, ...]
@@ -40,6 +41,7 @@ class MigrationPlan:
                 by_name[name],
                 order.upstream[name],
                 tuple(fk for child, fk in order.deferred if child == name),
+                order.cycle(name),
             )
             for name in order.tables
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -18,11 +18,14 @@ from typing import Literal, get_args
 import psycopg
 from psycopg import sql
 
+from consoleai_etl.core.encode.tuples import MOD
 from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.plan.merge_order import deferred_keys, write_order
 from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, TableMerge
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.planner import plan_source
 from consoleai_etl.core.plan.rules import ORPHAN_POLICIES, CastingRule, OrphanPolicy
+from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.run.load import LoadOptions, load_table
 from consoleai_etl.core.run.progress import CHECKS, MERGE, PROMOTION, TableFinished, phase, publish
 from consoleai_etl.core.run.report import (
@@ -38,6 +41,7 @@ from consoleai_etl.core.source.catalog import ForeignKey, Table, introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
 from consoleai_etl.core.target import bookkeeping, seeded
+from consoleai_etl.core.target.constraints import Link, settle_cycle
 from consoleai_etl.core.target.merge import (
     differences,
     merge_table,
@@ -125,8 +129,8 @@ def _merged(config: MigrationConfig, table: Table) -> TableMerge | None:
 
 def _load_options(config: MigrationConfig, table: Table) -> LoadOptions:
     """The table's load options. In merge mode: a casting rule per column choosing the
-    target's type, ahead of the user's rules; no non-unique index on a table only merged
-    from."""
+    target's type, ahead of the user's rules; no non-unique index and no default on a
+    table only merged from."""
     merge = _merged(config, table)
     if merge is None:
         return LoadOptions(config.casting_rules, config.orphans)
@@ -134,10 +138,13 @@ def _load_options(config: MigrationConfig, table: Table) -> LoadOptions:
         (*merge.rules(), *config.casting_rules),
         config.orphans,
         indexes=False,
+        defaults=False,
     )
 
 
 RETRY_BACKOFF = (1.0, 3.0)  # seconds before the 2nd and 3rd attempt of a table
+
+_FAILURES = (MigrationError, psycopg.Error, sqlite3.Error, OSError)
 
 
 def stage_table(
@@ -151,24 +158,93 @@ def stage_table(
     streaming: AbstractContextManager | None = None,
 ) -> TableReport:
     """Load ``table`` into the run's staging schema and check it there. In merge mode its
-    columns are staged as the target's types (``_merge_options``).
+    columns are staged as the target's types (``_merge_options``)."""
+    report, plan = _load(config, table, run_id, deferred, progress, before_foreign_keys, streaming)
+    if plan is not None:
+        _check(config, report, plan, run_id)
+    return report
 
-    A lost connection rolls the table's transaction back on the server, so the table is
-    simply loaded again, after a pause, at most ``len(RETRY_BACKOFF)`` more times. An SQL
-    error is not retried: it would fail the same way again.
-    """
-    options = replace(
-        _load_options(config, table),
-        deferred=deferred,
-        before_foreign_keys=before_foreign_keys,
-        streaming=streaming or nullcontext(),
-    )
-    retries: list[str] = []
+
+def stage_cycle(
+    config: MigrationConfig,
+    tables: Sequence[Table],
+    run_id: str,
+    *,
+    progress: Callable[[str], Callable[[int, int], None]] | None = None,
+    before_foreign_keys: Callable[[], object] | None = None,
+    streaming: AbstractContextManager | None = None,
+) -> list[TableReport]:
+    """Merge mode: stage the tables of one foreign-key cycle (or one table referencing
+    itself) as one unit, in load order. Each is loaded without the keys between them; once
+    all are staged, those keys are settled together against the staged rows and the
+    application's (``constraints.settle_cycle``: a quarantined orphan takes the rows
+    depending on it along), and only then is each table checked. So the key that closes
+    the cycle is asked once both of its tables are staged, never of half of it."""
+    names = {t.name for t in tables}
+    loaded = []
+    for table in tables:
+        within = tuple(fk for fk in table.foreign_keys if fk.ref_table in names)
+        each = progress and progress(table.name)
+        loaded.append(_load(config, table, run_id, within, each, before_foreign_keys, streaming))
+    reports = [report for report, _ in loaded]
+    plans = {report.table: plan for report, plan in loaded if plan is not None}
+    if len(plans) == len(tables):
+        failed = _settle(config, run_id, plans, reports)
+        if failed:
+            for report in reports:
+                report.error = (
+                    f"foreign keys of cycle {', '.join(sorted(names))} not settled: {failed}"
+                )
+            plans = {}
+    elif plans:
+        for report in reports:
+            report.error = report.error or "not checked: another table of its cycle failed"
+        plans = {}
+    for report in reports:
+        if report.table in plans:
+            _check(config, report, plans[report.table], run_id)
+    return reports
+
+
+def _settle(
+    config: MigrationConfig,
+    run_id: str,
+    plans: dict[str, TablePlan],
+    reports: list[TableReport],
+) -> str | None:
+    """The cycle's keys, settled in staging; each table's counts and streamed checksum
+    less the rows it quarantined. Returns the failure, None when settled."""
+    assert config.merge_plan is not None
+    links = [Link(plan, fk) for plan in plans.values() for fk in plan.table.foreign_keys]
+    links = [link for link in links if link.fk.ref_table in plans]
+    try:
+        with connect(config.pg_dsn) as pg, pg.transaction():
+            warnings, removed = settle_cycle(
+                pg, links, bookkeeping.staging_schema(run_id), config.merge_plan,
+                orphans=config.orphans, run_id=run_id,
+            )  # fmt: skip
+    except (MigrationError, psycopg.Error) as exc:
+        return _one_line(exc)
+    for report in reports:
+        gone = removed.get(report.table)
+        report.warnings += [w for w in warnings if w.startswith(f"foreign key {report.table}(")]
+        if gone and gone.rows:
+            report.loaded_rows = (report.loaded_rows or 0) - gone.rows
+            report.quarantined_rows = (report.quarantined_rows or 0) + gone.rows
+            report.checksum = f"{(int(report.checksum, 16) - gone.hash_sum) % MOD:016x}"
+    return None
+
+
+def _retried(report: TableReport, attempt: Callable[[], None], retries: list[str]) -> bool:
+    """Run ``attempt``; whether it succeeded. A lost connection rolls its transaction back
+    on the server, so it simply runs again, after a pause, at most ``len(RETRY_BACKOFF)``
+    more times (each noted in ``retries``). Any other error is not retried (it would fail
+    the same way again) and, as the last lost connection, becomes the report's error."""
     for pause in (*RETRY_BACKOFF, None):
-        report = TableReport(table=table.name, target_table=pg_identifier(table.name))
         try:
-            _stage_once(config, table, run_id, options, progress, report)
-        except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
+            attempt()
+            return True
+        except _FAILURES as exc:
             if not connection_lost(exc):
                 report.error = _one_line(exc)
             elif pause is None:
@@ -180,19 +256,47 @@ def stage_table(
                 retries.append(f"attempt {len(retries) + 1} lost its connection ({_one_line(exc)})")
                 time.sleep(pause)
                 continue
-        report.warnings = [f"loaded again: {r}" for r in retries] + report.warnings
-        return report
+            return False
     raise AssertionError("unreachable: the last attempt always returns")
 
 
-def _stage_once(
+def _load(
+    config: MigrationConfig,
+    table: Table,
+    run_id: str,
+    deferred: tuple[ForeignKey, ...],
+    progress: Callable[[int, int], None] | None,
+    before_foreign_keys: Callable[[], object] | None,
+    streaming: AbstractContextManager | None,
+) -> tuple[TableReport, TablePlan | None]:
+    """Load ``table`` into staging (its report: counts, columns, warnings, the streamed
+    checksum), without the keys in ``deferred``; the plan it was loaded with, None when it
+    failed."""
+    options = replace(
+        _load_options(config, table),
+        deferred=deferred,
+        before_foreign_keys=before_foreign_keys,
+        streaming=streaming or nullcontext(),
+    )
+    report = TableReport(table=table.name, target_table=pg_identifier(table.name))
+    plans: list[TablePlan] = []
+    retries: list[str] = []
+    loaded = _retried(
+        report, lambda: plans.append(_load_once(config, table, run_id, options, progress, report)),
+        retries,
+    )  # fmt: skip
+    report.warnings = [f"loaded again: {r}" for r in retries] + report.warnings
+    return report, plans[-1] if loaded else None
+
+
+def _load_once(
     config: MigrationConfig,
     table: Table,
     run_id: str,
     options: LoadOptions,
     progress: Callable[[int, int], None] | None,
     report: TableReport,
-) -> None:
+) -> TablePlan:
     staging = bookkeeping.staging_schema(run_id)
     with _connections(config) as (src, pg):
         _source_table(src, table)
@@ -208,48 +312,65 @@ def _stage_once(
             options=options,
             progress=progress,
         )
-        report.source_rows = result.source_rows
-        report.loaded_rows = result.loaded_rows
-        report.quarantined_rows = result.quarantined_rows
-        report.seconds = round(result.seconds, 3)
-        report.keys_seconds = round(result.keys_seconds, 3)
-        report.foreign_keys_seconds = round(result.foreign_keys_seconds, 3)
-        report.load_window = [round(t, 3) for t in result.window]
-        report.rows_per_second = round(result.rows_per_second, 1)
-        report.warnings = result.warnings
-        report.quarantine_sample = bookkeeping.quarantine_sample(pg, run_id, table.name)
-        report.quarantine_reasons = bookkeeping.quarantine_reasons(pg, run_id, table.name)
-        report.columns = [
-            {
-                "name": c.source,
-                "target_name": c.name,
-                "declared_type": c.declared_type,
-                "observed": c.observed,
-                "pg_type": c.pg_type.sql,
-                "not_null": c.not_null,
-                "reason": c.reason,
-                "widened": c.widened,
-            }
-            for c in plan.columns
-        ]
-        context = CheckContext(
-            src,
-            pg,
-            plan,
-            config.orphans,
-            schema=staging,
-            parent_schemas=(staging, config.target_schema),
-            source_rows=result.source_rows,
-            quarantined=result.quarantined_rows,
-            expected=Checksum(result.loaded_rows, result.checksum),
-            exclude=quarantined_keys(pg, plan, run_id),
-        )
-        phase(table.name, CHECKS)
-        started = time.perf_counter()
-        report.checks = run_checks(context)
-        report.check_seconds = round(time.perf_counter() - started, 3)
-        report.checksum = f"{result.checksum:016x}"
-        report.checksum_seconds = round(result.checksum_seconds, 3)
+    report.source_rows = result.source_rows
+    report.loaded_rows = result.loaded_rows
+    report.quarantined_rows = result.quarantined_rows
+    report.seconds = round(result.seconds, 3)
+    report.keys_seconds = round(result.keys_seconds, 3)
+    report.foreign_keys_seconds = round(result.foreign_keys_seconds, 3)
+    report.load_window = [round(t, 3) for t in result.window]
+    report.rows_per_second = round(result.rows_per_second, 1)
+    report.warnings = result.warnings
+    report.columns = [
+        {
+            "name": c.source,
+            "target_name": c.name,
+            "declared_type": c.declared_type,
+            "observed": c.observed,
+            "pg_type": c.pg_type.sql,
+            "not_null": c.not_null,
+            "reason": c.reason,
+            "widened": c.widened,
+            "default": c.default_plan,
+        }
+        for c in plan.columns
+    ]
+    report.checksum = f"{result.checksum:016x}"
+    report.checksum_seconds = round(result.checksum_seconds, 3)
+    return plan
+
+
+def _check(config: MigrationConfig, report: TableReport, plan: TablePlan, run_id: str) -> None:
+    """The staged table's quarantine summary and checks, against the streamed counts and
+    checksum its report holds."""
+    staging = bookkeeping.staging_schema(run_id)
+    table = plan.table
+
+    def attempt() -> None:
+        with _connections(config) as (src, pg):
+            report.quarantine_sample = bookkeeping.quarantine_sample(pg, run_id, table.name)
+            report.quarantine_reasons = bookkeeping.quarantine_reasons(pg, run_id, table.name)
+            context = CheckContext(
+                src,
+                pg,
+                plan,
+                config.orphans,
+                schema=staging,
+                parent_schemas=(staging, config.target_schema),
+                source_rows=report.source_rows or 0,
+                quarantined=report.quarantined_rows or 0,
+                expected=Checksum(report.loaded_rows or 0, int(report.checksum, 16)),
+                exclude=quarantined_keys(pg, plan, run_id),
+                merge=config.merge_plan,
+            )
+            phase(table.name, CHECKS)
+            started = time.perf_counter()
+            report.checks = run_checks(context)
+            report.check_seconds = round(time.perf_counter() - started, 3)
+
+    retries: list[str] = []
+    _retried(report, attempt, retries)
+    report.warnings += [f"checked again: {r}" for r in retries]
 
 
 def verify_table(config: MigrationConfig, table: Table, run_id: str) -> TableReport:
@@ -459,7 +580,9 @@ def _merge(
     pg: psycopg.Connection, config: MigrationConfig, report: MigrationReport, promotion: Promotion
 ) -> None:
     """Merge mode's place of the promotion: every staged table merged into its existing
-    target table, in foreign-key order, in ONE transaction with the run's record; a failure
+    target table, in the order the application's foreign keys need (``merge_order``: its
+    DEFERRABLE keys between them deferred and checked once all are written), in ONE
+    transaction with the run's record; a failure
     anywhere rolls all of it back. A dry run rehearses the same transaction, counts
     included, and rolls it back."""
     plan = config.merge_plan
@@ -467,12 +590,17 @@ def _merge(
         raise MigrationError("merge mode without a merge plan: the preflight makes one")
     staging = bookkeeping.staging_schema(report.run_id)
     by_name = {t.table: t for t in report.tables}
+    order = write_order(plan.tables, [t.name for t in promotion.tables])
+    tables = sorted(promotion.tables, key=lambda t: order.index(t.name))
+    deferred = deferred_keys(plan.tables)
     try:
         with pg.transaction(force_rollback=config.dry_run):
             refs = seeded.references(pg, plan, promotion.catalog.tables)
             names = [t.name for t in promotion.tables]
             translated = seeded.translate(pg, plan, staging, refs, names)
-            for table in promotion.tables:
+            if deferred is not None:  # checked once every table is written, below
+                pg.execute(sql.SQL("SET CONSTRAINTS {} DEFERRED").format(deferred))
+            for table in tables:
                 merged = by_name[table.name]
                 merged.merge = merge_table(
                     pg,
@@ -487,7 +615,9 @@ def _merge(
                     merged.merge["seeded"] = translated[table.name]
                 if not config.dry_run:
                     _proven_in_target(merged, plan.tables[table.name])
-            for table in promotion.tables:  # last: a rollback does not undo setval
+            if deferred is not None:  # a key still unmet fails here, naming itself
+                pg.execute(sql.SQL("SET CONSTRAINTS {} IMMEDIATE").format(deferred))
+            for table in tables:  # last: a rollback does not undo setval
                 moved = move_sequences(pg, plan.tables[table.name], apply=not config.dry_run)
                 if moved:
                     by_name[table.name].merge["sequences_moved"] = moved  # type: ignore[index]

@@ -15,7 +15,7 @@ from psycopg import sql
 
 from consoleai_etl.core.errors import OptionError, OptionProblem, SourceError, TargetError
 from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, plan_merge, unknown_options
-from consoleai_etl.core.plan.names import pg_clashes, pg_identifier
+from consoleai_etl.core.plan.names import pg_clashes, pg_column, pg_identifier
 from consoleai_etl.core.plan.profile import Profile, profile_table, row_count
 from consoleai_etl.core.plan.rules import CastingRule, unknown_columns
 from consoleai_etl.core.run.report import SkippedTable
@@ -154,7 +154,7 @@ def name_clash(catalog: Catalog) -> str | None:
     if tables := pg_clashes(t.name for t in catalog.tables):
         return f"tables {_spelled(tables[0], 'PostgreSQL table')}"
     for table in catalog.tables:
-        if columns := pg_clashes(c.name for c in table.columns):
+        if columns := pg_clashes((c.name for c in table.columns), pg_column):
             return f"table {table.name}: columns {_spelled(columns[0], 'column')}"
     return None
 
@@ -194,6 +194,21 @@ def check_target(dsn: str, schema: str) -> None:
                 f"{' '.join(str(exc).split())} (grant CREATE on the database, or create the "
                 "schemas beforehand)"
             ) from None
+
+
+def check_migrated(catalog: Catalog, dsn: str, schema: str, skipped: Collection[str] = ()) -> None:
+    """Verifying (replace mode): ``schema`` holds at least one of the source's tables (less
+    the ``skipped`` ones). A schema that holds none was never migrated: one line says so,
+    instead of every check of every table failing on a missing relation. Read only."""
+    names = {pg_identifier(t.name) for t in catalog.tables if t.name not in skipped}
+    with connect(dsn) as pg:
+        found = existing_relations(pg, schema, names)
+    if names and not found:
+        raise TargetError(
+            f"schema {schema} on {redact(dsn)} holds none of the source's {len(names)} tables "
+            f"({_listed(names)}): nothing was migrated there; migrate first, or verify the "
+            "schema the migration went into"
+        )
 
 
 def check_ownership(catalog: Catalog, dsn: str, schema: str, skipped: Collection[str] = ()) -> None:

@@ -191,13 +191,13 @@ class MigrationReport:
             + (" — DRY RUN, target untouched" if self.dry_run else ""),
             "",
         ]
-        lines += [f"- {reason}" for reason in self.reasons]
+        lines += [f"- {_md(reason)}" for reason in self.reasons]
         totals = self.totals
         lines += [
             "",
             f"- run `{self.run_id}` ({self.job}), {self.started_at} → {self.finished_at}",
-            f"- source `{self.source_path}` → target `{self.target}` schema "
-            f"`{self.target_schema}` (mode {self.mode}); "
+            f"- source {_code(self.source_path)} → target {_code(self.target)} schema "
+            f"{_code(self.target_schema)} (mode {self.mode}); "
             f"promoted: {'yes' if self.promoted else 'no'}",
             *([f"- source read: {self.source_snapshot}"] if self.source_snapshot else []),
             f"- {totals['tables']} tables, {totals['source_rows']:,} source rows, "
@@ -230,7 +230,7 @@ class MigrationReport:
         if problems:
             lines += ["", "## Failures", "", *problems]
         quarantined = [
-            f"| {_md(t.table)} | `{_md(json.dumps(q['key']))}` | {_md(q['column'])} | "
+            f"| {_md(t.table)} | {_code(json.dumps(q['key']))} | {_md(q['column'])} | "
             f"{_md(q['reason'])} |"
             for t in self.tables
             for q in t.quarantine_sample
@@ -257,7 +257,7 @@ class MigrationReport:
         ]
         warnings += [f"- **{_md(t.table)}**: {_md(w)}" for t in self.tables for w in t.warnings]
         warnings += [
-            f"- {o['kind']} `{_md(o['name'])}` not migrated" for o in self.schema_objects_skipped
+            f"- {o['kind']} {_code(o['name'])} not migrated" for o in self.schema_objects_skipped
         ]
         if warnings:
             lines += ["", "## Warnings", "", *warnings]
@@ -408,8 +408,8 @@ class MigrationReport:
                 f"{_md(v['reason'] or 'same rows as in SQLite')} |"
             )
         lines += [
-            f"- `{_md(v['name'])}` source SQL: `{_md(v['source_sql'])}`; translated: "
-            f"`{_md(v['target_sql'])}`"
+            f"- {_code(v['name'])} source SQL: {_code(v['source_sql'])}; translated: "
+            f"{_code(v['target_sql'])}"
             for v in self.views
             if not v["created"]
         ]
@@ -469,8 +469,26 @@ class MigrationReport:
         return paths
 
 
+# What could make a name or a reason markup: HTML (``<b>``, ``&amp;``), links, emphasis,
+# code spans, a table cell's end. ``_`` is left alone inside words, where CommonMark never
+# reads it as emphasis, so ``workflow_runs`` stays readable in the raw file.
+_MARKUP = re.compile(r"[\\`*\[\]<>|&~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
 def _md(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """``text`` as plain text in Markdown (a GFM table cell included), on one line: names
+    and values come from the source, and a table named ``<b>x`` must not become bold."""
+    return _MARKUP.sub(lambda m: "\\" + m[0], " ".join(str(text).splitlines()))
+
+
+def _code(text: object) -> str:
+    """``text`` as an inline code span, on one line: fenced by more backticks than it
+    holds (backslashes do not escape inside a span), its ``|`` escaped for GFM tables,
+    which split cells before reading spans."""
+    text = " ".join(str(text).splitlines()).replace("|", "\\|")
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _short(name: str, limit: int = 32) -> str:

@@ -369,12 +369,15 @@ def _plan_section(report: MigrationReport) -> str:
                 c["declared_type"] or "—",
                 c["pg_type"],
                 "no" if c["not_null"] else "yes",
+                c.get("default") or "",
                 ("widened; " if c.get("widened") else "") + str(c.get("reason") or ""),
             )
             + "</tr>"
             for c in t.columns
         ]
-        headings = ("column", "target name", "declared type", "target type", "nullable", "notes")
+        headings = (
+            "column", "target name", "declared type", "target type", "nullable", "default", "notes"
+        )  # fmt: skip
         parts.append(
             f"<details><summary>{_e(t.table)} <span>"
             + (f"→ {_e(t.target_table)}, " if t.target_table != t.table else "")

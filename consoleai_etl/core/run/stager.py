@@ -9,6 +9,8 @@ assets. Only one table streams at a time (``Turn``: two streams would take turns
 GIL, measured slower than one after the other); the other thread meanwhile builds keys,
 validates foreign keys and runs checks, which wait on PostgreSQL. A table waits for its
 parents to be staged before it creates its foreign keys (they need the parents' keys).
+In merge mode the tables of one foreign-key cycle are one unit, staged by one thread
+(``pipeline.stage_cycle``), so the key closing the cycle is asked once all are staged.
 Progress lines of every table go to the step's log while it waits (``progress``).
 """
 
@@ -22,11 +24,12 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from psycopg import sql
 
 from consoleai_etl.core.plan.profile import size_estimate
-from consoleai_etl.core.run.pipeline import MigrationConfig, stage_table
+from consoleai_etl.core.run.pipeline import MigrationConfig, stage_cycle, stage_table
 from consoleai_etl.core.run.progress import Progress, TableFinished, publish
 from consoleai_etl.core.run.report import TableReport
 from consoleai_etl.core.source.catalog import ForeignKey, Table
@@ -36,12 +39,51 @@ from consoleai_etl.core.target.postgres import connect
 
 WORKERS = 2
 
+Staged = TypeVar("Staged", "TableToStage", "Unit")  # what ``largest_first`` orders
+
 
 @dataclass(frozen=True)
 class TableToStage:
     table: Table
     parents: tuple[str, ...]  # tables whose keys its foreign keys need
     deferred: tuple[ForeignKey, ...]  # foreign keys closing a cycle: created at promotion
+    cycle: tuple[str, ...] = ()  # the tables of its foreign-key cycle, itself included
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Tables one thread stages together: a table, or in merge mode the tables of one
+    foreign-key cycle (``pipeline.stage_cycle``), named after its first table."""
+
+    tables: tuple[TableToStage, ...]
+    parents: tuple[str, ...]  # the units whose keys its foreign keys need
+
+    @property
+    def name(self) -> str:
+        return self.tables[0].name
+
+
+def units(tables: Sequence[TableToStage], *, cycles: bool) -> list[Unit]:
+    """``tables`` as units in their order: with ``cycles``, the tables of one cycle (of
+    those given) are one unit, at the place of its first table."""
+    head: dict[str, str] = {}  # table -> the first table of its unit
+    given = {t.name for t in tables}
+    for t in tables:
+        head[t.name] = next((n for n in t.cycle if n in given), t.name) if cycles else t.name
+    grouped: dict[str, list[TableToStage]] = {}
+    for t in tables:
+        grouped.setdefault(head[t.name], []).append(t)
+    return [
+        Unit(
+            tuple(members),
+            tuple(sorted({head[p] for t in members for p in t.parents if p in head} - {name})),
+        )
+        for name, members in grouped.items()
+    ]
 
 
 def table_sizes(sqlite_path: str | Path, tables: Sequence[TableToStage]) -> dict[str, int]:
@@ -50,7 +92,7 @@ def table_sizes(sqlite_path: str | Path, tables: Sequence[TableToStage]) -> dict
         return {t.table.name: size_estimate(src, t.table) for t in tables}
 
 
-def largest_first(tables: Sequence[TableToStage], rows: dict[str, int]) -> list[TableToStage]:
+def largest_first(tables: Sequence[Staged], rows: dict[str, int]) -> list[Staged]:
     """A foreign-key order that reaches the largest tables as early as their parents allow.
 
     The biggest table's stream is the run's longest piece of Python work, and everything
@@ -59,7 +101,7 @@ def largest_first(tables: Sequence[TableToStage], rows: dict[str, int]) -> list[
     heaviest chain of descendants (its rows plus its heaviest child's chain). Every table
     still follows all its parents, so a thread never waits for a table no thread has
     started (the pool runs tables in submission order)."""
-    known = {t.table.name: t for t in tables}
+    known = {t.name: t for t in tables}
     children: dict[str, list[str]] = {name: [] for name in known}
     waiting = {name: {p for p in t.parents if p in known} for name, t in known.items()}
     for name, parents in waiting.items():
@@ -161,38 +203,56 @@ class Stager:
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(staging))
                 )
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()  # progress, of any table
-        self.futures: dict[str, Future[TableReport]] = {}
+        self.futures: dict[str, Future[list[TableReport]]] = {}  # by unit
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="stage")
-        ordered = largest_first(tables, table_sizes(config.sqlite_path, tables))
-        for rank, staged in enumerate(ordered):
-            self.futures[staged.table.name] = self.pool.submit(self._stage, staged, rank)
+        staged = units(tables, cycles=config.merge_plan is not None)
+        sizes = table_sizes(config.sqlite_path, tables)
+        weights = {u.name: sum(sizes[t.name] for t in u.tables) for u in staged}
+        for rank, unit in enumerate(largest_first(staged, weights)):
+            self.futures[unit.name] = self.pool.submit(self._stage, unit, rank)
 
-    def _stage(self, staged: TableToStage, rank: int) -> TableReport:
-        parents = [self.futures[p] for p in staged.parents if p in self.futures]
+    def _stage(self, unit: Unit, rank: int) -> list[TableReport]:
+        parents = [self.futures[p] for p in unit.parents if p in self.futures]
         self.turn.begin(rank)
         try:
-            report = stage_table(
-                self.config,
-                staged.table,
-                self.run_id,
-                deferred=staged.deferred,
-                progress=Progress(staged.table.name, self.progress_every, self.lines.put),
-                before_foreign_keys=lambda: wait(parents),
-                streaming=self.streaming(rank),
-            )
-            publish(TableFinished(report))
-            return report
+            if any(t.cycle for t in unit.tables) and self.config.merge_plan is not None:
+                reports = stage_cycle(
+                    self.config,
+                    [t.table for t in unit.tables],
+                    self.run_id,
+                    progress=lambda name: Progress(name, self.progress_every, self.lines.put),
+                    before_foreign_keys=lambda: wait(parents),
+                    streaming=self.streaming(rank),
+                )
+            else:
+                [staged] = unit.tables
+                reports = [
+                    stage_table(
+                        self.config,
+                        staged.table,
+                        self.run_id,
+                        deferred=staged.deferred,
+                        progress=Progress(staged.name, self.progress_every, self.lines.put),
+                        before_foreign_keys=lambda: wait(parents),
+                        streaming=self.streaming(rank),
+                    )
+                ]
+            for report in reports:
+                publish(TableFinished(report))
+            return reports
         finally:
             self.turn.end(rank)
 
     def reports(self, log: Callable[[str], None]) -> dict[str, TableReport]:
         """Wait for every table's report. Meanwhile the progress lines of every table being
         staged go to ``log``, so the run log stays live."""
-        reports = {}
-        for table, future in self.futures.items():
-            while table not in reports:
+        reports: dict[str, TableReport] = {}
+        for future in self.futures.values():
+            done = False
+            while not done:
                 with suppress(TimeoutError):
-                    reports[table] = future.result(timeout=0.2)
+                    reports |= {r.table: r for r in future.result(timeout=0.2)}
+                    done = True
                 while not self.lines.empty():
                     log(self.lines.get())
         return reports

@@ -5,9 +5,9 @@ instead of planning them: each column's type as ``format_type`` prints it, wheth
 NOT NULL, has a default, is an identity or generated column, its sequence (identity or
 serial, ``pg_get_serial_sequence``), its type as this tool loads it (``TypeReader``:
 enums with their labels, domains over their base, arrays of their element, the rest by
-name through the type registry), and the table's primary key and unique keys (what an
-``ON CONFLICT`` can name). Partitions are not tables of their own here: their partitioned
-table is. Read only.
+name through the type registry), the table's primary key and unique keys (what an
+``ON CONFLICT`` can name) and its foreign keys (the order of the merge). Partitions are not
+tables of their own here: their partitioned table is. Read only.
 """
 
 from __future__ import annotations
@@ -38,6 +38,18 @@ class ExistingColumn:
 
 
 @dataclass(frozen=True)
+class ExistingForeignKey:
+    """A foreign key of an application's table: merge mode writes its tables in the order
+    these keys need (``merge_order``)."""
+
+    name: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    deferrable: bool  # can wait for the end of the transaction (SET CONSTRAINTS ... DEFERRED)
+
+
+@dataclass(frozen=True)
 class ExistingTable:
     schema: str
     name: str
@@ -48,6 +60,7 @@ class ExistingTable:
     # table would be filtered (merge mode refuses it; ``merge_plan``).
     policies_apply: bool = False
     triggers: tuple[str, ...] = ()  # the table's enabled triggers, for a diagnosis
+    foreign_keys: tuple[ExistingForeignKey, ...] = ()
 
     def column(self, name: str) -> ExistingColumn:
         return next(c for c in self.columns if c.name == name)
@@ -69,6 +82,16 @@ WHERE i.indrelid = %s AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS 
 GROUP BY i.indexrelid, i.indisprimary ORDER BY NOT i.indisprimary, i.indexrelid
 """
 
+
+# A partitioned table's key is one constraint (its copies on partitions have a parent).
+_FOREIGN_KEYS = """
+SELECT k.conname, ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, i)
+       JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i),
+       n.nspname, r.relname, k.condeferrable
+FROM pg_constraint k JOIN pg_class r ON r.oid = k.confrelid
+JOIN pg_namespace n ON n.oid = r.relnamespace
+WHERE k.conrelid = %s AND k.contype = 'f' AND k.conparentid = 0 ORDER BY k.conname
+"""
 
 _TYPE = """
 SELECT t.typtype, t.typcategory = 'A', t.typelem, t.typbasetype, t.typtypmod,
@@ -143,4 +166,10 @@ def _table(
     keys = pg.execute(_KEYS, (oid,)).fetchall()
     primary = next((tuple(cols) for is_pk, cols in keys if is_pk), ())
     unique = tuple(tuple(cols) for _pk, cols in keys)
-    return ExistingTable(schema, name, columns, primary, unique, policies_apply, tuple(triggers))
+    foreign_keys = tuple(
+        ExistingForeignKey(key, tuple(cols), ref_schema, ref_table, deferrable)
+        for key, cols, ref_schema, ref_table, deferrable in pg.execute(_FOREIGN_KEYS, (oid,))
+    )
+    return ExistingTable(
+        schema, name, columns, primary, unique, policies_apply, tuple(triggers), foreign_keys
+    )

@@ -40,7 +40,7 @@ from consoleai_etl.core.plan.merge_plan import MergeColumn, MergePlan, OnConflic
 from consoleai_etl.core.run.report import divergences, named_keys
 from consoleai_etl.core.source.catalog import ForeignKey
 from consoleai_etl.core.target import bookkeeping
-from consoleai_etl.core.verify.checks import SAMPLE_KEYS
+from consoleai_etl.core.verify.checks import SAMPLE_KEYS, parents
 
 
 def _target(merge: TableMerge) -> sql.Composed:
@@ -371,37 +371,24 @@ def merged_orphans(
 ) -> dict[str, int]:
     """Per source foreign key whose parent table is merged too, how many of the rows the
     source gave the target table (their keys are staged) point at no parent row of the
-    target's parent table (names mapped as the merge maps them; a NULL part is no
-    reference, as in PostgreSQL's MATCH SIMPLE)."""
+    target's parent table (``checks.parents`` with the target alone: names mapped as the
+    merge maps them; a NULL part is no reference, as in PostgreSQL's MATCH SIMPLE)."""
     columns = {c.source: c for c in merge.columns}
     orphans = {}
     for fk in foreign_keys:
-        parent = plan.tables.get(fk.ref_table)
-        if parent is None or not fk.ref_columns:
+        found = parents(pg, fk, (), plan) if fk.ref_table in plan.tables else None
+        if found is None or not set(fk.columns) <= set(columns):
             continue
-        parent_columns = {c.source: c for c in parent.columns}
-        if not set(fk.columns) <= set(columns) or not set(fk.ref_columns) <= set(parent_columns):
-            continue
-        refs = _list(
-            [sql.SQL("t.{}").format(sql.Identifier(columns[c].target)) for c in fk.columns]
-        )
-        statement = sql.SQL(
-            "SELECT count(*) FROM {target} t WHERE ROW({refs}) IS NOT NULL AND {from_source} "
-            "AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE ROW({parent_cols}) = ROW({refs}))"
-        ).format(
-            target=_target(merge),
-            refs=refs,
-            from_source=_from_source(merge, staging),
-            parent=_target(parent),
-            parent_cols=_list(
-                [
-                    sql.SQL("p.{}").format(sql.Identifier(parent_columns[c].target))
-                    for c in fk.ref_columns
-                ]
-            ),
-        )
+        refs = [sql.SQL("t.{}").format(sql.Identifier(columns[c].target)) for c in fk.columns]
+        statement = sql.SQL("SELECT count(*) FROM {target} t WHERE {from_source} AND {missing}")
         label = f"({', '.join(fk.columns)}) -> {fk.ref_table}"
-        orphans[label] = pg.execute(statement).fetchone()[0]
+        orphans[label] = pg.execute(
+            statement.format(
+                target=_target(merge),
+                from_source=_from_source(merge, staging),
+                missing=found.missing(refs),
+            )
+        ).fetchone()[0]
     return orphans
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import psycopg
@@ -46,6 +49,38 @@ def embedded_dsn(data_dir: str | Path = ".data/postgres") -> str:
     path = Path(data_dir).resolve()
     path.mkdir(parents=True, exist_ok=True)
     return pgserver.get_server(path, cleanup_mode=None).get_uri()
+
+
+def embedded_pid(data_dir: str | Path) -> int | None:
+    """The pid of the embedded server running under ``data_dir``, or None: the first line
+    of its ``postmaster.pid``, when that process is alive and is a postgres serving this
+    directory (a stale file's pid may since belong to anything)."""
+    try:
+        pid = int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if Path(command[0].decode()).name == "postgres" else None
+
+
+def stop_embedded(data_dir: str | Path, wait: float = 30.0) -> int | None:
+    """Stop the embedded server under ``data_dir`` and return its pid, or None when none
+    runs there. It outlives the runs on purpose (the next run and ``make ui`` reuse it), so
+    ``make stop`` is how a user ends it: SIGINT is PostgreSQL's fast shutdown (sessions
+    rolled back, a checkpoint, a clean stop), waited for up to ``wait`` seconds."""
+    pid = embedded_pid(data_dir)
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + wait
+    while embedded_pid(data_dir) == pid:
+        if time.monotonic() > deadline:
+            raise TargetError(
+                f"the embedded PostgreSQL under {data_dir} (pid {pid}) did not stop within "
+                f"{wait:.0f} s: see {Path(data_dir) / 'log'}, or kill {pid}"
+            )
+        time.sleep(0.1)
+    return pid
 
 
 def connect(dsn: str, **kwargs: object) -> psycopg.Connection:

@@ -37,7 +37,7 @@ from consoleai_etl.core.encode.canonical import PYTHON, Canonical, numeric_text
 from consoleai_etl.core.encode.convert import Converter
 from consoleai_etl.core.errors import ConversionError
 from consoleai_etl.core.plan.declared import declared_pg_type
-from consoleai_etl.core.plan.names import pg_identifier
+from consoleai_etl.core.plan.names import pg_column, pg_identifier
 from consoleai_etl.core.source.catalog import Catalog, SchemaObject, sqlite_quote
 from consoleai_etl.core.target.ddl import qualified
 from consoleai_etl.core.types import builtin
@@ -62,7 +62,7 @@ def _spellings(catalog: Catalog) -> dict[str, str]:
     names = {t.name.lower(): pg_identifier(t.name) for t in catalog.tables}
     for table in catalog.tables:
         for column in table.columns:
-            names.setdefault(column.name.lower(), pg_identifier(column.name))
+            names.setdefault(column.name.lower(), pg_column(column.name))
     return names
 
 

@@ -10,22 +10,27 @@ loaded earlier or by another tool.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
-from consoleai_etl.core.plan.names import pg_identifier
+from consoleai_etl.core.plan.names import pg_column, pg_identifier
 from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.run.report import CheckReport
 from consoleai_etl.core.source.catalog import ForeignKey, Table, sqlite_quote
 from consoleai_etl.core.target.ddl import qualified
 
+if TYPE_CHECKING:
+    from consoleai_etl.core.plan.merge_plan import MergePlan
+
 SAMPLE_KEYS = 5
 
 
 def _cols(names: tuple[str, ...]) -> sql.Composed:
-    return sql.SQL(", ").join(sql.Identifier(pg_identifier(n)) for n in names)
+    return sql.SQL(", ").join(sql.Identifier(pg_column(n)) for n in names)
 
 
 def target_row_count(pg: psycopg.Connection, schema: str, table: Table) -> int:
@@ -97,7 +102,7 @@ def enforced_by(
 def check_primary_key(pg: psycopg.Connection, schema: str, table: Table) -> CheckReport:
     target = qualified(schema, pg_identifier(table.name))
     key = ", ".join(table.primary_key)
-    constraint = enforced_by(pg, target, "p", tuple(map(pg_identifier, table.primary_key)))
+    constraint = enforced_by(pg, target, "p", tuple(map(pg_column, table.primary_key)))
     if constraint is not None:
         return CheckReport(
             "primary_key",
@@ -144,14 +149,14 @@ def check_not_null(pg: psycopg.Connection, schema: str, table: Table) -> CheckRe
         (qualified(schema, pg_identifier(table.name)).as_string(pg),),
     ).fetchall()
     not_null = dict(rows)
-    missing_constraint = [c for c in required if not not_null.get(pg_identifier(c), False)]
+    missing_constraint = [c for c in required if not not_null.get(pg_column(c), False)]
     nulls: dict[str, int] = {}
     for column in missing_constraint:
-        if pg_identifier(column) in not_null:
+        if pg_column(column) in not_null:
             count = pg.execute(
                 sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL").format(
                     qualified(schema, pg_identifier(table.name)),
-                    sql.Identifier(pg_identifier(column)),
+                    sql.Identifier(pg_column(column)),
                 )
             ).fetchone()[0]
             nulls[column] = int(count)
@@ -169,16 +174,72 @@ def check_not_null(pg: psycopg.Connection, schema: str, table: Table) -> CheckRe
     )
 
 
-def orphan_condition(fk: ForeignKey, parent_schema: str) -> sql.Composed:
+@dataclass(frozen=True)
+class Parents:
+    """Where a foreign key's parent rows are: one or more tables, each with the columns the
+    key references. A child row is an orphan when NO table holds its parent, so merge mode
+    can count a parent that is staged OR already in the application's table (``parents``)."""
+
+    tables: tuple[tuple[sql.Composable, tuple[str, ...]], ...]
+
+    def missing(self, child: Sequence[sql.Composable]) -> sql.Composed:
+        """WHERE condition, true when the key ``child`` (expressions of the child row) is set
+        in full and matches no parent row (a NULL part is no reference: MATCH SIMPLE)."""
+        anywhere = [
+            sql.SQL("NOT EXISTS (SELECT 1 FROM {} p WHERE {})").format(
+                table,
+                sql.SQL(" AND ").join(
+                    sql.SQL("p.{} = {}").format(sql.Identifier(p), c)
+                    for p, c in zip(columns, child, strict=True)
+                ),
+            )
+            for table, columns in self.tables
+        ]
+        return sql.SQL(" AND ").join(
+            [*(sql.SQL("{} IS NOT NULL").format(c) for c in child), *anywhere]
+        )
+
+
+def parents(
+    pg: psycopg.Connection,
+    fk: ForeignKey,
+    schemas: tuple[str, ...],
+    merge: MergePlan | None = None,
+) -> Parents | None:
+    """The parent rows of ``fk`` (None: its parent table exists nowhere). Without ``merge``
+    (replace mode) they are the first copy of the parent table in ``schemas``: a staged copy
+    replaces the target's. In merge mode the staged copy (in ``schemas``, the target schema
+    aside) adds to the application's table, under the names the merge maps: a parent row
+    counts if it is staged or the application already has it, so neither a row pointing at
+    the application's rows nor one whose parent a later table of a cycle stages is a false
+    orphan. The one place that says where parents are: the staging's keys, the checks and
+    the re-verification of a merge all ask it."""
+    if not fk.ref_columns:
+        return None
+    staged = (pg_identifier(fk.ref_table), tuple(map(pg_column, fk.ref_columns)))
+    if merge is None:
+        schema = table_schema(pg, schemas, staged[0])
+        return None if schema is None else Parents(((qualified(schema, staged[0]), staged[1]),))
+    found = [
+        (qualified(schema, staged[0]), staged[1])
+        for schema in schemas
+        if schema != merge.schema and table_schema(pg, (schema,), staged[0])
+    ]
+    into = merge.tables.get(fk.ref_table)
+    if into is not None:
+        by_source = {c.source: c.target for c in into.columns}
+        if set(fk.ref_columns) <= set(by_source):
+            target = sql.Identifier(into.target.schema, into.target.name)
+            found.append((target, tuple(by_source[c] for c in fk.ref_columns)))
+    elif table_schema(pg, (merge.schema,), staged[0]):
+        found.append((qualified(merge.schema, staged[0]), staged[1]))
+    return Parents(tuple(found)) if found else None
+
+
+def orphan_condition(fk: ForeignKey, parents: Parents) -> sql.Composed:
     """WHERE condition (child alias ``c``) true for rows whose FK matches no parent row."""
-    child = [sql.Identifier(pg_identifier(c)) for c in fk.columns]
-    parent = [sql.Identifier(pg_identifier(c)) for c in fk.ref_columns]
-    return sql.SQL("{not_null} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match})").format(
-        not_null=sql.SQL(" AND ").join(sql.SQL("c.{} IS NOT NULL").format(c) for c in child),
-        parent=qualified(parent_schema, pg_identifier(fk.ref_table)),
-        match=sql.SQL(" AND ").join(
-            sql.SQL("p.{} = c.{}").format(p, c) for p, c in zip(parent, child, strict=True)
-        ),
+    return parents.missing(
+        [sql.SQL("c.{}").format(sql.Identifier(pg_column(c))) for c in fk.columns]
     )
 
 
@@ -187,11 +248,11 @@ def pg_orphans(
     table: Table,
     fk: ForeignKey,
     schema: str,
-    parent_schema: str,
+    parents: Parents,
     limit: int,
 ) -> tuple[int, list[list[str]]]:
     """(orphan count, up to ``limit`` orphan key tuples) of ``fk`` in PostgreSQL."""
-    condition = orphan_condition(fk, parent_schema)
+    condition = orphan_condition(fk, parents)
     source = qualified(schema, pg_identifier(table.name))
     count = pg.execute(
         sql.SQL("SELECT count(*) FROM {} c WHERE {}").format(source, condition)
@@ -201,7 +262,7 @@ def pg_orphans(
     sample = pg.execute(
         sql.SQL("SELECT {} FROM {} c WHERE {} LIMIT {}").format(
             sql.SQL(", ").join(
-                sql.SQL("c.{}").format(sql.Identifier(pg_identifier(c))) for c in fk.columns
+                sql.SQL("c.{}").format(sql.Identifier(pg_column(c))) for c in fk.columns
             ),
             source,
             condition,
@@ -251,10 +312,12 @@ def check_foreign_keys(
     parent_schemas: tuple[str, ...],
     orphans: str = "quarantine",
     quarantined: int = 0,
+    merge: MergePlan | None = None,
 ) -> CheckReport:
     """Orphans per FK in the target, with the source's own orphans reported beside them.
 
-    Parents are looked up in ``parent_schemas`` in order. Under ``orphans: keep`` orphans in
+    Parents are where ``parents`` says (``parent_schemas``; in merge mode, ``merge``: the
+    staged rows and the application's). Under ``orphans: keep`` orphans in
     the target are expected and listed without failing; an FK whose parent table exists
     nowhere was never created and is listed as skipped. The source is searched (a scan of
     the whole child table) only when there is something to explain: the target does not
@@ -263,16 +326,15 @@ def check_foreign_keys(
     details, failing, kept = [], [], 0
     for fk in table.foreign_keys:
         label = f"({', '.join(fk.columns)}) -> {fk.ref_table}"
-        parent_schema = table_schema(pg, parent_schemas, pg_identifier(fk.ref_table))
-        if parent_schema is None or not fk.ref_columns:
+        found = parents(pg, fk, parent_schemas, merge)
+        if found is None:
             details.append({"foreign_key": label, "skipped": "parent table does not exist"})
             continue
         child = qualified(schema, pg_identifier(table.name))
-        parent = qualified(parent_schema, pg_identifier(fk.ref_table))
+        # A validated constraint to the first parent table holds every row's parent there.
         constraint = enforced_by(
-            pg, child, "f", tuple(map(pg_identifier, fk.columns)),
-            (parent, tuple(map(pg_identifier, fk.ref_columns))),
-        )  # fmt: skip
+            pg, child, "f", tuple(map(pg_column, fk.columns)), found.tables[0]
+        )
         source_count: int | None = None  # not searched: every row is in, all validated
         source_sample: list[list[str]] = []
         if not constraint or quarantined:
@@ -283,9 +345,7 @@ def check_foreign_keys(
         try:
             with pg.transaction():
                 count, sample = (
-                    (0, [])
-                    if constraint
-                    else pg_orphans(pg, table, fk, schema, parent_schema, SAMPLE_KEYS)
+                    (0, []) if constraint else pg_orphans(pg, table, fk, schema, found, SAMPLE_KEYS)
                 )
         except psycopg.Error as exc:
             count, sample = -1, [[" ".join(str(exc).split())]]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import psycopg
 
+from consoleai_etl.core.plan.merge_plan import MergePlan
 from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.run.report import ERROR, WARN, CheckReport
 from consoleai_etl.core.source.catalog import Table
@@ -37,6 +38,7 @@ class CheckContext:
     quarantined: int
     expected: Checksum | None  # the load's streamed checksum; None = recompute from source
     exclude: set[Key]  # keys quarantined after conversion (duplicates, orphans)
+    merge: MergePlan | None = None  # merge mode: a parent may be in the application's table
     _stored: Checksum | None = field(default=None, init=False, repr=False)
 
     @property
@@ -118,7 +120,7 @@ CHECKS: tuple[Check, ...] = (
         ERROR,
         lambda table: bool(table.foreign_keys),
         lambda c: checks.check_foreign_keys(
-            c.src, c.pg, c.table, c.schema, c.parent_schemas, c.orphans, c.quarantined
+            c.src, c.pg, c.table, c.schema, c.parent_schemas, c.orphans, c.quarantined, c.merge
         ),
     ),
     Check(
