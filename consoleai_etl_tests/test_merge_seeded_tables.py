@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consoleai_etl_tests.helpers import checks_by_table, execute, fetch, run_job
+from consoleai_etl_tests.helpers import (
+    checks_by_table,
+    execute,
+    fetch,
+    preflight_error,
+    run_job,
+    run_raw,
+)
 from consoleai_etl_tests.test_config_file import run_config, write
 from consoleai_etl_tests.test_console_script import consoleai_etl, the_report
 from consoleai_etl_tests.test_merge_mode import application, dump, legacy_db, merge_counts
@@ -174,6 +181,17 @@ def test_two_source_rows_with_one_natural_key_are_refused_naming_both(
         "source rows id 1 and 9 have the same natural key (name) = (admin)" in reason
         for reason in report["reasons"]
     ), report["reasons"]
+
+
+def test_a_seeded_table_also_skipped_is_refused(tmp_path: Path, pg_dsn: str) -> None:
+    """Skipped, its ids in users and grants would go in untranslated: pointing at other
+    roles of the application."""
+    source = seeded_setup(tmp_path, pg_dsn)
+    before = dump(pg_dsn)
+    result = run_raw(source, pg_dsn, tmp_path / "r", mode="merge", skip_tables=["roles"], **SEEDED)
+    assert not result.success
+    assert dump(pg_dsn) == before
+    assert "merge_keys names roles, which the run skips" in preflight_error(result)
 
 
 def test_through_the_command_with_a_config_file(tmp_path: Path, pg_dsn: str) -> None:
