@@ -67,7 +67,16 @@ class TableMerge:
     staged: str  # the staging table
     target: ExistingTable
     columns: tuple[MergeColumn, ...]
-    key: tuple[str, ...]  # target columns of the ON CONFLICT key
+    key: tuple[str, ...]  # target columns the rows are matched on (the merge key)
+    # A seeded table (``core/target/seeded.py``): the target's one-column primary key, filled
+    # from the source, when the rows are matched on another key (a natural key).
+    surrogate: str | None = None
+
+    @property
+    def arbiter(self) -> tuple[str, ...]:
+        """The ``ON CONFLICT`` key: a seeded table's staged ids are the target's once mapped
+        (its natural key need not be a unique key of the target), else the merge key."""
+        return (self.surrogate,) if self.surrogate else self.key
 
     def rules(self) -> tuple[CastingRule, ...]:
         """A casting rule per column: the target's type, quarantine what it refuses."""
@@ -202,10 +211,13 @@ def _table_merge(
             "and write only the rows they allow: merge as the table's owner (without FORCE "
             "ROW LEVEL SECURITY) or as a role with BYPASSRLS"
         )
-    key, problem = _key(table, target, options, filled)
+    key, surrogate, problem = _key(table, target, options, filled)
     if problem:
         problems.append(f"{where}: {problem}")
-    return TableMerge(table.name, pg_identifier(table.name), target, tuple(columns), key), problems
+    merge = TableMerge(
+        table.name, pg_identifier(table.name), target, tuple(columns), key, surrogate
+    )
+    return merge, problems
 
 
 def _column(
@@ -238,23 +250,32 @@ def _column(
 
 def _key(
     table: Table, target: ExistingTable, options: MergeOptions, filled: set[str]
-) -> tuple[tuple[str, ...], str | None]:
-    """The ON CONFLICT key: the configured one (a unique key of the target), else the
-    target's primary key; every column of it must be filled by the source, and be NOT NULL
-    in the target: a row with a NULL there has no identity (``ON CONFLICT`` never matches
-    it, so every merge would insert it again), and the merge's comparison joins on ``=``."""
+) -> tuple[tuple[str, ...], str | None, str | None]:
+    """(key, surrogate, problem): the merge key is the configured one, else the target's
+    primary key. A configured key other than a one-column primary key the source fills
+    makes the table seeded: matched on that natural key, its ids translated
+    (``core/target/seeded.py``), so the key need not be unique in the target (two target
+    rows one key matches stop the merge, naming both); any other configured key must be a
+    unique key of the target (the ``ON CONFLICT`` key). Every column of the key must be
+    filled by the source, and be NOT NULL in the target: a row with a NULL there has no
+    identity (``ON CONFLICT`` never matches it, so every merge would insert it again), and
+    the merge's comparison joins on ``=``."""
     key = tuple(options.keys.get(table.name, ())) or target.primary_key
     if not key:
-        return (), f"target has no primary key: name a unique key in merge_keys.{table.name}"
-    if key not in target.unique_keys:
-        return key, f"merge_keys.{table.name} ({', '.join(key)}) is not a unique key of the target"
+        return (), None, f"target has no primary key: name a unique key in merge_keys.{table.name}"
+    primary = target.primary_key
+    seeded = len(primary) == 1 and key != primary and primary[0] in filled
+    surrogate = primary[0] if seeded else None
     missing = [c for c in key if c not in filled]
-    if missing:
-        return key, f"key column(s) {', '.join(missing)} not filled by the source"
-    nullable = [c for c in key if not target.column(c).not_null]
-    if nullable:
-        return key, (
-            f"key column(s) {', '.join(nullable)} can be NULL in the target: make them NOT NULL "
-            f"or name a NOT NULL unique key in merge_keys.{table.name}"
+    nullable = [c for c in key if c in filled and not target.column(c).not_null]
+    problem = None
+    if not seeded and key not in target.unique_keys:
+        problem = f"merge_keys.{table.name} ({', '.join(key)}) is not a unique key of the target"
+    elif missing:
+        problem = f"key column(s) {', '.join(missing)} not filled by the source"
+    elif nullable:
+        problem = (
+            f"key column(s) {', '.join(nullable)} can be NULL in the target: make them NOT "
+            f"NULL or name a NOT NULL unique key in merge_keys.{table.name}"
         )
-    return key, None
+    return key, surrogate, problem

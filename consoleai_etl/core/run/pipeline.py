@@ -37,10 +37,10 @@ from consoleai_etl.core.run.report import (
     decide,
     divergences,
 )
-from consoleai_etl.core.source.catalog import ForeignKey, Table
+from consoleai_etl.core.source.catalog import ForeignKey, Table, introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
-from consoleai_etl.core.target import bookkeeping
+from consoleai_etl.core.target import bookkeeping, seeded
 from consoleai_etl.core.target.constraints import Link, settle_cycle
 from consoleai_etl.core.target.merge import (
     differences,
@@ -429,12 +429,21 @@ def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableR
     assert config.merge_plan is not None
     merge = config.merge_plan.tables[table.name]
     # Orphans kept in staging: whether the foreign keys hold is asked of the target.
-    report = stage_table(replace(config, orphans="keep"), table, run_id)
-    if report.error:
-        return report
+    verifying = replace(config, orphans="keep")
     staging = bookkeeping.staging_schema(run_id)
     try:
+        refs, parents = _stage_seeded_parents(verifying, table, run_id)
+    except (MigrationError, psycopg.Error, sqlite3.Error) as exc:
+        return TableReport(table.name, pg_identifier(table.name), error=_one_line(exc))
+    report = stage_table(verifying, table, run_id)
+    if report.error:
+        return report
+    try:
         with connect(config.pg_dsn) as pg:
+            seeded.translate(pg, config.merge_plan, staging, refs, [*parents, table.name])
+            for parent in parents:
+                staged = config.merge_plan.tables[parent].staged
+                pg.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(staging, staged)))
             kept = recorded_unchanged(pg, merge)
             proof = prove_merged(pg, merge, staging, kept)
             found = differences(pg, merge, staging, kept) if proof.not_held else []
@@ -473,6 +482,31 @@ def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableR
     merged = {"checksum": proof_check, "foreign_keys": links}
     report.checks = [merged.get(c.name, c) for c in report.checks]
     return report
+
+
+def _stage_seeded_parents(
+    config: MigrationConfig, table: Table, run_id: str
+) -> tuple[list[seeded.Reference], list[str]]:
+    """Verifying a table that is seeded or holds a seeded table's ids follows the merge's
+    mapping, which is made from the seeded tables' source rows: those ``table`` needs
+    (``seeded.needed``), other than itself, are staged first. Returns the references to
+    seeded tables and those staged tables."""
+    plan = config.merge_plan
+    assert plan is not None
+    if not any(m.surrogate for m in plan.tables.values()):
+        return [], []
+    with closing(open_source(config.sqlite_path)) as src:
+        catalog = introspect(src)
+    with connect(config.pg_dsn) as pg:
+        refs = seeded.references(pg, plan, catalog.tables)
+    parents = [name for name in seeded.needed(plan, refs, table.name) if name != table.name]
+    for parent in parents:
+        staged = stage_table(config, catalog.table(parent), run_id)
+        if staged.error:
+            raise MigrationError(
+                f"seeded table {parent}, staged to map the ids {table.name} holds: {staged.error}"
+            )
+    return refs, parents
 
 
 NO_SNAPSHOT = "no run-wide snapshot: each table was read when its step ran (separate processes)"
@@ -561,6 +595,9 @@ def _merge(
     deferred = deferred_keys(plan.tables)
     try:
         with pg.transaction(force_rollback=config.dry_run):
+            refs = seeded.references(pg, plan, promotion.catalog.tables)
+            names = [t.name for t in promotion.tables]
+            translated = seeded.translate(pg, plan, staging, refs, names)
             if deferred is not None:  # checked once every table is written, below
                 pg.execute(sql.SQL("SET CONSTRAINTS {} DEFERRED").format(deferred))
             for table in tables:
@@ -574,6 +611,8 @@ def _merge(
                     report.run_id,
                     record=not config.dry_run,
                 )
+                if table.name in translated:
+                    merged.merge["seeded"] = translated[table.name]
                 if not config.dry_run:
                     _proven_in_target(merged, plan.tables[table.name])
             if deferred is not None:  # a key still unmet fails here, naming itself

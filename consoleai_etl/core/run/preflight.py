@@ -235,8 +235,16 @@ def check_merge(
     """Merge mode: every source table the run merges (those in ``tables``, None: all, less
     the ``skipped`` ones) and its columns have a target, the target's required columns are
     filled, its types can hold what the source stores (one scan of storage classes per
-    table) and this tool can load them. Read only; the one ``TargetError`` lists every
-    problem."""
+    table) and this tool can load them; no table both skipped and matched on a key (a
+    seeded table's ids are translated only when it is merged). Read only; the one
+    ``TargetError`` lists every problem."""
+    if both := sorted(set(options.keys) & set(skipped)):
+        raise TargetError(
+            f"merge into schema {schema} refused, nothing written: merge_keys names "
+            f"{', '.join(both)}, which the run skips, so the ids its rows hold in other "
+            "tables could not be translated to the application's: merge it (leave it out "
+            "of skip_tables) or leave it out of merge_keys"
+        )
     catalog, profiles = _storage.get(sqlite_path)
     planned = {
         t.name

@@ -355,10 +355,36 @@ class MigrationReport:
             counts = " | ".join(str(m[name]) for name in MERGE_COUNTS)
             lines.append(f"| {_md(t.table)} | {counts} | {_md(moved) or '—'} |")
         lines += [f"- {_md(problem)}" for problem in conflict_problems(self)]
+        lines += self._seeded_lines()
         if contested and not self.dry_run:
             lines.append(
                 "- every row the application changed since the last merge, with its key: "
                 f"`consoleai_etl.application_changes`, run_id `{self.run_id}`"
+            )
+        return lines
+
+    def _seeded_lines(self) -> list[str]:
+        """Merge mode's seeded tables (docs/merge-seeded-tables.md): rows matched on the
+        natural key, inserted (with a new id where the target used theirs), and the
+        references to them rewritten to the application's ids, per column."""
+        seeded = [(t.table, m["seeded"]) for t in self.tables if "seeded" in (m := t.merge or {})]
+        if not seeded:
+            return []
+        lines = [
+            "",
+            "Seeded tables, matched on their natural key; references rewritten to the "
+            "application's ids:",
+            "",
+            "| table | natural key | matched | inserted | new ids | references rewritten "
+            "| per column |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for table, s in seeded:
+            columns = ", ".join(f"{c} {n}" for c, n in s["rewritten_columns"].items())  # type: ignore[index]
+            lines.append(
+                f"| {_md(table)} | {_md(', '.join(s['key']))} | {s['matched']} | "  # type: ignore[index]
+                f"{s['inserted']} | {s['new_ids']} | {s['references_rewritten']} | "  # type: ignore[index]
+                f"{_md(columns) or '—'} |"
             )
         return lines
 

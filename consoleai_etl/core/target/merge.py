@@ -68,9 +68,9 @@ def _list(parts: list[sql.Composable]) -> sql.Composable:
 def _on_conflict(merge: TableMerge) -> sql.Composable:
     """``DO UPDATE`` of the columns the source fills outside the key, only where one of
     them differs (so an unchanged row is not rewritten); ``DO NOTHING`` when the key is
-    every column."""
-    key = _list([sql.Identifier(c) for c in merge.key])
-    changing = [c for c in merge.columns if c.target not in merge.key]
+    every column. The key is ``arbiter``: a seeded table's mapped ids."""
+    key = _list([sql.Identifier(c) for c in merge.arbiter])
+    changing = [c for c in merge.columns if c.target not in merge.arbiter]
     if not changing:
         return sql.SQL("ON CONFLICT ({}) DO NOTHING").format(key)
     return sql.SQL("ON CONFLICT ({key}) DO UPDATE SET ({cols}) = ROW({new}) WHERE {differ}").format(
