@@ -43,7 +43,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _translated(source: Column, plan: TablePlan) -> str:
-    import sqlglot
+    import sqlglot  # imported when a table has generated columns (0.1-0.2 s, as in views)
 
     if not source.expression:
         raise Kept("its expression was not found in the table's DDL")
