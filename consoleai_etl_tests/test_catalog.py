@@ -152,7 +152,9 @@ def test_untyped_and_generated_columns() -> None:
         "CREATE TABLE t (a, b INTEGER NOT NULL DEFAULT (1 + 1), "
         "c INTEGER GENERATED ALWAYS AS (b * 2) VIRTUAL);"
     ).table("t")
-    assert [c.name for c in table.columns] == ["a", "b"]  # generated c is not stored data
+    assert [c.name for c in table.columns] == ["a", "b", "c"]  # c's values are SQLite's
+    assert table.column("c").generated == "VIRTUAL"
+    assert table.column("c").expression == "b * 2"
     assert table.column("a").declared_type == ""
     assert table.column("b").default_sql == "1 + 1"
     assert table.primary_key == ()

@@ -188,6 +188,8 @@ def _table_merge(
                 "(name it in merge_columns or list it in ignore_columns)"
             )
             continue
+        if column.generated and target.column(name).generated:
+            continue  # computed on both sides: the application's expression fills it
         mapped, problem = _column(qualified, target.column(name), profile.get(column.name, {}))
         if problem:
             problems.append(problem)

@@ -52,6 +52,9 @@ class ColumnPlan:
     default_sql: str | None = None  # the SQLite default as written
     # What became of it, when it is not kept for the declared type (``defaults``).
     default_note: str | None = None
+    # A SQLite generated column that PostgreSQL computes too: its translated expression,
+    # set once its values are proven equal (``target.generated``); None: plain values.
+    computed: str | None = None
 
     def converter(self) -> convert.Converter:
         return registry.converter(self.pg_type, self.rule, self.encoding)

@@ -30,6 +30,7 @@ from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import UndecodableText, strict_text
 from consoleai_etl.core.source.reader import BATCH_ROWS, RowReader
 from consoleai_etl.core.target import bookkeeping, constraints, ddl
+from consoleai_etl.core.target.generated import compute_generated
 
 
 @dataclass
@@ -202,6 +203,9 @@ class LoadOptions:
     # False in merge mode too: the application's table keeps its own defaults, so the
     # source's are neither set on the staged table nor reported.
     defaults: bool = True
+    # False in merge mode too: the application's table decides whether a column is
+    # computed; a SQLite generated column's values are merged like any column's.
+    generated: bool = True
     # Merge mode: a parent row may be in the application's table too (``checks.parents``).
     merge: MergePlan | None = None
 
@@ -245,6 +249,9 @@ def load_table(
         quarantined = bookkeeping.quarantine_rows(pg, run_id, table.name, stream.quarantine)
         keying = time.perf_counter()
         removed = constraints.retype_columns(pg, plan, schema, run_id)
+        if options.generated:
+            plan, generated_warnings = compute_generated(pg, plan, schema)
+            warnings += generated_warnings
         warnings += constraints.set_defaults(pg, plan, schema)
         key_warnings, duplicates = constraints.add_keys_and_indexes(
             pg, plan, schema, run_id, indexes=options.indexes

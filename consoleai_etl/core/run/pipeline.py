@@ -130,7 +130,7 @@ def _merged(config: MigrationConfig, table: Table) -> TableMerge | None:
 def _load_options(config: MigrationConfig, table: Table) -> LoadOptions:
     """The table's load options. In merge mode: a casting rule per column choosing the
     target's type, ahead of the user's rules; no non-unique index and no default on a
-    table only merged from."""
+    table only merged from, and no column computed by PostgreSQL (``target.generated``)."""
     merge = _merged(config, table)
     if merge is None:
         return LoadOptions(config.casting_rules, config.orphans)
@@ -139,6 +139,7 @@ def _load_options(config: MigrationConfig, table: Table) -> LoadOptions:
         config.orphans,
         indexes=False,
         defaults=False,
+        generated=False,
     )
 
 

@@ -20,6 +20,10 @@ class Column:
     not_null: bool
     default_sql: str | None
     pk_position: int  # 0 when the column is not part of the primary key
+    # A generated column: "VIRTUAL" or "STORED", and its expression as the DDL writes it
+    # (``generated_columns``). Its values are read like any column's: SQLite computes them.
+    generated: str | None = None
+    expression: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,8 +223,14 @@ def _pragma(conn: sqlite3.Connection, pragma: str, name: str) -> list[tuple]:
     return conn.execute(f"PRAGMA {pragma}({sqlite_quote(name)})").fetchall()
 
 
-def _columns(conn: sqlite3.Connection, table: str) -> tuple[Column, ...]:
-    # table_xinfo also lists generated columns; hidden=0 are ordinary stored columns.
+# PRAGMA table_xinfo's ``hidden``: 0 an ordinary column, 2 a VIRTUAL and 3 a STORED
+# generated column (1 is a virtual table's hidden column: such tables are not migrated).
+_GENERATED = {0: None, 2: "VIRTUAL", 3: "STORED"}
+
+
+def _columns(conn: sqlite3.Connection, table: str, table_sql: str) -> tuple[Column, ...]:
+    rows = _pragma(conn, "table_xinfo", table)
+    expressions = generated_columns(table_sql) if any(row[6] in (2, 3) for row in rows) else {}
     return tuple(
         Column(
             name=name,
@@ -228,12 +238,47 @@ def _columns(conn: sqlite3.Connection, table: str) -> tuple[Column, ...]:
             not_null=bool(notnull),
             default_sql=default,
             pk_position=pk,
+            generated=_GENERATED[hidden],
+            expression=expressions.get(ascii_fold(name)) if hidden else None,
         )
-        for _cid, name, declared, notnull, default, pk, hidden in _pragma(
-            conn, "table_xinfo", table
-        )
-        if hidden == 0
+        for _cid, name, declared, notnull, default, pk, hidden in rows
+        if hidden in _GENERATED
     )
+
+
+# A CREATE TABLE's tokens: quoted names and strings, comments, words, single characters.
+_DDL_TOKEN = re.compile(
+    r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|\[[^\]]*\]|`(?:[^`]|``)*`|--[^\n]*|/\*.*?\*/'
+    r"|[\w$]+|\S",
+    re.DOTALL,
+)
+
+
+def generated_columns(table_sql: str) -> dict[str, str]:
+    """{ASCII-folded column name: expression text} of a CREATE TABLE's generated columns
+    (``[GENERATED ALWAYS] AS (expr)``). SQLite's pragmas do not give the expression, and
+    sqlglot misreads a constraint after it (``AS (a) NOT NULL`` becomes ``NOT a IS NULL``),
+    so the DDL is split here: in a column definition, at its own depth, only a generated
+    column has ``AS (``; the expression is the text between those parentheses."""
+    found: dict[str, str] = {}
+    tokens = [(m.group(), m.start(), m.end()) for m in _DDL_TOKEN.finditer(table_sql)]
+    depth, first, start = 0, True, None  # start: where the expression's text begins
+    name = ""
+    for i, (token, begin, end) in enumerate(tokens):
+        if token == "(":
+            depth += 1
+            if depth == 2 and i and tokens[i - 1][0].upper() == "AS":
+                start = end
+        elif token == ")":
+            depth -= 1
+            if depth == 1 and start is not None:
+                found[ascii_fold(name)] = table_sql[start:begin].strip()
+                start = None
+        elif depth == 1 and token == ",":
+            first = True
+        elif depth == 1 and first and not token.startswith(("--", "/*")):
+            name, first = _unquote(token), False
+    return found
 
 
 def _foreign_keys(
@@ -361,7 +406,7 @@ def introspect(conn: sqlite3.Connection) -> Catalog:
     ]
     without_rowid = {name: wr for name, kind, wr in listed if kind == "table"}
     table_names = list(without_rowid)
-    columns = {name: _columns(conn, name) for name in table_names}
+    columns = {name: _columns(conn, name, sql_by_name.get(name) or "") for name in table_names}
     primary_keys = {
         name: tuple(c.name for c in sorted(cols, key=lambda c: c.pk_position) if c.pk_position)
         for name, cols in columns.items()

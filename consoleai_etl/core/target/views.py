@@ -26,8 +26,9 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
@@ -42,6 +43,9 @@ from consoleai_etl.core.source.catalog import Catalog, SchemaObject, sqlite_quot
 from consoleai_etl.core.target.ddl import qualified
 from consoleai_etl.core.types import builtin
 from consoleai_etl.core.types.pgtype import PgType
+
+if TYPE_CHECKING:
+    from sqlglot.expressions import Expression
 
 
 @dataclass
@@ -75,12 +79,9 @@ def _boolean_columns(catalog: Catalog) -> set[str]:
     }
 
 
-def translate(view: SchemaObject, catalog: Catalog) -> str:
-    """The view's CREATE VIEW statement in PostgreSQL, every identifier quoted, named
-    ``pg_identifier(view.name)`` (no schema: it is created on the target's search path).
-    sqlglot is imported here, when a source has a view: importing it takes 0.1-0.2 s, which
-    loading the code location and every run without views would pay for nothing."""
-    import sqlglot
+def _fixer(catalog: Catalog) -> Callable[[Expression], Expression]:
+    """The sqlglot transform of a SQLite text for PostgreSQL: identifiers in the catalog's
+    spelling, always quoted; ``boolean_column = 0/1`` as ``= false/true``."""
     from sqlglot import exp
 
     spellings, booleans = _spellings(catalog), _boolean_columns(catalog)
@@ -105,13 +106,33 @@ def translate(view: SchemaObject, catalog: Catalog) -> str:
                 node.set("expression", exp.Boolean(this=literal.name == "1"))
         return node
 
-    parsed = sqlglot.parse_one(view.sql, read="sqlite").transform(fix)
+    return fix
+
+
+def translate(view: SchemaObject, catalog: Catalog) -> str:
+    """The view's CREATE VIEW statement in PostgreSQL, every identifier quoted, named
+    ``pg_identifier(view.name)`` (no schema: it is created on the target's search path).
+    sqlglot is imported here, when a source has a view: importing it takes 0.1-0.2 s, which
+    loading the code location and every run without views would pay for nothing."""
+    import sqlglot
+    from sqlglot import exp
+
+    parsed = sqlglot.parse_one(view.sql, read="sqlite").transform(_fixer(catalog))
     if isinstance(parsed, exp.Create):
         # SQLite's IF NOT EXISTS and `main.` have no PostgreSQL meaning here.
         parsed.set("exists", False)
         named = parsed.this.this if isinstance(parsed.this, exp.Schema) else parsed.this
         named.set("db", None)
         named.set("this", exp.Identifier(this=pg_identifier(view.name), quoted=True))
+    return parsed.sql(dialect="postgres", identify=True)
+
+
+def translate_expression(expression: str, catalog: Catalog) -> str:
+    """A SQLite expression (a generated column's) in PostgreSQL, as ``translate`` does a
+    view. Raises ``sqlglot.errors.SqlglotError`` when sqlglot cannot read it."""
+    import sqlglot
+
+    parsed = sqlglot.parse_one(expression, read="sqlite").transform(_fixer(catalog))
     return parsed.sql(dialect="postgres", identify=True)
 
 
