@@ -158,13 +158,16 @@ def test_a_table_created_after_the_preflight_fails_the_promotion_untouched(
     assert public_tables(pg_dsn) == {"customers"}
 
 
-def test_a_dry_run_does_not_stop_on_application_tables(tmp_path: Path, pg_dsn: str) -> None:
-    """A dry run never touches the target, so there is nothing to protect: it loads and
-    checks in staging as usual."""
+def test_a_dry_run_stops_on_application_tables_as_the_real_run_would(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """A dry run says whether the real run would go through: it is refused the same way."""
     db = build_source(tmp_path / "shop.sqlite", ["Ada"])
     create_app_table(pg_dsn)
 
-    result, report = run_job(db, pg_dsn, tmp_path / "reports", dry_run=True)
+    dry = preflight_error(run_raw(db, pg_dsn, tmp_path / "reports", dry_run=True))
+    real = preflight_error(run_raw(db, pg_dsn, tmp_path / "reports"))
 
-    assert result.success and report["status"] == "success" and not report["promoted"]
+    assert dry == real
+    assert_refusal(dry, "table customers")
     assert app_rows(pg_dsn) == APP_ROWS

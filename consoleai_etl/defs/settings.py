@@ -358,9 +358,10 @@ class MigrationSettings(dg.ConfigurableResource):
                 config.migrate_history_tables,
                 mapped=config.merge.tables if merging else (),
             )
-            check_target(config.pg_dsn, config.target_schema)
-            # Merge mode writes into the application's tables: that is its point.
-            if lock and not config.dry_run and not config.replace_existing and not merging:
+            check_target(config.pg_dsn, config.target_schema, creates_tables=not merging)
+            # Merge mode writes into the application's tables: that is its point. A dry run
+            # is refused as the real run would be.
+            if lock and not config.replace_existing and not merging:
                 check_ownership(catalog, config.pg_dsn, config.target_schema, self._skip_reasons)
             if verifying and not merging:  # merge mode's plan names each missing table
                 check_migrated(catalog, config.pg_dsn, config.target_schema, self._skip_reasons)

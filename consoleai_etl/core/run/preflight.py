@@ -181,19 +181,46 @@ def check_names(
         raise OptionError(problems, describe)
 
 
-def check_target(dsn: str, schema: str) -> None:
-    """The server answers and this user may create the target schema (rolled back)."""
+# What a run creates: a staging schema of its own (so a database CREATE), its tables in the
+# target schema (replace mode) and its bookkeeping in consoleai_etl. For each schema: does
+# it exist, and may this user create in it and use it.
+_PRIVILEGES = """
+SELECT current_user, current_database(), has_database_privilege(current_database(), 'CREATE'),
+       s.name, n.oid IS NOT NULL,
+       n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'CREATE')
+                         AND has_schema_privilege(n.oid, 'USAGE')
+FROM unnest(%s::text[]) AS s(name) LEFT JOIN pg_namespace n ON n.nspname = s.name
+"""
+
+
+def check_target(dsn: str, schema: str, *, creates_tables: bool = True) -> None:
+    """The server answers and this user holds every privilege the run needs, checked
+    before anything is written so that a dry run fails where the real run would: CREATE on
+    the database (each run stages its tables in a schema of its own, so that promotion is
+    one ``SET SCHEMA`` per table and a failed run's staging goes in one ``DROP SCHEMA``),
+    and CREATE and USAGE on ``schema`` (``creates_tables``: replace mode; PostgreSQL 15 no
+    longer grants CREATE on ``public`` to every user) and on consoleai_etl, where each
+    exists. One line lists every missing privilege with the GRANT that gives it."""
+    names = [schema, "consoleai_etl"] if creates_tables else ["consoleai_etl"]
     with connect(dsn) as pg:
-        try:
-            with pg.transaction(force_rollback=True):
-                pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-                pg.execute("CREATE SCHEMA IF NOT EXISTS consoleai_etl")
-        except psycopg.Error as exc:
-            raise TargetError(
-                f"cannot create schema {schema} or consoleai_etl on {redact(dsn)}: "
-                f"{' '.join(str(exc).split())} (grant CREATE on the database, or create the "
-                "schemas beforehand)"
-            ) from None
+        rows = pg.execute(_PRIVILEGES, (names,)).fetchall()
+    user, database, create_db = rows[0][:3]
+    grant = sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+        sql.Identifier(database), sql.Identifier(user)
+    )
+    missing = [] if create_db else [f"{grant.as_string(None)} (staging, and schemas to create)"]
+    missing += [
+        sql.SQL("GRANT CREATE, USAGE ON SCHEMA {} TO {}")
+        .format(sql.Identifier(name), sql.Identifier(user))
+        .as_string(None)
+        for _u, _d, _c, name, exists, allowed in rows
+        if exists and not allowed
+    ]
+    if missing:
+        raise TargetError(
+            f"user {user} lacks privileges this run needs on {redact(dsn)}, nothing written: "
+            f"as an administrator, {'; '.join(missing)}"
+        )
 
 
 def check_migrated(catalog: Catalog, dsn: str, schema: str, skipped: Collection[str] = ()) -> None:
