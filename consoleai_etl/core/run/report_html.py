@@ -283,7 +283,7 @@ def _tables_section(report: MigrationReport) -> str:
         for t in tables
     ]
     headings = ("table", "source rows", loaded, "quarantined", "load s", "rows/s", "check s")
-    heading = f"{timed.split()[0].capitalize()} time and {counted}"
+    heading = f"{timed.split()[0]} time and {counted}"
     return (
         f'<section>\n<h2>Tables: {heading}</h2>\n<p class="note">{note}</p>\n'
         + chart
