@@ -23,6 +23,7 @@ from consoleai_etl.core.run.report import (
     TableReport,
     decide,
 )
+from consoleai_etl.demo.summary import main as demo_summary
 
 LONG = "customer_subscription_billing_history_imported_from_the_legacy_crm_2019"
 NAMES = ["users", LONG, "audit_events"]
@@ -181,3 +182,20 @@ def test_a_report_file_read_back_renders_the_same(tmp_path: Path) -> None:
     assert MigrationReport.from_dict(json.loads(path.read_text())).to_markdown() == (
         report.to_markdown()
     )
+
+
+def test_make_demos_summary_names_the_run_configs_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make demo` runs the Dagster job: its user sets run config, not command-line flags."""
+    report = big_report(merge=False, promoted=False, quarantined=5)
+    path = tmp_path / "latest.json"
+    path.write_text(report.to_json())
+
+    assert demo_summary([str(path)]) == 0
+
+    out = capsys.readouterr().out
+    assert "migration FAILURE: 5,999,997,003 of 6,000,000,003 rows staged, 15 quarantined" in out
+    assert "run again with allow_divergence: true in the run config" in out
+    assert "--allow-divergence" not in out
+    assert f"consoleai_etl.quarantine WHERE run_id = '{RUN_ID}'" in out
