@@ -104,12 +104,12 @@ def summary_columns(report: MigrationReport) -> list[list[Column]]:
             [f"{t.quarantined_rows:,}" for t in tables],
         )
     )
-    merge = []
+    merge: list[Column] = []
     for name in MERGE_COUNTS if merging else ():
         values = [(t.merge or {}).get(name) for t in tables]
         total = sum(int(v or 0) for v in values)  # type: ignore[call-overload]
         merge.append(column(name.replace("_", " "), f"{total:,}", [number(v) for v in values]))  # type: ignore[arg-type]
-    time = []
+    time: list[Column] = []
     if timed:
         time.append(column("seconds", "", [number(t.seconds, ".2f") for t in tables]))
         time.append(column("rows/s", "", [number(t.rows_per_second, ",.0f") for t in tables]))
