@@ -8,18 +8,21 @@ import json
 import os
 import re
 import select
+import shutil
 import sqlite3
 import struct
 import subprocess
 import sys
 import termios
 import tomllib
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
+from rich.cells import cell_len
 
 from consoleai_etl.demo.app_schema import create_app_schema, insert_post_cutover_rows
 from consoleai_etl_tests.helpers import broken_page_db, dagster_env, execute, fetch
@@ -106,6 +109,8 @@ def test_a_dry_run_leaves_the_target_empty(sample_db: Path, pg_dsn: str, tmp_pat
     _, report = the_report(tmp_path / "reports")  # the default report directory
     assert report["dry_run"] and not report["promoted"]
     assert "migration success (DRY RUN: target untouched)" in done.stdout
+    header = done.stdout.splitlines()[0].split()
+    assert "staged" in header and "loaded" not in header  # nothing reached the target
     assert fetch(pg_dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
 
 
@@ -150,11 +155,23 @@ def test_verify_after_a_delete_exits_one_naming_the_failed_checks(
     assert done.returncode == 1
     _, report = the_report(reports)
     assert report["job"] == "consistency_check_job" and report["status"] == "failure"
-    assert summary_row(done.stdout, "workflow_runs")[-3:] == ["4/6", "row_count,", "checksum"]
+    lines = done.stdout.splitlines()
+    [row] = [i for i, line in enumerate(lines) if line.split()[:1] == ["workflow_runs"]]
+    assert lines[row].split()[-2:] == ["4/6", "row_count"]
+    assert lines[row + 1].split() == ["checksum"]  # the failed checks, one a line
     assert summary_row(done.stdout, "users")[-2:] == ["5/5", "—"]
     assert "verification failure\n" in done.stdout
     assert "{'id': 7}: missing in target" in done.stdout
     assert "loaded" not in done.stdout.splitlines()[0]  # a verification loads nothing
+    assert "--allow-divergence" not in done.stdout  # not an option of verify
+    # The reports say what ran: a verification, charted by its checks' time.
+    html = (reports / f"migration-report-{report['run_id']}.html").read_text()
+    assert f"<title>Verification report {report['run_id']}</title>" in html
+    assert "<h1>Verification report</h1>" in html and "Migration report" not in html
+    assert "<h2>Tables: check time and source rows</h2>" in html
+    assert all(t["check_seconds"] is not None for t in report["tables"])
+    markdown = (reports / f"migration-report-{report['run_id']}.md").read_text()
+    assert markdown.startswith("# Verification report\n")
 
 
 @pytest.mark.parametrize(
@@ -283,11 +300,11 @@ def test_with_dagster_home_the_run_is_in_that_instance_without_the_password(
     assert secret not in json.dumps(run.run_config) + done.stdout + done.stderr
 
 
-def in_terminal(tmp_path: Path, *args: str) -> tuple[int, str]:
-    """Run the command with a pseudo-terminal (160 columns) as its stdin, stdout and stderr;
-    its exit status and everything it wrote."""
+def in_terminal(tmp_path: Path, *args: str, size: tuple[int, int] = (50, 160)) -> tuple[int, str]:
+    """Run the command with a pseudo-terminal (``size``: lines, columns) as its stdin, stdout
+    and stderr; its exit status and everything it wrote."""
     main, child = os.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
     process = subprocess.Popen(
         [str(SCRIPT), *args],
         cwd=tmp_path,
@@ -342,3 +359,92 @@ def test_a_failed_verification_on_a_terminal_says_why_once_in_the_summary(
     # the reason is the summary's, once; Dagster's ERROR events stay in the event log
     assert " - ERROR - " not in text
     assert " ".join(text.split()).count("{'id': 7}: missing in target") == 1
+
+
+LONG_NAME = "customer_subscription_billing_history_imported_from_the_legacy_crm_2019"
+
+
+def sample_with_a_long_named_table(sample_db: Path, tmp_path: Path) -> Path:
+    """The sample, plus a table with a very long name whose INTEGER column holds a text
+    value: the column becomes text, and its declared_types check warns."""
+    source = tmp_path / "legacy.sqlite"
+    shutil.copy(sample_db, source)
+    with closing(sqlite3.connect(source)) as conn, conn:
+        conn.execute(f"CREATE TABLE {LONG_NAME} (id INTEGER PRIMARY KEY, amount INTEGER)")
+        conn.executemany(
+            f"INSERT INTO {LONG_NAME} VALUES (?, ?)",
+            [(i, "n/a" if i == 3 else i * 100) for i in range(1, 1_235)],
+        )
+    return source
+
+
+def test_an_80_column_terminal_shows_every_number_whole_and_a_warning_as_such(
+    sample_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    source = sample_with_a_long_named_table(sample_db, tmp_path)
+
+    status, written = in_terminal(tmp_path, "migrate", str(source), pg_dsn, size=(24, 80))
+
+    assert status == 0, written[-3000:]
+    text = ANSI.sub("", written)
+    lines = re.split(r"\r?\n|\r", text)
+    assert max(cell_len(line) for line in lines) <= 80
+    _, report = the_report(tmp_path / "reports")
+    assert report["status"] == "success"  # a WARN check never fails the run
+    # The summary: from its first header line on, nothing cut, every count whole.
+    summary = lines[next(i for i, line in enumerate(lines) if line.startswith("table ")) :]
+    assert "…" not in "\n".join(summary)
+    tokens = {token for line in summary for token in line.split()}
+    for table in report["tables"]:
+        assert {f"{table['source_rows']:,}", f"{table['loaded_rows']:,}"} <= tokens
+    first = next(i for i, line in enumerate(summary) if line.startswith(LONG_NAME[:10]))
+    folded = [summary[first].split()[0]]
+    folded += [line.split()[0] for line in summary[first + 1 : first + 8] if len(line.split()) == 1]
+    assert "".join(folded).startswith(LONG_NAME)  # folded onto more lines, not cut
+    # The table with a WARN check: a warning when it finishes and in the summary.
+    assert any(line.startswith(f"⚠ {LONG_NAME}: ") for line in lines)
+    assert "warned: declared_types" in " ".join(text.split())
+    assert not any(line.startswith(f"✓ {LONG_NAME}") for line in lines)
+    assert "⚠ declared_types" in "\n".join(summary)
+
+
+def test_a_failed_run_says_what_next_and_shows_no_row_as_loaded(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    """Orphans are quarantined, which fails the run: nothing promoted."""
+    source = tmp_path / "legacy.sqlite"
+    with closing(sqlite3.connect(source)) as conn, conn:
+        conn.executescript(
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+            "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id));"
+            "INSERT INTO parent VALUES (1);"
+            "INSERT INTO child VALUES (1, 1), (2, 99), (3, 98);"
+        )
+    reports = tmp_path / "out"
+
+    done = consoleai_etl(tmp_path, "migrate", str(source), pg_dsn, "--report-dir", str(reports))
+
+    assert done.returncode == 1, done.stderr[-3000:]
+    json_path, report = the_report(reports)
+    assert report["status"] == "failure" and not report["promoted"]
+    assert fetch(pg_dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+    header = done.stdout.splitlines()[0].split()
+    assert "staged" in header and "loaded" not in done.stdout
+    assert summary_row(done.stdout, "child")[:4] == ["child", "3", "1", "2"]
+    after = done.stdout.split("migration failure\n", 1)[1].splitlines()
+    run_id = report["run_id"]
+    assert after[-4:] == [
+        "nothing promoted: the target is unchanged",
+        "to accept the failed checks and quarantined rows and promote anyway, run again "
+        "with --allow-divergence",
+        "the 2 quarantined rows, with key, column and reason: SELECT * FROM "
+        f"consoleai_etl.quarantine WHERE run_id = '{run_id}'",
+        f"report: {json_path.with_suffix('.html')}",
+    ]
+    [(quarantined,)] = fetch(
+        pg_dsn, "SELECT count(*) FROM consoleai_etl.quarantine WHERE run_id = %s", (run_id,)
+    )
+    assert quarantined == 2  # where the summary says they are
+    html = json_path.with_suffix(".html").read_text()
+    assert "<span>staged rows</span>" in html and "loaded rows" not in html
+    assert "allow_divergence: true in the run config" in html

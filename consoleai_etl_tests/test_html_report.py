@@ -202,9 +202,12 @@ def test_html_report_escapes_markup_and_counts_refusals_by_class(
     assert {row[0] for row in page.tables["checks"]} == {"parent", name}
 
 
-def chart_lines(markdown: str) -> list[str]:
-    """The lines of the Markdown's chart (its code block)."""
-    after = markdown.split("## Load time and rows per table\n\n", 1)[1]
+def chart_lines(
+    markdown: str, heading: str = "## Load time and staged rows per table"
+) -> list[str]:
+    """The lines of the Markdown's chart (its code block), under ``heading`` (a run that
+    promoted nothing staged its rows, loaded none into the target)."""
+    after = markdown.split(f"{heading}\n\n", 1)[1]
     fence, rest = after.split("\n", 1)
     return rest.split(f"\n{fence}\n", 1)[0].splitlines()
 

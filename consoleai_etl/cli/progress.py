@@ -46,8 +46,10 @@ class RowsColumn(ProgressColumn):
 
 
 def finished_line(report: TableReport) -> Text:
-    """The line a table's bar collapses to: its rows, time, rate, quarantine and checks."""
+    """The line a table's bar collapses to: its rows, time, rate, quarantine and checks;
+    ``✓`` clean, ``⚠`` a WARN check failed (a fact to read, not a failure), ``✗`` not."""
     failed = [c.name for c in report.checks if c.failed]
+    warned = [c.name for c in report.checks if c.warned]
     if report.error:
         return Text(f"✗ {report.table}: load failed: {report.error}", style="red")
     parts = []
@@ -61,11 +63,12 @@ def finished_line(report: TableReport) -> Text:
     parts.append(f"{passed}/{len(report.checks)} checks passed")
     if failed:
         parts.append(f"failed: {', '.join(failed)}")
-    clean = not failed and not report.quarantined_rows
-    return Text(
-        f"{'✓' if clean else '✗'} {report.table}: {', '.join(parts)}",
-        style="green" if clean else "red",
-    )
+    if warned:
+        parts.append(f"warned: {', '.join(warned)}")
+    mark, style = ("⚠", "yellow") if warned else ("✓", "green")
+    if failed or report.quarantined_rows:
+        mark, style = "✗", "red"
+    return Text(f"{mark} {report.table}: {', '.join(parts)}", style=style)
 
 
 class LiveProgress:

@@ -9,15 +9,13 @@ the run skips hands None, and the report lists it with its row count.
 import dagster as dg
 
 from consoleai_etl.core.run.pipeline import finalize, verify_table
-from consoleai_etl.core.run.report import TableReport
+from consoleai_etl.core.run.report import CONSISTENCY_JOB, TableReport
 from consoleai_etl.core.source.catalog import Catalog, Table
 from consoleai_etl.defs.checks import asset_keys, check_events
 from consoleai_etl.defs.console_log import CONCISE_CONSOLE
 from consoleai_etl.defs.report_asset import new_report, publish
 from consoleai_etl.defs.settings import MigrationSettings
 from consoleai_etl.defs.table_assets import checked_config, guarded_step
-
-CONSISTENCY_JOB = "consistency_check_job"
 
 
 @dg.op(out=dg.Out(dg.Nothing))

@@ -59,7 +59,7 @@ def publish(
         "report_html": dg.MetadataValue.path(str(html_path)),
         "summary": dg.MetadataValue.md(report.to_markdown()),
     }
-    summary = f"migration {report.status}" + (" (DRY RUN)" if report.dry_run else "")
+    summary = f"{report.what} {report.status}" + (" (DRY RUN)" if report.dry_run else "")
     context.log.info(f"{summary}: {'; '.join(report.reasons)}")
     if report.status == FAILURE:
         raise dg.Failure(

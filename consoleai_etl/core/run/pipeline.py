@@ -412,7 +412,9 @@ def _verify_in_place(config: MigrationConfig, table: Table) -> TableReport:
                 expected=None,
                 exclude=quarantined_keys(pg, plan, last_run),
             )
+            started = time.perf_counter()
             report.checks = run_checks(context)
+            report.check_seconds = round(time.perf_counter() - started, 3)
     except (MigrationError, psycopg.Error, sqlite3.Error, OSError) as exc:
         report.error = _one_line(exc)
     return report

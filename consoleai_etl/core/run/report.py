@@ -21,6 +21,14 @@ ALL_CLEAR = "all checks passed, no row quarantined"
 # ``allow_divergence``); a failed WARN check is a fact to read, listed, never blocking.
 ERROR = "error"
 WARN = "warn"
+# The job that verifies the target against the source (``defs.consistency_job``): it loads
+# nothing, so its reports say "verification"; any other job's say "migration".
+CONSISTENCY_JOB = "consistency_check_job"
+# How the Markdown and HTML reports, read by users of the run config and of the command line
+# alike, name the option that promotes a divergent run (``next_steps``).
+REPORTS_ALLOW_DIVERGENCE = (
+    "allow_divergence: true in the run config (--allow-divergence on the command line)"
+)
 # Merge mode's counts per table, in the order every rendering shows them (``TableReport.merge``).
 MERGE_COUNTS = (
     "inserted",
@@ -159,6 +167,33 @@ class MigrationReport:
             "skipped_tables": len(self.skipped_tables),
         }
 
+    @property
+    def what(self) -> str:
+        """What the run was, in every rendering's words: a verification or a migration."""
+        return "verification" if self.job == CONSISTENCY_JOB else "migration"
+
+    @property
+    def loaded_as(self) -> str:
+        """What the tables' ``loaded_rows`` are, in every rendering's words: rows loaded
+        into the target only when the run promoted them; else (a dry run, a failed run, a
+        verification in merge mode, which stages the source to compare) rows that went no
+        further than staging."""
+        return "loaded" if self.promoted else "staged"
+
+    def chart_series(self) -> tuple[tuple[str, list[float | None]], tuple[str, list[float | None]]]:
+        """What the charts draw per table, each series named: a migration's load seconds
+        and the rows it loaded (or staged), a verification's check seconds and the source
+        rows it checked."""
+        if self.what == "verification":
+            return (
+                ("check seconds", [t.check_seconds for t in self.tables]),
+                ("source rows", [t.source_rows for t in self.tables]),
+            )
+        return (
+            ("load seconds", [t.seconds for t in self.tables]),
+            (f"{self.loaded_as} rows", [t.loaded_rows for t in self.tables]),
+        )
+
     @classmethod
     def from_dict(cls, data: dict) -> MigrationReport:
         """The report as recorded in ``consoleai_etl.runs`` (``to_dict``), read back."""
@@ -183,7 +218,7 @@ class MigrationReport:
         return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
 
     def to_markdown(self) -> str:
-        title = "Migration report" + (" (DRY RUN)" if self.dry_run else "")
+        title = f"{self.what.capitalize()} report" + (" (DRY RUN)" if self.dry_run else "")
         lines = [
             f"# {title}",
             "",
@@ -192,7 +227,10 @@ class MigrationReport:
             "",
         ]
         lines += [f"- {_md(reason)}" for reason in self.reasons]
+        if steps := next_steps(self, REPORTS_ALLOW_DIVERGENCE):
+            lines += ["", "Next:", "", *(f"- {_md(step)}" for step in steps)]
         totals = self.totals
+        loaded = any(t.loaded_rows is not None for t in self.tables)
         lines += [
             "",
             f"- run `{self.run_id}` ({self.job}), {self.started_at} → {self.finished_at}",
@@ -201,13 +239,15 @@ class MigrationReport:
             f"promoted: {'yes' if self.promoted else 'no'}",
             *([f"- source read: {self.source_snapshot}"] if self.source_snapshot else []),
             f"- {totals['tables']} tables, {totals['source_rows']:,} source rows, "
-            f"{totals['loaded_rows']:,} loaded, {totals['quarantined_rows']:,} quarantined, "
+            + (f"{totals['loaded_rows']:,} {self.loaded_as}, " if loaded else "")
+            + f"{totals['quarantined_rows']:,} quarantined, "
             f"{totals['failed_checks']} of {totals['checks']} checks failed"
             + (f", {totals['warned_checks']} warned" if totals["warned_checks"] else "")
             + (f"; {totals['skipped_tables']} skipped" if totals["skipped_tables"] else ""),
             *self._idempotency_lines(),
             "",
-            "| table | source rows | loaded | quarantined | load s | rows/s | check s | checks |",
+            f"| table | source rows | {self.loaded_as} | quarantined | load s | rows/s | check s "
+            "| checks |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for t in self.tables:
@@ -282,21 +322,24 @@ class MigrationReport:
         ]
 
     def _chart_lines(self) -> list[str]:
-        """Each table's load time and loaded rows as text bars in a code block: a chart any
-        Markdown renders, the Dagster UI's included (it shows Mermaid as plain code)."""
+        """Each table's time and rows (``chart_series``) as text bars in a code block: a
+        chart any Markdown renders, the Dagster UI's included (it shows Mermaid as plain
+        code)."""
         if not self.tables:
             return []
         names = [_short(t.table) for t in self.tables]
         width = max(len(n) for n in names)
-        seconds = fractions([t.seconds for t in self.tables])
-        rows = fractions([t.loaded_rows for t in self.tables])
-        chart = [
-            f"{name:<{width}} {number(t.seconds, '.2f'):>8} s {text_bar(s, 20):<20} "
-            f"{number(t.loaded_rows):>13} rows {text_bar(r, 20)}".rstrip()
-            for name, t, s, r in zip(names, self.tables, seconds, rows, strict=True)
+        (timed, seconds), (counted, rows) = self.chart_series()
+        bars = [
+            f"{name:<{width}} {number(s, '.2f'):>8} s {text_bar(s_bar, 20):<20} "
+            f"{number(r):>13} rows {text_bar(r_bar, 20)}".rstrip()
+            for name, s, r, s_bar, r_bar in zip(
+                names, seconds, rows, fractions(seconds), fractions(rows), strict=True
+            )
         ]
         fence = "`" * max([3, *(len(run) + 1 for run in re.findall("`+", "".join(names)))])
-        return ["", "## Load time and rows per table", "", fence, *chart, fence]
+        heading = f"{timed.split()[0].capitalize()} time and {counted} per table"
+        return ["", f"## {heading}", "", fence, *bars, fence]
 
     def _quarantine_reason_lines(self) -> list[str]:
         """Every quarantined row counted per table, column and reason class, with a bar."""
@@ -532,6 +575,32 @@ def conflict_problems(report: MigrationReport) -> list[str]:
             f"since the last merge, {settled}: keys {keys}"
         )
     return problems
+
+
+def next_steps(report: MigrationReport, allow_divergence: str) -> list[str]:
+    """What a migration leaves its reader to know and do, beyond its reasons: that the
+    target is unchanged when nothing was promoted, the option that promotes a divergent
+    run anyway (``allow_divergence``: as the reader's interface spells it, the command
+    line's flag or the run config's key) when only divergence failed it, and where its
+    quarantined rows are. A verification changes nothing and has no such option."""
+    if report.what != "migration":
+        return []
+    totals, steps = report.totals, []
+    if not report.promoted and not report.dry_run:
+        steps.append("nothing promoted: the target is unchanged")
+    divergent = totals["failed_checks"] or totals["quarantined_rows"]
+    loads_failed = any(t.error for t in report.tables)
+    if report.status == FAILURE and divergent and not loads_failed and not report.allow_divergence:
+        steps.append(
+            "to accept the failed checks and quarantined rows and promote anyway, "
+            f"run again with {allow_divergence}"
+        )
+    if totals["quarantined_rows"]:
+        steps.append(
+            f"the {totals['quarantined_rows']:,} quarantined rows, with key, column and reason: "
+            f"SELECT * FROM consoleai_etl.quarantine WHERE run_id = '{report.run_id}'"
+        )
+    return steps
 
 
 def named_keys(keys: Sequence[object], count: int) -> str:

@@ -17,10 +17,12 @@ from consoleai_etl.core.run.chart import fractions
 from consoleai_etl.core.run.report import (
     FAILURE,
     MERGE_COUNTS,
+    REPORTS_ALLOW_DIVERGENCE,
     SUCCESS,
     CheckReport,
     MigrationReport,
     conflict_problems,
+    next_steps,
     number,
 )
 
@@ -82,7 +84,9 @@ class _Series:
 
 def render_html(report: MigrationReport) -> str:
     """The whole page: verdict, charts, quarantine, checks, type plan, merge, views, warnings."""
-    title = f"Migration report {report.run_id}" + (" (DRY RUN)" if report.dry_run else "")
+    title = f"{report.what.capitalize()} report {report.run_id}" + (
+        " (DRY RUN)" if report.dry_run else ""
+    )
     body = "".join(
         [
             _header(report),
@@ -120,6 +124,7 @@ def _header(report: MigrationReport) -> str:
     totals = report.totals
     dry = ' <span class="badge dry">DRY RUN — target untouched</span>' if report.dry_run else ""
     reasons = "".join(f"<li>{_e(r)}</li>" for r in report.reasons)
+    steps = "".join(f"<li>{_e(s)}</li>" for s in next_steps(report, REPORTS_ALLOW_DIVERGENCE))
     facts = [
         ("run", f"<code>{_e(report.run_id)}</code> ({_e(report.job)})"),
         ("time", f"{_e(report.started_at)} → {_e(report.finished_at)}"),
@@ -136,10 +141,11 @@ def _header(report: MigrationReport) -> str:
         facts.append(("source read", _e(report.source_snapshot)))
     if report.idempotency is not None:
         facts.append(("previous run", _e(_idempotency(report.idempotency))))
+    loaded = any(t.loaded_rows is not None for t in report.tables)
     numbers = [
         (totals["tables"], "tables"),
         (totals["source_rows"], "source rows"),
-        (totals["loaded_rows"], "loaded rows"),
+        *([(totals["loaded_rows"], f"{report.loaded_as} rows")] if loaded else []),
         (totals["quarantined_rows"], "quarantined rows"),
         (totals["checks"], "checks"),
         (totals["failed_checks"], "failed checks"),
@@ -148,10 +154,11 @@ def _header(report: MigrationReport) -> str:
     if totals["skipped_tables"]:
         numbers.append((totals["skipped_tables"], "skipped tables"))
     return (
-        f'<header class="{_tone(report)}">\n<h1>Migration report{dry}</h1>\n'
+        f'<header class="{_tone(report)}">\n<h1>{report.what.capitalize()} report{dry}</h1>\n'
         f'<p><span class="badge status">{_e(report.status.upper())}</span></p>\n'
         f'<ul class="reasons">{reasons}</ul>\n'
-        '<dl class="facts">'
+        + (f'<p>Next:</p>\n<ul id="next-steps">{steps}</ul>\n' if steps else "")
+        + '<dl class="facts">'
         + "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts)
         + '</dl>\n<div class="totals">'
         + "".join(
@@ -232,20 +239,35 @@ def _cells(*cells: object, numeric: Sequence[int] = ()) -> str:
 
 
 def _tables_section(report: MigrationReport) -> str:
+    """Each table's time and rows (``chart_series``) as bars, then its counts and times."""
     tables = report.tables
-    titles = [
-        f"{t.table}: {number(t.seconds, '.3f')} s, {number(t.loaded_rows)} rows loaded of "
-        f"{number(t.source_rows)}, {number(t.rows_per_second, ',.0f')} rows/s"
-        for t in tables
-    ]
+    (timed, seconds), (counted, rows) = report.chart_series()
+    loaded = report.loaded_as
+    if report.what == "verification":
+        titles = [
+            f"{t.table}: checked in {number(t.check_seconds, '.3f')} s, "
+            f"{number(t.source_rows)} source rows"
+            for t in tables
+        ]
+        note = "Check time is every check of the table, run against the target."
+    else:
+        titles = [
+            f"{t.table}: {number(t.seconds, '.3f')} s, {number(t.loaded_rows)} rows {loaded} "
+            f"of {number(t.source_rows)}, {number(t.rows_per_second, ',.0f')} rows/s"
+            for t in tables
+        ]
+        note = (
+            "Load time is profile + load + keys, indexes and foreign keys; hover a bar for its "
+            "rows per second."
+        )
     chart = _bar_chart(
         "chart-tables",
         [t.table for t in tables],
         titles,
-        _Series("load seconds", [t.seconds for t in tables], _seconds, "#0969da"),
-        _Series("loaded rows", [t.loaded_rows for t in tables], number, "#1a7f37"),
+        _Series(timed, seconds, _seconds, "#0969da"),
+        _Series(counted, rows, number, "#1a7f37"),
     )
-    rows = [
+    rows_html = [
         f'<tr class="{"failed" if t.error else "passed"}">'
         + _cells(
             t.table,
@@ -260,13 +282,12 @@ def _tables_section(report: MigrationReport) -> str:
         + "</tr>"
         for t in tables
     ]
-    headings = ("table", "source rows", "loaded", "quarantined", "load s", "rows/s", "check s")
+    headings = ("table", "source rows", loaded, "quarantined", "load s", "rows/s", "check s")
+    heading = f"{timed.split()[0]} time and {counted}"
     return (
-        "<section>\n<h2>Tables: load time and rows</h2>\n"
-        '<p class="note">Load time is profile + load + keys, indexes and foreign keys; '
-        "hover a bar for its rows per second.</p>\n"
+        f'<section>\n<h2>Tables: {heading}</h2>\n<p class="note">{note}</p>\n'
         + chart
-        + _table("tables", headings, rows, numeric=headings[1:])
+        + _table("tables", headings, rows_html, numeric=headings[1:])
         + "</section>\n"
     )
 
