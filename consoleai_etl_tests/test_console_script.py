@@ -252,6 +252,17 @@ def test_a_run_stopped_by_its_preflight_exits_one_with_its_reason(
     assert "Traceback" not in done.stderr and not (tmp_path / "reports").exists()
 
 
+def test_an_unreachable_server_is_named_by_the_argument_not_a_variable(
+    sample_db: Path, tmp_path: Path
+) -> None:
+    done = consoleai_etl(tmp_path, "migrate", str(sample_db), "postgresql://nobody@127.0.0.1:1/x")
+
+    assert done.returncode == 1
+    last = done.stderr.splitlines()[-1]
+    assert "cannot connect to PostgreSQL at user=nobody" in last
+    assert last.endswith("(check POSTGRES_DSN)") and "CONSOLEAI_" not in done.stderr
+
+
 def test_verify_of_a_schema_never_migrated_says_so_in_one_line(
     sample_db: Path, pg_dsn: str, tmp_path: Path
 ) -> None:

@@ -170,4 +170,7 @@ def test_a_dry_run_stops_on_application_tables_as_the_real_run_would(
 
     assert dry == real
     assert_refusal(dry, "table customers")
+    # In a Dagster user's words: run config keys (and the variables a code location uses).
+    assert "(target_schema (or CONSOLEAI_TARGET_SCHEMA))" in dry
+    assert "set replace_existing: true (or CONSOLEAI_REPLACE_EXISTING=true) to replace" in dry
     assert app_rows(pg_dsn) == APP_ROWS

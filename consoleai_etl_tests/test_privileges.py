@@ -100,3 +100,11 @@ def test_a_dry_run_is_refused_where_the_real_run_would_be(tmp_path: Path, pg_dsn
 
     assert "notes" in real and dry.split(": ", 1)[1] == real.split(": ", 1)[1]
     assert fetch(pg_dsn, "SELECT count(*) FROM notes") == [(0,)]
+    # In the command line's words, the flags that are the ways out; no variable.
+    assert "migrate into another schema (--schema)" in real
+    assert "set --replace-existing to replace them" in real and "(merge mode: --mode merge)" in real
+    assert "CONSOLEAI_" not in real and "\u27e8" not in real
+
+    done = consoleai_etl(tmp_path, "migrate", str(source), pg_dsn, "--replace-existing")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert fetch(pg_dsn, "SELECT id, body FROM notes ORDER BY id") == [(1, "a"), (2, "b")]

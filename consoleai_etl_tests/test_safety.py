@@ -119,7 +119,7 @@ def test_unreachable_server_and_unknown_role(tmp_path: Path, sample_db: Path, pg
     refused = "postgresql://postgres@127.0.0.1:1/postgres"
     error = preflight_error(run_raw(sample_db, refused, tmp_path / "r1"))
     assert error.startswith("cannot connect to PostgreSQL at postgresql://postgres@127.0.0.1:1")
-    assert "check CONSOLEAI_PG_DSN" in error and "\n" not in error
+    assert "(check pg_dsn (or CONSOLEAI_PG_DSN))" in error and "\n" not in error
     ghost = make_conninfo(pg_dsn, user="no_such_role_" + uuid.uuid4().hex[:6], password="s3cret")
     error = preflight_error(run_raw(sample_db, ghost, tmp_path / "r2"))
     assert "does not exist" in error and "s3cret" not in error

@@ -27,10 +27,10 @@ from rich.text import Text
 from consoleai_etl.cli.progress import LiveProgress
 from consoleai_etl.cli.summary import print_summary
 from consoleai_etl.core.encode import compiled
-from consoleai_etl.core.errors import OptionProblem
+from consoleai_etl.core.errors import OptionProblem, Spelling, in_words
 from consoleai_etl.defs.consistency_job import CONSISTENCY_JOB
 from consoleai_etl.defs.console_log import console_config
-from consoleai_etl.defs.table_assets import MIGRATION_JOB, failed_options
+from consoleai_etl.defs.table_assets import MESSAGE_TEMPLATE, MIGRATION_JOB, failed_options
 
 JOBS = {"migrate": MIGRATION_JOB, "verify": CONSISTENCY_JOB}
 
@@ -47,6 +47,7 @@ class JobRequest:
     report_dir: Path  # where the run's report will be, as the settings resolve it
     # names an option the preflight refused by the file it came from (None: as the run did)
     describe: Callable[[OptionProblem], str | None]
+    spelling: Spelling  # an option a message names, as the command line sets it
 
 
 @contextmanager
@@ -103,7 +104,7 @@ def run(request: JobRequest, *, interactive: bool) -> int:
         except dg.DagsterInvalidConfigError as exc:
             raise UsageError(" ".join(str(exc).split())) from None
         run_id, success = result.run_id, result.success
-        stopped = None if success else why_failed(result, request.describe)
+        stopped = None if success else why_failed(result, request)
     report = request.report_dir / f"migration-report-{run_id}.json"
     if report.is_file():
         print_summary(console, report)
@@ -112,17 +113,18 @@ def run(request: JobRequest, *, interactive: bool) -> int:
     return 0 if success else 1
 
 
-def why_failed(
-    result: dg.JobExecutionResult, describe: Callable[[OptionProblem], str | None]
-) -> str:
+def why_failed(result: dg.JobExecutionResult, request: JobRequest) -> str:
     """The first failed step's one-line reason (a preflight refusal is a ``Failure``
-    whose description is that line); options it refused named by ``describe`` where it
-    can (by the command line's files)."""
+    whose description is that line), in the command line's words: options it refused named
+    by the file they came from where it can (``describe``), the options it tells the user
+    to set spelled as flags (``spelling``)."""
     for event in result.get_step_failure_events():
         data = event.step_failure_data
         failure = data.user_failure_data
         if failure and (refused := failed_options(failure.metadata)):
-            return "; ".join(describe(problem) or said for problem, said in refused)
+            return "; ".join(request.describe(problem) or said for problem, said in refused)
+        if failure and (template := failure.metadata.get(MESSAGE_TEMPLATE)):
+            return in_words(str(template.value), request.spelling)
         if failure and failure.description:
             return failure.description
         if data.error:

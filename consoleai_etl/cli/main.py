@@ -35,7 +35,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from consoleai_etl.cli.job import JOBS, JobRequest, UsageError, run
 from consoleai_etl.cli.options import Origins, config_file
-from consoleai_etl.core.errors import MigrationError, OptionError
+from consoleai_etl.core.errors import MigrationError, OptionError, Spelling, config_key
 from consoleai_etl.core.plan.merge_plan import ON_CONFLICT
 from consoleai_etl.core.plan.rules import ORPHAN_POLICIES
 from consoleai_etl.core.plan.skip import unknown_tables
@@ -133,6 +133,13 @@ def parser() -> argparse.ArgumentParser:
         "$CONSOLEAI_ON_CONFLICT, else target: keep the application's changed rows)",
     )
     migrate.add_argument(
+        "--replace-existing",
+        action="store_true",
+        default=None,
+        help="replace tables and views of the source's names in the target schema that no "
+        "earlier run created (default: refuse, naming them)",
+    )
+    migrate.add_argument(
         "--dry-run",
         action="store_true",
         default=None,
@@ -225,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
             settings = checked_settings(build_job(str(args.source), job), config).to_config()
         except OptionError as exc:
             raise UsageError("; ".join(describe(origins, exc))) from None
-        request = JobRequest(job, args.source, config, Path(settings.report_dir), origins.describe)
+        request = JobRequest(
+            job, args.source, config, Path(settings.report_dir), origins.describe, spelling()
+        )
         # On the idle core while Dagster starts the run.
         start_source_reads(args.source, merge=settings.mode == "merge")
         return run(request, interactive=sys.stdout.isatty())
@@ -235,6 +244,35 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+# The options given as arguments rather than flags.
+POSITIONAL = {"sqlite_path": "SOURCE.sqlite", "pg_dsn": "POSTGRES_DSN"}
+
+
+def spelling() -> Spelling:
+    """How a message's option is set on this command line: its flag (``--replace-existing``,
+    ``--mode merge``, ``--schema``), its argument, else its key in a ``--config`` file."""
+    flags = {
+        action.dest: action.option_strings[0]
+        for command in ("migrate", "verify")
+        for action in _subparser(command)._actions
+        if action.option_strings
+    }
+
+    def spell(name: str, value: str | None) -> str:
+        if name in POSITIONAL:
+            return POSITIONAL[name]
+        if name not in flags:
+            return f"{config_key(name, value)} in a --config file"
+        return flags[name] if value in (None, "true") else f"{flags[name]} {value}"
+
+    return spell
+
+
+def _subparser(command: str) -> argparse.ArgumentParser:
+    [commands] = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return commands.choices[command]
 
 
 def describe(origins: Origins, error: OptionError) -> list[str]:

@@ -7,12 +7,43 @@ Dagster UI can show it without a traceback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+# A run option a message tells the user to set, left for the interface to spell: run
+# config's key for a Dagster user (``replace_existing: true``), the flag for a command-line
+# user (``--replace-existing``). ``option`` writes one; ``in_words`` spells them.
+_OPTION = re.compile(r"\u27e8(\w+)(?:: ([^\u27e9]*))?\u27e9")
+Spelling = Callable[[str, str | None], str]
+
+
+def option(name: str, value: str | None = None) -> str:
+    """Run option ``name`` (set to ``value``, if given) in a message, spelled later."""
+    return f"\u27e8{name}{'' if value is None else ': ' + value}\u27e9"
+
+
+def config_key(name: str, value: str | None) -> str:
+    """The run config's spelling of an option: its key, and the value to set."""
+    return name if value is None else f"{name}: {value}"
+
+
+def in_words(message: str, spelling: Spelling) -> str:
+    """``message`` with every ``option`` spelled by ``spelling``."""
+    return _OPTION.sub(lambda m: spelling(m[1], m[2]), message)
+
 
 class MigrationError(Exception):
-    """An expected, user-actionable failure; ``str(error)`` is the whole diagnosis."""
+    """An expected, user-actionable failure; ``str(error)`` is the whole diagnosis, the
+    options it names spelled as run config keys; ``template`` keeps them for another
+    interface to spell (``in_words``)."""
+
+    @property
+    def template(self) -> str:
+        return super().__str__()
+
+    def __str__(self) -> str:
+        return in_words(self.template, config_key)
 
 
 class SourceError(MigrationError):

@@ -46,7 +46,14 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from consoleai_etl.core.errors import Key, MigrationError, OptionError, OptionProblem, key_path
+from consoleai_etl.core.errors import (
+    Key,
+    MigrationError,
+    OptionError,
+    OptionProblem,
+    config_key,
+    key_path,
+)
 from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, OnConflict
 from consoleai_etl.core.plan.rules import (
     DateEncoding,
@@ -455,6 +462,17 @@ RUN_OPTIONS = tuple(
     if name in MigrationSettings.to_config_schema().as_field().config_type.fields
 )
 SETTINGS_PATH = ("resources", "settings", "config")  # where run config holds the options
+
+
+def in_run_config(name: str, value: str | None) -> str:
+    """How a Dagster user sets option ``name``: its run config key, or its CONSOLEAI_*
+    variable, which is how a code location is usually given its source and target."""
+    field = MigrationSettings.model_fields[name]
+    variable = (field.json_schema_extra or {}).get(ENV)  # type: ignore[union-attr]
+    said = config_key(name, value)
+    return f"{said} (or {variable}{'' if value is None else '=' + value})" if variable else said
+
+
 # What a config type expects, in words, by its scalar kind or else its kind.
 EXPECTED = {
     "BOOL": "true or false",

@@ -23,7 +23,7 @@ from typing import Any
 
 import dagster as dg
 
-from consoleai_etl.core.errors import MigrationError, OptionError, OptionProblem
+from consoleai_etl.core.errors import MigrationError, OptionError, OptionProblem, in_words
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.run.migration import MigrationPlan, TableToStage, migrate
 from consoleai_etl.core.run.pipeline import MigrationConfig, verify_table
@@ -39,7 +39,7 @@ from consoleai_etl.defs.checks import (
 )
 from consoleai_etl.defs.metadata import definition_metadata, table_metadata
 from consoleai_etl.defs.report_asset import new_report
-from consoleai_etl.defs.settings import MigrationSettings
+from consoleai_etl.defs.settings import MigrationSettings, in_run_config
 
 TABLE_GROUP = "legacy_tables"
 RUN_KEY = dg.AssetKey(RUN_NAME)
@@ -83,8 +83,16 @@ def checked_config(
         ]
         metadata = {OPTION_PROBLEMS: dg.MetadataValue.json(problems)}
         raise dg.Failure(description=str(exc), metadata=metadata, allow_retries=False) from None
-    except MigrationError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    except MigrationError as exc:  # the options it names as run config spells them; the
+        # command line spells them again from the template (``cli.job.why_failed``)
+        raise dg.Failure(
+            description=in_words(exc.template, in_run_config),
+            metadata={MESSAGE_TEMPLATE: exc.template},
+            allow_retries=False,
+        ) from None
+
+
+MESSAGE_TEMPLATE = "message_template"  # the failure's message, its options not yet spelled
 
 
 OPTION_PROBLEMS = "option_problems"  # the preflight failure's metadata entry

@@ -13,7 +13,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from consoleai_etl.core.errors import OptionError, OptionProblem, SourceError, TargetError
+from consoleai_etl.core.errors import (
+    OptionError,
+    OptionProblem,
+    SourceError,
+    TargetError,
+    option,
+)
 from consoleai_etl.core.plan.merge_plan import MergeOptions, MergePlan, plan_merge, unknown_options
 from consoleai_etl.core.plan.names import pg_clashes, pg_column, pg_identifier
 from consoleai_etl.core.plan.profile import Profile, profile_table, row_count
@@ -77,7 +83,7 @@ def check_source(path: str | Path) -> Catalog:
             if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
                 raise SourceError(
                     f"source {file} is not a SQLite database (no SQLite header): point "
-                    "CONSOLEAI_SQLITE_PATH at the legacy .sqlite file"
+                    f"{option('sqlite_path')} at the legacy .sqlite file"
                 )
     with closing(open_source(file)) as conn:  # raises SourceError when missing/unreadable
         try:

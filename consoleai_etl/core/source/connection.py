@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from consoleai_etl.core.errors import SourceError
+from consoleai_etl.core.errors import SourceError, option
 from consoleai_etl.core.source.catalog import schema_collations
 
 
@@ -68,12 +68,12 @@ def register_stand_ins(conn: sqlite3.Connection) -> None:
 def _missing_source(file: Path) -> SourceError:
     if file.is_dir():
         return SourceError(
-            f"source {file} is a directory, not a SQLite file: set CONSOLEAI_SQLITE_PATH to "
-            "the legacy database file itself"
+            f"source {file} is a directory, not a SQLite file: set {option('sqlite_path')} "
+            "to the legacy database file itself"
         )
     return SourceError(
-        f"source SQLite file {file} does not exist: set CONSOLEAI_SQLITE_PATH to the legacy "
-        "database, or run `make demo` to build the sample one"
+        f"source SQLite file {file} does not exist: set {option('sqlite_path')} to the "
+        "legacy database, or run `make demo` to build the sample one"
     )
 
 

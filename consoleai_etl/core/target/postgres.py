@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from consoleai_etl.core.errors import TargetError
+from consoleai_etl.core.errors import TargetError, option
 
 _PASSWORD_IN_URI = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
 _PASSWORD_IN_KEYWORDS = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -97,7 +97,7 @@ def connect(dsn: str, **kwargs: object) -> psycopg.Connection:
         reason = " ".join(str(exc).split())
         raise TargetError(
             f"cannot connect to PostgreSQL at {redact(dsn)}: {redact(reason)} "
-            "(check CONSOLEAI_PG_DSN)"
+            f"(check {option('pg_dsn')})"
         ) from None
 
 

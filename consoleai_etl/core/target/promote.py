@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from consoleai_etl.core.errors import TargetError
+from consoleai_etl.core.errors import TargetError, option
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.source.catalog import Catalog, ForeignKey, SchemaObject, Table
 from consoleai_etl.core.target import bookkeeping
@@ -74,10 +74,9 @@ def ownership_error(schema: str, foreign: list[Relation]) -> TargetError:
     listing = ", ".join(map(str, foreign))
     return TargetError(
         f"schema {schema} already has {listing}, not created by an earlier run of "
-        "consoleai-etl: nothing is dropped; migrate into another schema (target_schema / "
-        "CONSOLEAI_TARGET_SCHEMA), or set replace_existing: true "
-        "(CONSOLEAI_REPLACE_EXISTING=true) to replace them, or load the rows into them "
-        "(merge mode: mode: merge)"
+        f"consoleai-etl: nothing is dropped; migrate into another schema "
+        f"({option('target_schema')}), or set {option('replace_existing', 'true')} to "
+        f"replace them, or load the rows into them (merge mode: {option('mode', 'merge')})"
     )
 
 
