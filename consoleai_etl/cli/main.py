@@ -33,7 +33,7 @@ from typing import NoReturn
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from consoleai_etl.cli.job import JOBS, JobRequest, UsageError, run
+from consoleai_etl.cli.job import JOBS, JobRequest, RunInterrupted, UsageError, run
 from consoleai_etl.cli.options import Origins, config_file
 from consoleai_etl.core.errors import MigrationError, OptionError
 from consoleai_etl.core.plan.merge_plan import ON_CONFLICT
@@ -232,8 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, MigrationError) as exc:
         print(f"{PROG} {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+    except RunInterrupted as exc:
+        print(f"{PROG} {args.command}: interrupted: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # outside the run: before Dagster started it, or after
+        print(f"{PROG} {args.command}: interrupted, no run in progress", file=sys.stderr)
         return 130
 
 

@@ -26,8 +26,17 @@ from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.planner import plan_source
 from consoleai_etl.core.plan.rules import ORPHAN_POLICIES, CastingRule, OrphanPolicy
 from consoleai_etl.core.plan.table_plan import TablePlan
+from consoleai_etl.core.run import interrupt
 from consoleai_etl.core.run.load import LoadOptions, load_table
-from consoleai_etl.core.run.progress import CHECKS, MERGE, PROMOTION, TableFinished, phase, publish
+from consoleai_etl.core.run.progress import (
+    CHECKS,
+    MERGE,
+    PROMOTION,
+    TableFinished,
+    phase,
+    publish,
+    waiting,
+)
 from consoleai_etl.core.run.report import (
     FAILURE,
     CheckReport,
@@ -42,6 +51,7 @@ from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
 from consoleai_etl.core.target import bookkeeping
 from consoleai_etl.core.target.constraints import Link, settle_cycle
+from consoleai_etl.core.target.locks import LockPolicy, lock_tables, waiting_for_locks
 from consoleai_etl.core.target.merge import (
     differences,
     merge_table,
@@ -50,7 +60,7 @@ from consoleai_etl.core.target.merge import (
     prove_merged,
     recorded_unchanged,
 )
-from consoleai_etl.core.target.postgres import connect, connection_lost, redact
+from consoleai_etl.core.target.postgres import CannotConnect, connect, connection_lost, redact
 from consoleai_etl.core.target.promote import Promotion, promote
 from consoleai_etl.core.verify.checksum import Checksum, quarantined_keys
 from consoleai_etl.core.verify.registry import CheckContext, run_checks
@@ -79,8 +89,16 @@ class MigrationConfig:
     skip_tables: tuple[str, ...] = ()
     migrate_history_tables: tuple[str, ...] = ()
     skipped: tuple[SkippedTable, ...] = ()  # set by the preflight: what the run leaves out
+    # Waiting for the application (docs/reliability.md): one lock wait, all of a
+    # transaction's lock waits, and the window for reconnecting after a lost connection.
+    lock_timeout_seconds: float = 3.0
+    lock_wait_seconds: float = 120.0
+    retry_seconds: float = 30.0
 
     def __post_init__(self) -> None:
+        for name in ("lock_timeout_seconds", "lock_wait_seconds", "retry_seconds"):
+            if not getattr(self, name) > 0:
+                raise MigrationError(f"{name} must be a positive number of seconds")
         if self.mode not in MODES:
             raise MigrationError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
         if self.orphans not in ORPHAN_POLICIES:
@@ -142,7 +160,9 @@ def _load_options(config: MigrationConfig, table: Table) -> LoadOptions:
     )
 
 
-RETRY_BACKOFF = (1.0, 3.0)  # seconds before the 2nd and 3rd attempt of a table
+# Seconds before each new attempt after a lost connection: doubling, then every 8 s, for as
+# long as the run's ``retry_seconds`` allow (counted from the first loss).
+RETRY_BACKOFF = (1.0, 2.0, 4.0, 8.0)
 
 _FAILURES = (MigrationError, psycopg.Error, sqlite3.Error, OSError)
 
@@ -235,29 +255,46 @@ def _settle(
     return None
 
 
-def _retried(report: TableReport, attempt: Callable[[], None], retries: list[str]) -> bool:
+def _retried(
+    config: MigrationConfig,
+    report: TableReport,
+    attempt: Callable[[], None],
+    retries: list[str],
+) -> bool:
     """Run ``attempt``; whether it succeeded. A lost connection rolls its transaction back
-    on the server, so it simply runs again, after a pause, at most ``len(RETRY_BACKOFF)``
-    more times (each noted in ``retries``). Any other error is not retried (it would fail
-    the same way again) and, as the last lost connection, becomes the report's error."""
-    for pause in (*RETRY_BACKOFF, None):
+    on the server, so it simply runs again, after a pause (``RETRY_BACKOFF``), as long as
+    the next attempt starts within ``config.retry_seconds`` of the first loss of the
+    series (an attempt that worked longer than that before it lost its connection starts
+    a new series); each loss is noted in ``retries`` and said on screen (``waiting``). A
+    server restarting refuses new connections meanwhile (``CannotConnect``): a loss too.
+    Any other error is not retried (it would fail the same way again) and, as the last
+    lost connection, becomes the report's error."""
+    first_loss, losses = 0.0, 0  # of the current series of losses
+    while True:
+        started = time.monotonic()
         try:
             attempt()
             return True
         except _FAILURES as exc:
             if not connection_lost(exc):
                 report.error = _one_line(exc)
-            elif pause is None:
+                return False
+            reason = exc.reason if isinstance(exc, CannotConnect) else _one_line(exc)
+            now = time.monotonic()
+            if not losses or now - started > config.retry_seconds:  # a new series
+                first_loss, losses = now, 0
+            pause = RETRY_BACKOFF[min(losses, len(RETRY_BACKOFF) - 1)]
+            losses += 1
+            if now - first_loss + pause > config.retry_seconds:
                 report.error = (
-                    f"lost the connection to PostgreSQL {len(retries) + 1} times, last: "
-                    f"{_one_line(exc)}"
+                    f"lost the connection to PostgreSQL {losses} times in "
+                    f"{now - first_loss:.0f} s (retry_seconds: {config.retry_seconds:g}), "
+                    f"last: {reason}"
                 )
-            else:
-                retries.append(f"attempt {len(retries) + 1} lost its connection ({_one_line(exc)})")
-                time.sleep(pause)
-                continue
-            return False
-    raise AssertionError("unreachable: the last attempt always returns")
+                return False
+            retries.append(f"attempt {len(retries) + 1} lost its connection ({reason})")
+            waiting(report.table, f"lost the connection ({reason}): trying again in {pause:g} s")
+            interrupt.pause(pause)
 
 
 def _load(
@@ -282,7 +319,8 @@ def _load(
     plans: list[TablePlan] = []
     retries: list[str] = []
     loaded = _retried(
-        report, lambda: plans.append(_load_once(config, table, run_id, options, progress, report)),
+        config, report,
+        lambda: plans.append(_load_once(config, table, run_id, options, progress, report)),
         retries,
     )  # fmt: skip
     report.warnings = [f"loaded again: {r}" for r in retries] + report.warnings
@@ -369,7 +407,7 @@ def _check(config: MigrationConfig, report: TableReport, plan: TablePlan, run_id
             report.check_seconds = round(time.perf_counter() - started, 3)
 
     retries: list[str] = []
-    _retried(report, attempt, retries)
+    _retried(config, report, attempt, retries)
     report.warnings += [f"checked again: {r}" for r in retries]
 
 
@@ -509,25 +547,7 @@ def finalize(
                 _merge(pg, config, report, promotion)
             elif promotion and report.status != FAILURE and not config.dry_run:
                 phase(None, PROMOTION)
-                try:
-                    with pg.transaction(), closing(open_source(config.sqlite_path)) as src:
-                        report.promoted = True
-                        warnings, views = promote(
-                            pg,
-                            src,
-                            report.run_id,
-                            config.target_schema,
-                            promotion,
-                            replace_existing=config.replace_existing,
-                        )
-                        report.warnings += warnings
-                        report.views = [asdict(v) for v in views]
-                        decide(report)  # again, now that the views are known
-                        _record(pg, report)
-                except (MigrationError, psycopg.Error) as exc:
-                    report.promoted = report.recorded = False
-                    report.views = []
-                    report.fail(f"promotion failed, target unchanged: {_one_line(exc)}")
+                _promote(pg, config, report, promotion)
             if not report.promoted:
                 with pg.transaction():
                     _record(pg, report)
@@ -540,6 +560,51 @@ def finalize(
         report.recorded = report.recorded and report.promoted  # a promotion committed it
         report.fail(f"could not record the run: {_one_line(exc)}")
     return report
+
+
+def _lock_policy(config: MigrationConfig) -> LockPolicy:
+    return LockPolicy(config.lock_timeout_seconds, config.lock_wait_seconds)
+
+
+def _waiting_for_locks(
+    pg: psycopg.Connection, config: MigrationConfig, attempt: Callable[[], None], what: str
+) -> None:
+    """``attempt`` (the promotion's or the merge's transaction) with ``locks``' bounded
+    waits; each wait said on screen, a stop request honoured between attempts."""
+    waiting_for_locks(
+        pg, config.pg_dsn, _lock_policy(config), attempt,
+        lambda reason: waiting(None, reason), what, pause=interrupt.pause,
+    )  # fmt: skip
+
+
+def _promote(
+    pg: psycopg.Connection, config: MigrationConfig, report: MigrationReport, promotion: Promotion
+) -> None:
+    """Replace mode: the staged tables swapped into the target and the views proven, in
+    ONE transaction with the run's record; it first takes the tables it replaces, with
+    bounded waits (``locks``). A stop request before its COMMIT rolls it back."""
+    warnings = list(report.warnings)
+
+    def attempt() -> None:
+        with pg.transaction(), closing(open_source(config.sqlite_path)) as src:
+            report.promoted = True
+            promoted, views = promote(
+                pg, src, report.run_id, config.target_schema, promotion,
+                replace_existing=config.replace_existing, locks=_lock_policy(config),
+            )  # fmt: skip
+            report.warnings = warnings + promoted
+            report.views = [asdict(v) for v in views]
+            decide(report)  # again, now that the views are known
+            _record(pg, report)
+            interrupt.check()
+
+    try:
+        _waiting_for_locks(pg, config, attempt, PROMOTION)
+    except (MigrationError, psycopg.Error) as exc:
+        report.promoted = report.recorded = False
+        report.views = []
+        report.warnings = warnings
+        report.fail(f"promotion failed, target unchanged: {_one_line(exc)}")
 
 
 def _merge(
@@ -559,8 +624,14 @@ def _merge(
     order = write_order(plan.tables, [t.name for t in promotion.tables])
     tables = sorted(promotion.tables, key=lambda t: order.index(t.name))
     deferred = deferred_keys(plan.tables)
-    try:
+    targets = [plan.tables[t.name].target for t in tables]
+    locked = [sql.Identifier(target.schema, target.name) for target in targets]
+
+    def attempt() -> None:
         with pg.transaction(force_rollback=config.dry_run):
+            # Writing takes ROW EXCLUSIVE; waiting for it (a session holding SHARE or more)
+            # would queue the application's next writers behind this transaction.
+            lock_tables(pg, locked, "ROW EXCLUSIVE", _lock_policy(config))
             if deferred is not None:  # checked once every table is written, below
                 pg.execute(sql.SQL("SET CONSTRAINTS {} DEFERRED").format(deferred))
             for table in tables:
@@ -578,6 +649,7 @@ def _merge(
                     _proven_in_target(merged, plan.tables[table.name])
             if deferred is not None:  # a key still unmet fails here, naming itself
                 pg.execute(sql.SQL("SET CONSTRAINTS {} IMMEDIATE").format(deferred))
+            interrupt.check()
             for table in tables:  # last: a rollback does not undo setval
                 moved = move_sequences(pg, plan.tables[table.name], apply=not config.dry_run)
                 if moved:
@@ -586,6 +658,9 @@ def _merge(
             if not config.dry_run:
                 report.promoted = True
                 _record(pg, report)
+
+    try:
+        _waiting_for_locks(pg, config, attempt, MERGE)
     except (MigrationError, psycopg.Error) as exc:
         report.promoted = report.recorded = False
         for table_report in report.tables:
