@@ -11,6 +11,7 @@ publish their progress (``core.run.progress``) to the display in this same proce
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -94,6 +95,9 @@ def run(request: JobRequest, *, interactive: bool) -> int:
     ``RunInterrupted``, unless it came too late to stop it: the run then ends as it
     would have."""
     console = Console(file=terminal() if interactive else None)
+    # psycopg warns when it cannot end a COPY cut short by a lost connection, through
+    # logging's last-resort handler, across the bars; the run retries the table and says so.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     if interactive and (notice := compiled.notice()) is not None:
         console.print(Text(notice, style="yellow"))
     job = dg.build_reconstructable_job(

@@ -31,13 +31,15 @@ class Interrupted(Exception):
 
 @contextmanager
 def stoppable() -> Iterator[None]:
-    """A run that honours stop requests (``request``) at its safe points."""
+    """A run that honours stop requests (``request``) at its safe points; a request made
+    outside it is forgotten, so it cannot stop a later run in the same process."""
     _requested.clear()
     _active.set()
     try:
         yield
     finally:
         _active.clear()
+        _requested.clear()
 
 
 def active() -> bool:

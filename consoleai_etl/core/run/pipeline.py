@@ -11,6 +11,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from copy import deepcopy
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal, get_args
@@ -257,28 +258,27 @@ def _settle(
 
 def _retried(
     config: MigrationConfig,
-    report: TableReport,
+    table: str | None,
     attempt: Callable[[], None],
     retries: list[str],
-) -> bool:
-    """Run ``attempt``; whether it succeeded. A lost connection rolls its transaction back
-    on the server, so it simply runs again, after a pause (``RETRY_BACKOFF``), as long as
-    the next attempt starts within ``config.retry_seconds`` of the first loss of the
-    series (an attempt that worked longer than that before it lost its connection starts
-    a new series); each loss is noted in ``retries`` and said on screen (``waiting``). A
-    server restarting refuses new connections meanwhile (``CannotConnect``): a loss too.
-    Any other error is not retried (it would fail the same way again) and, as the last
-    lost connection, becomes the report's error."""
+) -> str | None:
+    """Run ``attempt`` for ``table`` (None: the run's own work); None when it succeeded,
+    else why not, in one line. A lost connection rolls its transaction back on the
+    server, so it simply runs again, after a pause (``RETRY_BACKOFF``), as long as the next
+    attempt starts within ``config.retry_seconds`` of the first loss of the series (an
+    attempt that worked longer than that before it lost its connection starts a new
+    series); each loss is noted in ``retries`` and said on screen (``waiting``). A server
+    restarting refuses new connections meanwhile (``CannotConnect``): a loss too. Any
+    other error is not retried: it would fail the same way again."""
     first_loss, losses = 0.0, 0  # of the current series of losses
     while True:
         started = time.monotonic()
         try:
             attempt()
-            return True
+            return None
         except _FAILURES as exc:
             if not connection_lost(exc):
-                report.error = _one_line(exc)
-                return False
+                return _one_line(exc)
             reason = exc.reason if isinstance(exc, CannotConnect) else _one_line(exc)
             now = time.monotonic()
             if not losses or now - started > config.retry_seconds:  # a new series
@@ -286,14 +286,13 @@ def _retried(
             pause = RETRY_BACKOFF[min(losses, len(RETRY_BACKOFF) - 1)]
             losses += 1
             if now - first_loss + pause > config.retry_seconds:
-                report.error = (
+                return (
                     f"lost the connection to PostgreSQL {losses} times in "
                     f"{now - first_loss:.0f} s (retry_seconds: {config.retry_seconds:g}), "
                     f"last: {reason}"
                 )
-                return False
             retries.append(f"attempt {len(retries) + 1} lost its connection ({reason})")
-            waiting(report.table, f"lost the connection ({reason}): trying again in {pause:g} s")
+            waiting(table, f"lost the connection ({reason}): trying again in {pause:g} s")
             interrupt.pause(pause)
 
 
@@ -318,13 +317,13 @@ def _load(
     report = TableReport(table=table.name, target_table=pg_identifier(table.name))
     plans: list[TablePlan] = []
     retries: list[str] = []
-    loaded = _retried(
-        config, report,
+    report.error = _retried(
+        config, table.name,
         lambda: plans.append(_load_once(config, table, run_id, options, progress, report)),
         retries,
     )  # fmt: skip
     report.warnings = [f"loaded again: {r}" for r in retries] + report.warnings
-    return report, plans[-1] if loaded else None
+    return report, None if report.error else plans[-1]
 
 
 def _load_once(
@@ -407,7 +406,7 @@ def _check(config: MigrationConfig, report: TableReport, plan: TablePlan, run_id
             report.check_seconds = round(time.perf_counter() - started, 3)
 
     retries: list[str] = []
-    _retried(config, report, attempt, retries)
+    report.error = _retried(config, table.name, attempt, retries)
     report.warnings += [f"checked again: {r}" for r in retries]
 
 
@@ -526,7 +525,9 @@ def finalize(
     run in ``consoleai_etl.runs``, where the report step reads it to write the files. The
     consistency job passes no promotion: it only verifies. A source
     that ``snapshot`` finds written to since the run started fails the run right before
-    the promotion, when every table has been read."""
+    the promotion, when every table has been read. A lost connection (a server restart)
+    is retried as a table's is (``_retried``): the report as it was before, unless the
+    lost attempt's COMMIT had reached the server, as its recorded run says."""
     decide(report)
     report.source_snapshot = snapshot.method if snapshot else NO_SNAPSHOT
     if snapshot:
@@ -535,9 +536,18 @@ def finalize(
         except SourceChanged as exc:
             report.fail(str(exc))
     staging = bookkeeping.staging_schema(report.run_id)
-    try:
+    before = deepcopy(report)
+    retries: list[str] = []
+
+    def attempt() -> None:
         with connect(config.pg_dsn) as pg:
             bookkeeping.ensure_bookkeeping(pg)
+            if retries and bookkeeping.recorded_report(pg, [report.run_id]) is None:
+                vars(report).update(vars(deepcopy(before)))  # the lost attempt rolled back
+                report.warnings += [f"promotion and record tried again: {r}" for r in retries]
+            elif retries:  # its COMMIT reached the server before the connection went
+                _drop_staging(pg, staging, report, config, promotion)
+                return
             if promotion:
                 report.compare_with(
                     bookkeeping.previous_report(pg, config.target_schema, report.run_id)
@@ -551,28 +561,40 @@ def finalize(
             if not report.promoted:
                 with pg.transaction():
                     _record(pg, report)
-            if report.promoted or config.dry_run or promotion is None:  # None: verified
-                with pg.transaction():
-                    pg.execute(
-                        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(staging))
-                    )
-    except (MigrationError, psycopg.Error) as exc:
+            _drop_staging(pg, staging, report, config, promotion)
+
+    if error := _retried(config, None, attempt, retries):
         report.recorded = report.recorded and report.promoted  # a promotion committed it
-        report.fail(f"could not record the run: {_one_line(exc)}")
+        report.fail(f"could not record the run: {error}")
     return report
 
 
-def _lock_policy(config: MigrationConfig) -> LockPolicy:
-    return LockPolicy(config.lock_timeout_seconds, config.lock_wait_seconds)
+def _drop_staging(
+    pg: psycopg.Connection,
+    staging: str,
+    report: MigrationReport,
+    config: MigrationConfig,
+    promotion: Promotion | None,
+) -> None:
+    """The run's staging schema, dropped once it is of no more use: its tables promoted or
+    merged, a dry run, a verification (no promotion). A failed run keeps it for
+    inspection, until the next run."""
+    if report.promoted or config.dry_run or promotion is None:
+        with pg.transaction():
+            pg.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(staging)))
 
 
 def _waiting_for_locks(
-    pg: psycopg.Connection, config: MigrationConfig, attempt: Callable[[], None], what: str
+    pg: psycopg.Connection,
+    config: MigrationConfig,
+    attempt: Callable[[LockPolicy], None],
+    what: str,
 ) -> None:
     """``attempt`` (the promotion's or the merge's transaction) with ``locks``' bounded
     waits; each wait said on screen, a stop request honoured between attempts."""
+    policy = LockPolicy(config.lock_timeout_seconds, config.lock_wait_seconds)
     waiting_for_locks(
-        pg, config.pg_dsn, _lock_policy(config), attempt,
+        pg, config.pg_dsn, policy, attempt,
         lambda reason: waiting(None, reason), what, pause=interrupt.pause,
     )  # fmt: skip
 
@@ -585,12 +607,12 @@ def _promote(
     bounded waits (``locks``). A stop request before its COMMIT rolls it back."""
     warnings = list(report.warnings)
 
-    def attempt() -> None:
+    def attempt(locks: LockPolicy) -> None:
         with pg.transaction(), closing(open_source(config.sqlite_path)) as src:
             report.promoted = True
             promoted, views = promote(
                 pg, src, report.run_id, config.target_schema, promotion,
-                replace_existing=config.replace_existing, locks=_lock_policy(config),
+                replace_existing=config.replace_existing, locks=locks,
             )  # fmt: skip
             report.warnings = warnings + promoted
             report.views = [asdict(v) for v in views]
@@ -601,6 +623,8 @@ def _promote(
     try:
         _waiting_for_locks(pg, config, attempt, PROMOTION)
     except (MigrationError, psycopg.Error) as exc:
+        if connection_lost(exc):  # finalize reconnects: rolled back, or committed
+            raise
         report.promoted = report.recorded = False
         report.views = []
         report.warnings = warnings
@@ -627,11 +651,11 @@ def _merge(
     targets = [plan.tables[t.name].target for t in tables]
     locked = [sql.Identifier(target.schema, target.name) for target in targets]
 
-    def attempt() -> None:
+    def attempt(locks: LockPolicy) -> None:
         with pg.transaction(force_rollback=config.dry_run):
             # Writing takes ROW EXCLUSIVE; waiting for it (a session holding SHARE or more)
             # would queue the application's next writers behind this transaction.
-            lock_tables(pg, locked, "ROW EXCLUSIVE", _lock_policy(config))
+            lock_tables(pg, locked, "ROW EXCLUSIVE", locks)
             if deferred is not None:  # checked once every table is written, below
                 pg.execute(sql.SQL("SET CONSTRAINTS {} DEFERRED").format(deferred))
             for table in tables:
@@ -662,6 +686,8 @@ def _merge(
     try:
         _waiting_for_locks(pg, config, attempt, MERGE)
     except (MigrationError, psycopg.Error) as exc:
+        if connection_lost(exc):  # finalize reconnects: rolled back, or committed
+            raise
         report.promoted = report.recorded = False
         for table_report in report.tables:
             table_report.merge = None

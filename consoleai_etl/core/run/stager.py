@@ -257,7 +257,11 @@ class Stager:
         staged go to ``log``, so the run log stays live, and so does what a table waits
         for (``Waiting``: a lost connection)."""
         with listening(lambda e: isinstance(e, Waiting) and self.lines.put(waited(e))):
-            return self._reports(log)
+            try:
+                return self._reports(log)
+            except BaseException:  # e.g. Dagster's interrupt: the other tables stop too
+                interrupt.request()
+                raise
 
     def _reports(self, log: Callable[[str], None]) -> dict[str, TableReport]:
         reports: dict[str, TableReport] = {}

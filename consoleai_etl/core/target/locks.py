@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -48,7 +48,8 @@ class LockPolicy:
     total: float  # seconds: every attempt of the transaction
 
     def milliseconds(self) -> str:
-        return f"{round(self.timeout * 1000)}ms"
+        """``timeout`` as a setting; never 0, which would mean no timeout at all."""
+        return f"{max(1, round(self.timeout * 1000))}ms"
 
 
 @dataclass(frozen=True)
@@ -137,26 +138,28 @@ def waiting_for_locks(
     pg: psycopg.Connection,
     dsn: str,
     policy: LockPolicy,
-    attempt: Callable[[], T],
+    attempt: Callable[[LockPolicy], T],
     on_wait: Callable[[str], None],
     what: str,
     pause: Callable[[float], None] = time.sleep,
 ) -> T:
-    """``attempt()`` (one transaction on ``pg`` that starts with ``lock_tables``), tried
-    again after each lock wait it gave up (``WAITS``) until ``policy.total`` seconds have
-    passed; each wait is told to ``on_wait`` with the sessions in the way. Then
-    ``LockWaitOver`` names them. ``what`` names the transaction (promotion, merge); ``pause``
+    """``attempt(policy)`` (one transaction on ``pg`` that starts with ``lock_tables`` under
+    that policy), tried again after each lock wait it gave up (``WAITS``) until
+    ``policy.total`` seconds have passed (the last attempt waits only for what is left);
+    each wait is told to ``on_wait`` with the sessions in the way. Then ``LockWaitOver``
+    names them. ``what`` names the transaction (promotion, merge); ``pause``
     sleeps between attempts (the run's, which an interrupt cuts short)."""
     started = time.monotonic()
     while True:
+        left = policy.total - (time.monotonic() - started)
         with BlockerWatch(dsn, pg.info.backend_pid) as watch:
             try:
-                return attempt()
+                return attempt(replace(policy, timeout=min(policy.timeout, left)))
             except WAITS:
                 pass
         held = ", ".join(map(str, watch.seen)) or "another session"
         waited = time.monotonic() - started
-        if waited + RETRY_PAUSE + policy.timeout > policy.total:
+        if waited + RETRY_PAUSE >= policy.total:
             raise LockWaitOver(
                 f"gave up after {waited:.0f} s waiting for locks held by {held} "
                 f"(lock_wait_seconds: {policy.total:g}): end that session or wait until it "
