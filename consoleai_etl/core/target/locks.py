@@ -131,7 +131,10 @@ def lock_tables(
     pg.execute("SELECT set_config('statement_timeout', %s, true)", (previous,))
 
 
-WAITS = (LockBusy, psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
+# A statement that gave up waiting for another session (lock_timeout), or that the server
+# cancelled to break a deadlock with one: the transaction is tried again.
+LOCK_WAITS = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
+WAITS = (LockBusy, *LOCK_WAITS)
 
 
 def waiting_for_locks(
