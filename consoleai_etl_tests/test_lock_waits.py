@@ -11,7 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.run.pipeline import MigrationConfig
 from consoleai_etl.core.run.progress import Waiting, listening
 from consoleai_etl_tests.helpers import execute, fetch, run_job, table_digest
 from consoleai_etl_tests.test_merge_mode import APPLICATION, legacy_db
@@ -133,3 +136,9 @@ def test_a_merge_waits_for_a_row_the_application_is_writing_then_fails_naming_it
     assert insert in reason
     assert waits and f"merge waiting for a lock held by pid {pid} " in waits[0].reason
     assert fetch(pg_dsn, "SELECT * FROM public.users ORDER BY id") == before
+
+
+@pytest.mark.parametrize("option", ["lock_timeout_seconds", "lock_wait_seconds", "retry_seconds"])
+def test_a_wait_that_is_not_a_positive_number_of_seconds_is_refused(option: str) -> None:
+    with pytest.raises(MigrationError, match=rf"^{option} must be a positive number of seconds"):
+        MigrationConfig("legacy.sqlite", "postgresql://", **{option: 0})

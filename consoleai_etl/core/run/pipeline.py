@@ -99,7 +99,9 @@ class MigrationConfig:
     def __post_init__(self) -> None:
         for name in ("lock_timeout_seconds", "lock_wait_seconds", "retry_seconds"):
             if not getattr(self, name) > 0:
-                raise MigrationError(f"{name} must be a positive number of seconds")
+                raise MigrationError(
+                    f"{name} must be a positive number of seconds (got {getattr(self, name)!r})"
+                )
         if self.mode not in MODES:
             raise MigrationError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
         if self.orphans not in ORPHAN_POLICIES:
