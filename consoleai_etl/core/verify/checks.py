@@ -332,9 +332,7 @@ def check_foreign_keys(
             continue
         child = qualified(schema, pg_identifier(table.name))
         # A validated constraint to the first parent table holds every row's parent there.
-        constraint = enforced_by(
-            pg, child, "f", tuple(map(pg_column, fk.columns)), found.tables[0]
-        )
+        constraint = enforced_by(pg, child, "f", tuple(map(pg_column, fk.columns)), found.tables[0])
         source_count: int | None = None  # not searched: every row is in, all validated
         source_sample: list[list[str]] = []
         if not constraint or quarantined:
