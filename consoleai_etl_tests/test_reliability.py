@@ -1,5 +1,5 @@
-"""Crashes and lost connections: the target is either as before or fully migrated, and a
-rerun converges."""
+"""Crashes, lost connections and server restarts: the target is either as before or fully
+migrated, a restart within the retry window is ridden out, and a rerun converges."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from consoleai_etl.core.run.progress import Waiting, listening
 from consoleai_etl.core.target.bookkeeping import STAGING_PREFIX, ensure_bookkeeping
 from consoleai_etl_tests.helpers import (
     checks_by_table,
@@ -120,25 +122,81 @@ def test_killed_run_leaves_the_target_as_before_and_a_rerun_converges(
     assert verified["status"] == "success"
 
 
-def test_a_connection_lost_three_times_fails_the_table_clearly(tmp_path: Path, pg_dsn: str) -> None:
+def test_a_server_restart_of_three_seconds_is_ridden_out_and_said_on_screen(
+    tmp_path: Path, pg_dsn: str, server_dsn: str
+) -> None:
+    """A restart as the run sees one: every session of its database ended (its locks' too)
+    and new connections refused for 3 s, starting in the middle of a COPY."""
     source = big_source(tmp_path / "big.sqlite", BIG_ROWS)
+    database = conninfo_to_dict(pg_dsn)["dbname"]
+
+    def restart() -> None:
+        wait_for_copy(pg_dsn)
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(
+                sql.Identifier(database)))  # fmt: skip
+            try:
+                down = time.monotonic() + 3
+                while time.monotonic() < down:
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                        (database,),
+                    )
+                    time.sleep(0.05)
+            finally:
+                admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(
+                    sql.Identifier(database)))  # fmt: skip
+
+    server = threading.Thread(target=restart)
+    server.start()
+    waits: list[Waiting] = []
+    with listening(lambda e: isinstance(e, Waiting) and waits.append(e)):
+        result, report = run_job(source, pg_dsn, tmp_path / "reports")
+    server.join()
+
+    assert result.success and report["status"] == "success" and report["promoted"]
+    [big] = report["tables"]
+    retried = [w for w in big["warnings"] if w.startswith("loaded again: ")]
+    assert retried[0].startswith("loaded again: attempt 1 lost its connection")
+    assert any("not currently accepting connections" in w for w in retried)  # refused: retried
+    assert fetch(pg_dsn, "SELECT count(*), count(DISTINCT id) FROM big") == [(BIG_ROWS, BIG_ROWS)]
+    assert checks_by_table(report)["big"]["checksum"]["passed"]
+    # Said while it happened: which table, why, and when it tries again.
+    assert any(
+        w.table == "big" and w.reason.startswith("lost the connection (")
+        and w.reason.endswith("trying again in 1 s")
+        for w in waits
+    )  # fmt: skip
+
+
+def test_a_connection_lost_for_longer_than_the_window_fails_the_table_clearly(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    source = big_source(tmp_path / "big.sqlite", BIG_ROWS)
+    over = threading.Event()
 
     def terminate_every_copy() -> None:
         terminated: list[int] = []
-        for _ in range(3):
-            terminated.append(wait_for_copy(pg_dsn, skip=terminated))
-            with psycopg.connect(pg_dsn, autocommit=True) as conn:
-                conn.execute("SELECT pg_terminate_backend(%s)", (terminated[-1],))
+        while not over.is_set():
+            with suppress(AssertionError):
+                terminated.append(wait_for_copy(pg_dsn, timeout=0.5, skip=terminated))
+                with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                    conn.execute("SELECT pg_terminate_backend(%s)", (terminated[-1],))
 
     watcher = threading.Thread(target=terminate_every_copy)
     watcher.start()
-    result, report = run_job(source, pg_dsn, tmp_path / "reports")
-    watcher.join()
+    try:
+        result, report = run_job(source, pg_dsn, tmp_path / "reports", retry_seconds=2.5)
+    finally:
+        over.set()
+        watcher.join()
 
     assert not result.success and report["status"] == "failure" and not report["promoted"]
     [big] = report["tables"]
-    assert big["error"].startswith("lost the connection to PostgreSQL 3 times, last: ")
-    assert len(big["warnings"]) == 2  # the two earlier attempts
+    # Pauses of 1 s then 2 s: the third attempt would start after the 2.5 s window.
+    assert big["error"].startswith("lost the connection to PostgreSQL 2 times in ")
+    assert "(retry_seconds: 2.5), last: " in big["error"]
+    assert len(big["warnings"]) == 1  # the earlier attempt
     assert fetch(pg_dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
 
 

@@ -11,6 +11,7 @@ publish their progress (``core.run.progress``) to the display in this same proce
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -24,10 +25,12 @@ import dagster as dg
 from rich.console import Console
 from rich.text import Text
 
+from consoleai_etl.cli.interrupts import forwarded
 from consoleai_etl.cli.progress import LiveProgress
 from consoleai_etl.cli.summary import print_summary
 from consoleai_etl.core.encode import compiled
 from consoleai_etl.core.errors import OptionProblem, Spelling, in_words
+from consoleai_etl.core.target.bookkeeping import staging_schema
 from consoleai_etl.defs.consistency_job import CONSISTENCY_JOB
 from consoleai_etl.defs.console_log import console_config
 from consoleai_etl.defs.table_assets import MESSAGE_TEMPLATE, MIGRATION_JOB, failed_options
@@ -37,6 +40,10 @@ JOBS = {"migrate": MIGRATION_JOB, "verify": CONSISTENCY_JOB}
 
 class UsageError(Exception):
     """The command line cannot start a run (exit 2); the message is one line."""
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C stopped the run (exit 130); the message is one line: what it left behind."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +92,13 @@ def run(request: JobRequest, *, interactive: bool) -> int:
     before writing one. ``interactive`` (stdout is a terminal): progress bars instead of
     the console log, which would tear them and then say again what the summary says (the
     log stays in the run's event log); the one log line a user must see there, that rows
-    stream the slow way, is printed first."""
+    stream the slow way, is printed first. Ctrl-C (``interrupts``) stops the run with
+    ``RunInterrupted``, unless it came too late to stop it: the run then ends as it
+    would have."""
     console = Console(file=terminal() if interactive else None)
+    # psycopg warns when it cannot end a COPY cut short by a lost connection, through
+    # logging's last-resort handler, across the bars; the run retries the table and says so.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     if interactive and (notice := compiled.notice()) is not None:
         console.print(Text(notice, style="yellow"))
     job = dg.build_reconstructable_job(
@@ -98,7 +110,7 @@ def run(request: JobRequest, *, interactive: bool) -> int:
         **console_config("CRITICAL" if interactive else "INFO", failures=False),
     }
     view = LiveProgress(console) if interactive else nullcontext()
-    with dagster_instance() as instance, view:
+    with dagster_instance() as instance, view, forwarded() as interrupts:
         try:
             result = dg.execute_job(job, instance, run_config=run_config)
         except dg.DagsterInvalidConfigError as exc:
@@ -106,6 +118,11 @@ def run(request: JobRequest, *, interactive: bool) -> int:
         run_id, success = result.run_id, result.success
         stopped = None if success else why_failed(result, request)
     report = request.report_dir / f"migration-report-{run_id}.json"
+    if interrupts.received and not success:
+        raise RunInterrupted(
+            f"target unchanged; run {run_id}'s staging schema {staging_schema(run_id)} (if "
+            "it was created) is dropped by the next run"
+        )
     if report.is_file():
         print_summary(console, report)
     else:

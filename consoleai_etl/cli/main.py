@@ -16,6 +16,7 @@ run validates its config: the file and the key are named), a bad CONSOLEAI_* var
 DAGSTER_HOME. Each of those is one line on stderr; whatever else is wrong with the source
 or the server is the preflight's to find, in the run, with exit 1: an option naming a table
 or column the source does not have among them, named by the file (and rule) it came from.
+130: interrupted (Ctrl-C), one line saying what the run left behind (``cli.interrupts``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from typing import NoReturn
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from consoleai_etl.cli.job import JOBS, JobRequest, UsageError, run
+from consoleai_etl.cli.entry import INTERRUPTED
+from consoleai_etl.cli.job import JOBS, JobRequest, RunInterrupted, UsageError, run
 from consoleai_etl.cli.options import Origins, config_file
 from consoleai_etl.core.errors import MigrationError, OptionError, Spelling, config_key
 from consoleai_etl.core.plan.merge_plan import ON_CONFLICT
@@ -241,9 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, MigrationError) as exc:
         print(f"{PROG} {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except RunInterrupted as exc:
+        print(f"{PROG} {args.command}: interrupted: {exc}", file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:  # outside the run: before Dagster started it, or after
+        print(f"{PROG} {args.command}: interrupted, no run in progress", file=sys.stderr)
+        return INTERRUPTED
 
 
 # The options given as arguments rather than flags.
@@ -289,7 +294,11 @@ def command() -> NoReturn:
     shutdown took 0.5 to 1 s after the summary was printed (measured; see the README's
     "Start-up"). Everything the run opened is closed by then; ``gc.freeze`` only spares the
     collector a walk through objects the process is about to drop anyway."""
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # while the arguments were read, before main's own handling
+        print(f"{PROG}: interrupted, no run in progress", file=sys.stderr)
+        code = INTERRUPTED
     gc.freeze()
     sys.exit(code)
 

@@ -3,7 +3,8 @@
 Fed by the core's progress events (``core.run.progress``), published by the staging
 threads of the job running in this process. A table gets its bar when its rows start
 flowing (rows done/total, rows/s, ETA), then shows the phase it is in (keys, foreign keys,
-checks); when it is done the bar gives way to one line that stays (``finished_line``).
+checks) or what it waits for (a lock another session holds, a lost connection); when it
+is done the bar gives way to one line that stays (``finished_line``).
 Drawn with rich, the library dagster already installs: its ``Progress`` keeps several bars
 live at once and prints lines above them, so the finished tables scroll while the others
 keep updating.
@@ -23,6 +24,7 @@ from consoleai_etl.core.run.progress import (
     PhaseStarted,
     RowsDone,
     TableFinished,
+    Waiting,
     listening,
 )
 from consoleai_etl.core.run.report import TableReport
@@ -104,6 +106,9 @@ class LiveProgress:
                 self._rows(event)
             elif isinstance(event, PhaseStarted):
                 self.bars.update(self._task(event.table), phase=event.phase)
+            elif isinstance(event, Waiting):  # a lock, a server restarting: what and who
+                self.bars.update(self._task(event.table), phase=event.reason)
+                self.bars.refresh()
             elif isinstance(event, TableFinished):
                 self._finished(event.report)
 

@@ -283,6 +283,21 @@ class MigrationSettings(dg.ConfigurableResource):
         "Merge mode, a row both the source and the application changed since the last "
         "merge: target (default: keep the application's row), source or fail.",
     )
+    lock_timeout_seconds: float | None = _option(
+        "CONSOLEAI_LOCK_TIMEOUT_SECONDS",
+        "Longest wait for one lock on the application's tables, and so the longest its "
+        "queries queue behind the promotion's request (default 3).",
+    )
+    lock_wait_seconds: float | None = _option(
+        "CONSOLEAI_LOCK_WAIT_SECONDS",
+        "How long the promotion or merge keeps retrying locks another session holds before "
+        "the run fails, target unchanged (default 120).",
+    )
+    retry_seconds: float | None = _option(
+        "CONSOLEAI_RETRY_SECONDS",
+        "How long after a lost connection (a server restart) the run keeps reconnecting "
+        "before the table fails (default 30).",
+    )
     merge_tables: dict[str, str] | None = Field(
         default=None, description="Merge mode: source table -> existing target table."
     )

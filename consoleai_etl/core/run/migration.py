@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 from consoleai_etl.core.encode import compiled
 from consoleai_etl.core.plan.order import load_order
+from consoleai_etl.core.run import interrupt
 from consoleai_etl.core.run.pipeline import MigrationConfig, finalize
+from consoleai_etl.core.run.progress import Waiting, listening, waited
 from consoleai_etl.core.run.report import MigrationReport
 from consoleai_etl.core.run.stager import Stager, TableToStage
 from consoleai_etl.core.source.catalog import Catalog
@@ -71,16 +73,20 @@ def migrate(
     verdict, promote when it allows and record the run (``pipeline.finalize``). A selected
     table the run skips (``config.skipped``) is neither staged nor promoted: the report
     lists it. Without the compiled load stream, the run's log says so once, and how to get
-    it."""
+    it. A stop request (``interrupt``) ends it with ``Interrupted`` at the next safe point,
+    nothing promoted."""
     if (notice := compiled.notice()) is not None:
         log(notice)
     report.skipped_tables = [s for t in selected if (s := config.skipping(t.table.name))]
     staged = [t for t in selected if not config.skipping(t.table.name)]
-    with closing(Stager(config, report.run_id, staged, progress_every)) as stager:
-        reports = stager.reports(log)
-    report.tables = [reports[t.table.name] for t in staged]
-    report.staged_at = round(time.time(), 3)
-    report.schema_objects_skipped = [
-        {"kind": o.kind, "name": o.name} for o in plan.catalog.others if o.kind != "view"
-    ]
-    return finalize(config, report, plan.promotion(staged), snapshot)
+    with interrupt.stoppable():
+        with closing(Stager(config, report.run_id, staged, progress_every)) as stager:
+            reports = stager.reports(log)
+        report.tables = [reports[t.table.name] for t in staged]
+        report.staged_at = round(time.time(), 3)
+        report.schema_objects_skipped = [
+            {"kind": o.kind, "name": o.name} for o in plan.catalog.others if o.kind != "view"
+        ]
+        # The promotion's lock waits are published on this thread: logged as they come.
+        with listening(lambda e: isinstance(e, Waiting) and log(waited(e))):
+            return finalize(config, report, plan.promotion(staged), snapshot)

@@ -11,6 +11,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from copy import deepcopy
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal, get_args
@@ -26,8 +27,17 @@ from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.plan.planner import plan_source
 from consoleai_etl.core.plan.rules import ORPHAN_POLICIES, CastingRule, OrphanPolicy
 from consoleai_etl.core.plan.table_plan import TablePlan
+from consoleai_etl.core.run import interrupt
 from consoleai_etl.core.run.load import LoadOptions, load_table
-from consoleai_etl.core.run.progress import CHECKS, MERGE, PROMOTION, TableFinished, phase, publish
+from consoleai_etl.core.run.progress import (
+    CHECKS,
+    MERGE,
+    PROMOTION,
+    TableFinished,
+    phase,
+    publish,
+    waiting,
+)
 from consoleai_etl.core.run.report import (
     FAILURE,
     CheckReport,
@@ -42,6 +52,7 @@ from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
 from consoleai_etl.core.target import bookkeeping, seeded
 from consoleai_etl.core.target.constraints import Link, settle_cycle
+from consoleai_etl.core.target.locks import LockPolicy, lock_tables, waiting_for_locks
 from consoleai_etl.core.target.merge import (
     differences,
     merge_table,
@@ -50,7 +61,7 @@ from consoleai_etl.core.target.merge import (
     prove_merged,
     recorded_unchanged,
 )
-from consoleai_etl.core.target.postgres import connect, connection_lost, redact
+from consoleai_etl.core.target.postgres import CannotConnect, connect, connection_lost, redact
 from consoleai_etl.core.target.promote import Promotion, promote
 from consoleai_etl.core.verify.checksum import Checksum, quarantined_keys
 from consoleai_etl.core.verify.registry import CheckContext, run_checks
@@ -79,8 +90,18 @@ class MigrationConfig:
     skip_tables: tuple[str, ...] = ()
     migrate_history_tables: tuple[str, ...] = ()
     skipped: tuple[SkippedTable, ...] = ()  # set by the preflight: what the run leaves out
+    # Waiting for the application (docs/reliability.md): one lock wait, all of a
+    # transaction's lock waits, and the window for reconnecting after a lost connection.
+    lock_timeout_seconds: float = 3.0
+    lock_wait_seconds: float = 120.0
+    retry_seconds: float = 30.0
 
     def __post_init__(self) -> None:
+        for name in ("lock_timeout_seconds", "lock_wait_seconds", "retry_seconds"):
+            if not getattr(self, name) > 0:
+                raise MigrationError(
+                    f"{name} must be a positive number of seconds (got {getattr(self, name)!r})"
+                )
         if self.mode not in MODES:
             raise MigrationError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
         if self.orphans not in ORPHAN_POLICIES:
@@ -143,7 +164,9 @@ def _load_options(config: MigrationConfig, table: Table) -> LoadOptions:
     )
 
 
-RETRY_BACKOFF = (1.0, 3.0)  # seconds before the 2nd and 3rd attempt of a table
+# Seconds before each new attempt after a lost connection: doubling, then every 8 s, for as
+# long as the run's ``retry_seconds`` allow (counted from the first loss).
+RETRY_BACKOFF = (1.0, 2.0, 4.0, 8.0)
 
 _FAILURES = (MigrationError, psycopg.Error, sqlite3.Error, OSError)
 
@@ -236,29 +259,44 @@ def _settle(
     return None
 
 
-def _retried(report: TableReport, attempt: Callable[[], None], retries: list[str]) -> bool:
-    """Run ``attempt``; whether it succeeded. A lost connection rolls its transaction back
-    on the server, so it simply runs again, after a pause, at most ``len(RETRY_BACKOFF)``
-    more times (each noted in ``retries``). Any other error is not retried (it would fail
-    the same way again) and, as the last lost connection, becomes the report's error."""
-    for pause in (*RETRY_BACKOFF, None):
+def _retried(
+    config: MigrationConfig,
+    table: str | None,
+    attempt: Callable[[], None],
+    retries: list[str],
+) -> str | None:
+    """Run ``attempt`` for ``table`` (None: the run's own work); None when it succeeded,
+    else why not, in one line. A lost connection rolls its transaction back on the
+    server, so it simply runs again, after a pause (``RETRY_BACKOFF``), as long as the next
+    attempt starts within ``config.retry_seconds`` of the first loss of the series (an
+    attempt that worked longer than that before it lost its connection starts a new
+    series); each loss is noted in ``retries`` and said on screen (``waiting``). A server
+    restarting refuses new connections meanwhile (``CannotConnect``): a loss too. Any
+    other error is not retried: it would fail the same way again."""
+    first_loss, losses = 0.0, 0  # of the current series of losses
+    while True:
+        started = time.monotonic()
         try:
             attempt()
-            return True
+            return None
         except _FAILURES as exc:
             if not connection_lost(exc):
-                report.error = _one_line(exc)
-            elif pause is None:
-                report.error = (
-                    f"lost the connection to PostgreSQL {len(retries) + 1} times, last: "
-                    f"{_one_line(exc)}"
+                return _one_line(exc)
+            reason = exc.reason if isinstance(exc, CannotConnect) else _one_line(exc)
+            now = time.monotonic()
+            if not losses or now - started > config.retry_seconds:  # a new series
+                first_loss, losses = now, 0
+            pause = RETRY_BACKOFF[min(losses, len(RETRY_BACKOFF) - 1)]
+            losses += 1
+            if now - first_loss + pause > config.retry_seconds:
+                return (
+                    f"lost the connection to PostgreSQL {losses} times in "
+                    f"{now - first_loss:.0f} s (retry_seconds: {config.retry_seconds:g}), "
+                    f"last: {reason}"
                 )
-            else:
-                retries.append(f"attempt {len(retries) + 1} lost its connection ({_one_line(exc)})")
-                time.sleep(pause)
-                continue
-            return False
-    raise AssertionError("unreachable: the last attempt always returns")
+            retries.append(f"attempt {len(retries) + 1} lost its connection ({reason})")
+            waiting(table, f"lost the connection ({reason}): trying again in {pause:g} s")
+            interrupt.pause(pause)
 
 
 def _load(
@@ -282,12 +320,13 @@ def _load(
     report = TableReport(table=table.name, target_table=pg_identifier(table.name))
     plans: list[TablePlan] = []
     retries: list[str] = []
-    loaded = _retried(
-        report, lambda: plans.append(_load_once(config, table, run_id, options, progress, report)),
+    report.error = _retried(
+        config, table.name,
+        lambda: plans.append(_load_once(config, table, run_id, options, progress, report)),
         retries,
     )  # fmt: skip
     report.warnings = [f"loaded again: {r}" for r in retries] + report.warnings
-    return report, plans[-1] if loaded else None
+    return report, None if report.error else plans[-1]
 
 
 def _load_once(
@@ -370,7 +409,7 @@ def _check(config: MigrationConfig, report: TableReport, plan: TablePlan, run_id
             report.check_seconds = round(time.perf_counter() - started, 3)
 
     retries: list[str] = []
-    _retried(report, attempt, retries)
+    report.error = _retried(config, table.name, attempt, retries)
     report.warnings += [f"checked again: {r}" for r in retries]
 
 
@@ -525,7 +564,9 @@ def finalize(
     run in ``consoleai_etl.runs``, where the report step reads it to write the files. The
     consistency job passes no promotion: it only verifies. A source
     that ``snapshot`` finds written to since the run started fails the run right before
-    the promotion, when every table has been read."""
+    the promotion, when every table has been read. A lost connection (a server restart)
+    is retried as a table's is (``_retried``): the report as it was before, unless the
+    lost attempt's COMMIT had reached the server, as its recorded run says."""
     decide(report)
     report.source_snapshot = snapshot.method if snapshot else NO_SNAPSHOT
     if snapshot:
@@ -534,9 +575,18 @@ def finalize(
         except SourceChanged as exc:
             report.fail(str(exc))
     staging = bookkeeping.staging_schema(report.run_id)
-    try:
+    before = deepcopy(report)
+    retries: list[str] = []
+
+    def attempt() -> None:
         with connect(config.pg_dsn) as pg:
             bookkeeping.ensure_bookkeeping(pg)
+            if retries and bookkeeping.recorded_report(pg, [report.run_id]) is None:
+                vars(report).update(vars(deepcopy(before)))  # the lost attempt rolled back
+                report.warnings += [f"promotion and record tried again: {r}" for r in retries]
+            elif retries:  # its COMMIT reached the server before the connection went
+                _drop_staging(pg, staging, report, config, promotion)
+                return
             if promotion:
                 report.compare_with(
                     bookkeeping.previous_report(pg, config.target_schema, report.run_id)
@@ -546,37 +596,78 @@ def finalize(
                 _merge(pg, config, report, promotion)
             elif promotion and report.status != FAILURE and not config.dry_run:
                 phase(None, PROMOTION)
-                try:
-                    with pg.transaction(), closing(open_source(config.sqlite_path)) as src:
-                        report.promoted = True
-                        warnings, views = promote(
-                            pg,
-                            src,
-                            report.run_id,
-                            config.target_schema,
-                            promotion,
-                            replace_existing=config.replace_existing,
-                        )
-                        report.warnings += warnings
-                        report.views = [asdict(v) for v in views]
-                        decide(report)  # again, now that the views are known
-                        _record(pg, report)
-                except (MigrationError, psycopg.Error) as exc:
-                    report.promoted = report.recorded = False
-                    report.views = []
-                    report.fail(f"promotion failed, target unchanged: {_one_line(exc)}")
+                _promote(pg, config, report, promotion)
             if not report.promoted:
                 with pg.transaction():
                     _record(pg, report)
-            if report.promoted or config.dry_run or promotion is None:  # None: verified
-                with pg.transaction():
-                    pg.execute(
-                        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(staging))
-                    )
-    except (MigrationError, psycopg.Error) as exc:
+            _drop_staging(pg, staging, report, config, promotion)
+
+    if error := _retried(config, None, attempt, retries):
         report.recorded = report.recorded and report.promoted  # a promotion committed it
-        report.fail(f"could not record the run: {_one_line(exc)}")
+        report.fail(f"could not record the run: {error}")
     return report
+
+
+def _drop_staging(
+    pg: psycopg.Connection,
+    staging: str,
+    report: MigrationReport,
+    config: MigrationConfig,
+    promotion: Promotion | None,
+) -> None:
+    """The run's staging schema, dropped once it is of no more use: its tables promoted or
+    merged, a dry run, a verification (no promotion). A failed run keeps it for
+    inspection, until the next run."""
+    if report.promoted or config.dry_run or promotion is None:
+        with pg.transaction():
+            pg.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(staging)))
+
+
+def _waiting_for_locks(
+    pg: psycopg.Connection,
+    config: MigrationConfig,
+    attempt: Callable[[LockPolicy], None],
+    what: str,
+) -> None:
+    """``attempt`` (the promotion's or the merge's transaction) with ``locks``' bounded
+    waits; each wait said on screen, a stop request honoured between attempts."""
+    policy = LockPolicy(config.lock_timeout_seconds, config.lock_wait_seconds)
+    waiting_for_locks(
+        pg, config.pg_dsn, policy, attempt,
+        lambda reason: waiting(None, reason), what, pause=interrupt.pause,
+    )  # fmt: skip
+
+
+def _promote(
+    pg: psycopg.Connection, config: MigrationConfig, report: MigrationReport, promotion: Promotion
+) -> None:
+    """Replace mode: the staged tables swapped into the target and the views proven, in
+    ONE transaction with the run's record; it first takes the tables it replaces, with
+    bounded waits (``locks``). A stop request before its COMMIT rolls it back."""
+    warnings = list(report.warnings)
+
+    def attempt(locks: LockPolicy) -> None:
+        with pg.transaction(), closing(open_source(config.sqlite_path)) as src:
+            report.promoted = True
+            promoted, views = promote(
+                pg, src, report.run_id, config.target_schema, promotion,
+                replace_existing=config.replace_existing, locks=locks,
+            )  # fmt: skip
+            report.warnings = warnings + promoted
+            report.views = [asdict(v) for v in views]
+            decide(report)  # again, now that the views are known
+            _record(pg, report)
+            interrupt.check()
+
+    try:
+        _waiting_for_locks(pg, config, attempt, PROMOTION)
+    except (MigrationError, psycopg.Error) as exc:
+        if connection_lost(exc):  # finalize reconnects: rolled back, or committed
+            raise
+        report.promoted = report.recorded = False
+        report.views = []
+        report.warnings = warnings
+        report.fail(f"promotion failed, target unchanged: {_one_line(exc)}")
 
 
 def _merge(
@@ -596,8 +687,14 @@ def _merge(
     order = write_order(plan.tables, [t.name for t in promotion.tables])
     tables = sorted(promotion.tables, key=lambda t: order.index(t.name))
     deferred = deferred_keys(plan.tables)
-    try:
+    targets = [plan.tables[t.name].target for t in tables]
+    locked = [sql.Identifier(target.schema, target.name) for target in targets]
+
+    def attempt(locks: LockPolicy) -> None:
         with pg.transaction(force_rollback=config.dry_run):
+            # Writing takes ROW EXCLUSIVE; waiting for it (a session holding SHARE or more)
+            # would queue the application's next writers behind this transaction.
+            lock_tables(pg, locked, "ROW EXCLUSIVE", locks)
             refs = seeded.references(pg, plan, promotion.catalog.tables)
             names = [t.name for t in promotion.tables]
             translated = seeded.translate(pg, plan, staging, refs, names)
@@ -620,6 +717,7 @@ def _merge(
                     _proven_in_target(merged, plan.tables[table.name])
             if deferred is not None:  # a key still unmet fails here, naming itself
                 pg.execute(sql.SQL("SET CONSTRAINTS {} IMMEDIATE").format(deferred))
+            interrupt.check()
             for table in tables:  # last: a rollback does not undo setval
                 moved = move_sequences(pg, plan.tables[table.name], apply=not config.dry_run)
                 if moved:
@@ -628,7 +726,12 @@ def _merge(
             if not config.dry_run:
                 report.promoted = True
                 _record(pg, report)
+
+    try:
+        _waiting_for_locks(pg, config, attempt, MERGE)
     except (MigrationError, psycopg.Error) as exc:
+        if connection_lost(exc):  # finalize reconnects: rolled back, or committed
+            raise
         report.promoted = report.recorded = False
         for table_report in report.tables:
             table_report.merge = None

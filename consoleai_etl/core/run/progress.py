@@ -13,6 +13,8 @@ Dagster config could not carry. A run launched from the web UI, or a step in its
 process, has no listener: publishing is then a loop over an empty tuple and nothing else
 changes. Listeners are called on the staging threads, so they must be thread-safe and
 quick, and must not raise (an exception would fail the table being staged).
+
+A phase change and a batch of rows are also the run's safe points to stop at (``interrupt``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from consoleai_etl.core.run import interrupt
 from consoleai_etl.core.run.report import TableReport
 
 # Phases a table goes through after its rows are streamed, and the run's own phases.
@@ -60,7 +63,16 @@ class TableFinished:
     report: TableReport
 
 
-Event = RowsDone | PhaseStarted | TableFinished
+@dataclass(frozen=True)
+class Waiting:
+    """``table`` (None: the run) waits for something outside the run: a lock another
+    session holds, a server that went away. ``reason`` says what, in one line."""
+
+    table: str | None
+    reason: str
+
+
+Event = RowsDone | PhaseStarted | TableFinished | Waiting
 Listener = Callable[[Event], None]
 
 _listeners: tuple[Listener, ...] = ()
@@ -87,7 +99,17 @@ def publish(event: Event) -> None:
 
 
 def phase(table: str | None, name: str) -> None:
+    interrupt.check()
     publish(PhaseStarted(table, name))
+
+
+def waiting(table: str | None, reason: str) -> None:
+    publish(Waiting(table, reason))
+
+
+def waited(event: Waiting) -> str:
+    """The log line of ``event``."""
+    return f"{event.table}: {event.reason}" if event.table else event.reason
 
 
 class Progress:
@@ -101,6 +123,7 @@ class Progress:
         self.started = self.last = time.monotonic()
 
     def __call__(self, done: int, total: int) -> None:
+        interrupt.check()
         publish(RowsDone(self.table, done, total))
         now = time.monotonic()
         if done == 0:

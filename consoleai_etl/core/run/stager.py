@@ -29,8 +29,16 @@ from typing import TypeVar
 from psycopg import sql
 
 from consoleai_etl.core.plan.profile import size_estimate
+from consoleai_etl.core.run import interrupt
 from consoleai_etl.core.run.pipeline import MigrationConfig, stage_cycle, stage_table
-from consoleai_etl.core.run.progress import Progress, TableFinished, publish
+from consoleai_etl.core.run.progress import (
+    Progress,
+    TableFinished,
+    Waiting,
+    listening,
+    publish,
+    waited,
+)
 from consoleai_etl.core.run.report import TableReport
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import open_source
@@ -237,6 +245,7 @@ class Stager:
                         streaming=self.streaming(rank),
                     )
                 ]
+            interrupt.check()  # a table finished after a stop request is not reported done
             for report in reports:
                 publish(TableFinished(report))
             return reports
@@ -245,7 +254,16 @@ class Stager:
 
     def reports(self, log: Callable[[str], None]) -> dict[str, TableReport]:
         """Wait for every table's report. Meanwhile the progress lines of every table being
-        staged go to ``log``, so the run log stays live."""
+        staged go to ``log``, so the run log stays live, and so does what a table waits
+        for (``Waiting``: a lost connection)."""
+        with listening(lambda e: isinstance(e, Waiting) and self.lines.put(waited(e))):
+            try:
+                return self._reports(log)
+            except BaseException:  # e.g. Dagster's interrupt: the other tables stop too
+                interrupt.request()
+                raise
+
+    def _reports(self, log: Callable[[str], None]) -> dict[str, TableReport]:
         reports: dict[str, TableReport] = {}
         for future in self.futures.values():
             done = False

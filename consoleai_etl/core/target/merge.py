@@ -40,6 +40,8 @@ from consoleai_etl.core.plan.merge_plan import MergeColumn, MergePlan, OnConflic
 from consoleai_etl.core.run.report import divergences, named_keys
 from consoleai_etl.core.source.catalog import ForeignKey
 from consoleai_etl.core.target import bookkeeping
+from consoleai_etl.core.target.locks import LOCK_WAITS
+from consoleai_etl.core.target.postgres import connection_lost
 from consoleai_etl.core.verify.checks import SAMPLE_KEYS, parents
 
 
@@ -481,6 +483,8 @@ def merge_table(
                     ),
                 )
     except psycopg.Error as exc:
+        if isinstance(exc, LOCK_WAITS) or connection_lost(exc):
+            raise  # the caller waits and tries again (``locks``, ``pipeline._retried``)
         raise TargetError(
             f"merge of table {merge.source} into {target} failed: {' '.join(str(exc).split())}"
         ) from None

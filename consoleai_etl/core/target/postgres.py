@@ -83,8 +83,16 @@ def stop_embedded(data_dir: str | Path, wait: float = 30.0) -> int | None:
     return pid
 
 
+class CannotConnect(TargetError):
+    """The server refused or did not answer a new connection; ``reason`` is its words."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def connect(dsn: str, **kwargs: object) -> psycopg.Connection:
-    """Connect or raise ``TargetError`` naming the (redacted) DSN and the server's reason.
+    """Connect or raise ``CannotConnect`` naming the (redacted) DSN and the server's reason.
 
     Sessions run in UTC, so casts between timestamp and timestamptz (a target loaded by
     another tool) read the same on every server whatever its TimeZone setting; and with
@@ -94,10 +102,10 @@ def connect(dsn: str, **kwargs: object) -> psycopg.Connection:
         options = " ".join(filter(None, [conninfo_to_dict(dsn).get("options"), SESSION]))
         return psycopg.connect(dsn, options=options, **kwargs)
     except psycopg.Error as exc:
-        reason = " ".join(str(exc).split())
-        raise TargetError(
-            f"cannot connect to PostgreSQL at {redact(dsn)}: {redact(reason)} "
-            f"(check {option('pg_dsn')})"
+        reason = redact(" ".join(str(exc).split()))
+        raise CannotConnect(
+            f"cannot connect to PostgreSQL at {redact(dsn)}: {reason} (check {option('pg_dsn')})",
+            reason,
         ) from None
 
 
@@ -107,7 +115,11 @@ def connection_lost(exc: BaseException) -> bool:
     psycopg files many server errors under ``OperationalError`` (a table over the column
     limit, a row too big, a statement timeout), and those fail the same way every time. A
     lost connection either carries one of the ``CONNECTION_LOST`` states or, when the
-    socket simply closed, no SQLSTATE at all."""
+    socket simply closed, no SQLSTATE at all. A new connection refused is one too: the
+    caller asks only once the run has connected, so the server is restarting, not
+    misnamed."""
+    if isinstance(exc, CannotConnect):
+        return True
     if not isinstance(exc, psycopg.OperationalError):
         return False
     return exc.sqlstate is None or exc.sqlstate.startswith(CONNECTION_LOST)

@@ -24,6 +24,7 @@ from consoleai_etl.core.source.catalog import Catalog, ForeignKey, SchemaObject,
 from consoleai_etl.core.target import bookkeeping
 from consoleai_etl.core.target.constraints import add_foreign_keys
 from consoleai_etl.core.target.ddl import qualified
+from consoleai_etl.core.target.locks import LockPolicy, lock_tables
 from consoleai_etl.core.target.views import ViewResult, create_views
 
 # pg_class.relkind -> what it is (also the DROP keyword); a source table or view name may
@@ -35,6 +36,7 @@ RELATION_KINDS = {
     "r": "table",
     "p": "table",  # partitioned
 }
+LOCKABLE = ("table", "view")  # what LOCK TABLE takes; DROP waits for the others (lock_timeout)
 
 
 @dataclass(frozen=True)
@@ -128,23 +130,31 @@ def promote(
     target: str,
     promotion: Promotion,
     *,
+    locks: LockPolicy,
     replace_existing: bool = False,
 ) -> tuple[list[str], list[ViewResult]]:
     """Replace the target's copies of the tables by the staged ones, then create and prove
     the views (``src`` is the source, for the views' rows).
 
     Must run inside the caller's transaction, so the run's history row commits with it.
-    Ownership is checked again here: a table created after the preflight is not dropped.
-    Returns (warnings, view results).
+    First takes the tables and views it replaces, with bounded waits (``locks``: raises
+    ``LockBusy``). Ownership is checked again here: a table created after the preflight is
+    not dropped. Returns (warnings, view results).
     """
     staging = bookkeeping.staging_schema(run_id)
     warnings: list[str] = []
+    existing = existing_relations(pg, target, promotion.names)
+    lock_tables(
+        pg,
+        [qualified(target, r.name) for r in existing if r.kind in LOCKABLE],
+        "ACCESS EXCLUSIVE",
+        locks,
+    )
     for table, fk in promotion.deferred:
         # Orphans of a cycle-closing FK are kept (NOT VALID): the tables' counts are final.
         fk_warnings, _ = add_foreign_keys(pg, table, (fk,), staging, target, orphans="keep")
         warnings += fk_warnings
     pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target)))
-    existing = existing_relations(pg, target, promotion.names)
     foreign = unowned(pg, existing, target)
     if foreign and not replace_existing:
         raise ownership_error(target, foreign)

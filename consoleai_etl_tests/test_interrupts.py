@@ -1,0 +1,121 @@
+"""Ctrl-C at several moments of a real ``consoleai-etl`` run: SIGINT sent to its whole
+process group, as a terminal does. Each time: exit 130, one line, no traceback (Dagster's
+helper processes included), no table reported done after it, the target unchanged, and the
+next run drops what it left in staging."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from consoleai_etl.core.target.bookkeeping import STAGING_PREFIX
+from consoleai_etl_tests.helpers import fetch, run_job, table_digest
+from consoleai_etl_tests.test_console_script import SCRIPT, plain_env
+from consoleai_etl_tests.test_lock_waits import idle_in_transaction
+from consoleai_etl_tests.test_reliability import BIG_ROWS, big_source, wait_for_copy
+
+INTERRUPTED = "consoleai-etl migrate: interrupted: target unchanged; run "
+
+
+def interrupted(
+    tmp_path: Path, source: Path, dsn: str, moment: Callable[[], object]
+) -> subprocess.CompletedProcess:
+    """``consoleai-etl migrate`` stopped by SIGINT to its process group once ``moment``
+    returns; its exit status and output."""
+    process = subprocess.Popen(
+        [str(SCRIPT), "migrate", str(source), dsn, "--report-dir", str(tmp_path / "reports")],
+        cwd=tmp_path, env=plain_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        moment()
+        os.killpg(process.pid, signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def staging_schemas(dsn: str) -> list[str]:
+    rows = fetch(
+        dsn, "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (STAGING_PREFIX + "%",)
+    )
+    return [name for (name,) in rows]
+
+
+def assert_one_clean_line(done: subprocess.CompletedProcess, first_words: str) -> str:
+    output = done.stdout + done.stderr
+    assert done.returncode == 130, output[-3000:]
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]
+    assert " rows in " not in output and "✓" not in output  # no table reported done
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(first_words), output[-3000:]
+    return last
+
+
+def test_ctrl_c_while_a_table_streams(tmp_path: Path, pg_dsn: str) -> None:
+    source = big_source(tmp_path / "big.sqlite", 1_000)
+    run_job(source, pg_dsn, tmp_path / "first")
+    before = table_digest(pg_dsn, "public", "big", "id")
+    big_source(source, BIG_ROWS)
+
+    started = time.monotonic()
+    done = interrupted(tmp_path, source, pg_dsn, lambda: wait_for_copy(pg_dsn))
+    took = time.monotonic() - started
+
+    line = assert_one_clean_line(done, INTERRUPTED)
+    [staging] = staging_schemas(pg_dsn)
+    assert f"staging schema {staging} (if it was created) is dropped by the next run" in line
+    assert done.stderr.count("\n") == 1  # the one line, nothing else (no log lines either)
+    assert table_digest(pg_dsn, "public", "big", "id") == before
+    assert took < 30
+    result, report = run_job(source, pg_dsn, tmp_path / "next")
+    assert result.success and report["promoted"] and staging_schemas(pg_dsn) == []
+
+
+def test_ctrl_c_while_the_promotion_waits_for_a_lock(tmp_path: Path, pg_dsn: str) -> None:
+    source = big_source(tmp_path / "big.sqlite", 1_000)
+    run_job(source, pg_dsn, tmp_path / "first")
+    before = table_digest(pg_dsn, "public", "big", "id")
+    big_source(source, 2_000)
+    database = conninfo_to_dict(pg_dsn)["dbname"]
+
+    def promotion_waiting() -> None:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            while not conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND wait_event_type = "
+                "'Lock' AND query LIKE 'LOCK TABLE %%'",
+                (database,),
+            ).fetchone():
+                time.sleep(0.01)
+
+    with idle_in_transaction(pg_dsn, "SELECT count(*) FROM big WHERE id < 10"):
+        done = interrupted(tmp_path, source, pg_dsn, promotion_waiting)
+        assert table_digest(pg_dsn, "public", "big", "id") == before  # even before it ends
+
+    assert_one_clean_line(done, INTERRUPTED)
+    assert table_digest(pg_dsn, "public", "big", "id") == before
+    result, report = run_job(source, pg_dsn, tmp_path / "next")
+    assert result.success and report["promoted"] and staging_schemas(pg_dsn) == []
+    assert fetch(pg_dsn, "SELECT count(*) FROM big") == [(2_000,)]
+
+
+def test_ctrl_c_while_the_command_starts(tmp_path: Path, pg_dsn: str) -> None:
+    """Within the second or two Python takes to import Dagster, before any run."""
+    source = big_source(tmp_path / "big.sqlite", 1_000)
+
+    done = interrupted(tmp_path, source, pg_dsn, lambda: time.sleep(0.5))
+
+    assert_one_clean_line(done, "consoleai-etl")
+    assert "interrupted, no run in progress" in done.stderr
+    assert fetch(pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'consoleai_etl'") == [
+        (0,)
+    ]
