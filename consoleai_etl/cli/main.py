@@ -291,7 +291,7 @@ def describe(origins: Origins, error: OptionError) -> list[str]:
 def command() -> NoReturn:
     """The console script: ``main``, then exit without the interpreter's last garbage
     collections. Dagster leaves about a million objects behind, and traversing them at
-    shutdown took 0.5 to 1 s after the summary was printed (measured; see the README's
+    shutdown took 0.5 to 1 s after the summary was printed (measured; see docs/performance.md,
     "Start-up"). Everything the run opened is closed by then; ``gc.freeze`` only spares the
     collector a walk through objects the process is about to drop anyway."""
     try:

@@ -119,7 +119,7 @@ def _problem(exc: ValidationError, allowed: Iterable[str] = ()) -> OptionProblem
 
 
 class CastingRuleConfig(dg.Config):
-    """One casting rule (see the README's "Casting rules"); a rule file's entries are
+    """One casting rule (see docs/type-plan.md, "Casting rules"); a rule file's entries are
     validated by this same model."""
 
     model_config = ConfigDict(extra="forbid", use_enum_values=True)

@@ -57,7 +57,7 @@ class CheckContext:
 @dataclass(frozen=True)
 class Check:
     name: str
-    proves: str  # what a pass proves: the check's description in the UI and the README
+    proves: str  # what a pass proves: the check's description in the UI and docs/checks.md
     severity: str  # ERROR: loss or divergence, fails the run; WARN: listed, never blocks
     applies: Callable[[Table], bool]
     run: Callable[[CheckContext], CheckReport]
