@@ -15,7 +15,8 @@ import os
 from types import ModuleType
 
 FORCE_PYTHON = "CONSOLEAI_PYTHON_STREAM"
-# The tables' load work, measured on the demo sample: see docs/dependencies.md, "Without a C compiler".
+# The tables' load work, measured on the demo sample: see docs/dependencies.md, "Without a
+# C compiler".
 SLOWER = 4
 
 
