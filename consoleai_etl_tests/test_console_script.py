@@ -448,8 +448,8 @@ def test_a_failed_run_says_what_next_and_shows_no_row_as_loaded(
         "nothing promoted: the target is unchanged",
         "to accept the failed checks and quarantined rows and promote anyway, run again "
         "with --allow-divergence",
-        "the 2 quarantined rows, with key, column and reason: SELECT * FROM "
-        f"consoleai_etl.quarantine WHERE run_id = '{run_id}'",
+        "the 2 quarantined rows, with key, column and reason: table "
+        f"consoleai_etl.quarantine, run_id '{run_id}'",
         f"report: {json_path.with_suffix('.html')}",
     ]
     [(quarantined,)] = fetch(

@@ -148,7 +148,7 @@ def test_a_failed_run_says_what_next_and_claims_no_row_loaded(tmp_path: Path) ->
     flat = " ".join(text.split())
     assert "nothing promoted: the target is unchanged" in flat
     assert "run again with --allow-divergence" in flat
-    assert f"consoleai_etl.quarantine WHERE run_id = '{RUN_ID}'" in flat
+    assert f"consoleai_etl.quarantine, run_id '{RUN_ID}'" in flat
     assert "the 15 quarantined rows" in flat
     path = tmp_path / f"migration-report-{RUN_ID}.md"  # folded on a terminal, not cut
     assert "".join(text.split()).endswith(f"report:{path}")
@@ -198,4 +198,4 @@ def test_make_demos_summary_names_the_run_configs_option(
     assert "migration FAILURE: 5,999,997,003 of 6,000,000,003 rows staged, 15 quarantined" in out
     assert "run again with allow_divergence: true in the run config" in out
     assert "--allow-divergence" not in out
-    assert f"consoleai_etl.quarantine WHERE run_id = '{RUN_ID}'" in out
+    assert f"consoleai_etl.quarantine, run_id '{RUN_ID}'" in out

@@ -598,7 +598,7 @@ def next_steps(report: MigrationReport, allow_divergence: str) -> list[str]:
     if totals["quarantined_rows"]:
         steps.append(
             f"the {totals['quarantined_rows']:,} quarantined rows, with key, column and reason: "
-            f"SELECT * FROM consoleai_etl.quarantine WHERE run_id = '{report.run_id}'"
+            f"table consoleai_etl.quarantine, run_id '{report.run_id}'"
         )
     return steps
 
