@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -32,15 +33,24 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
         return embedded_dsn(tmp_path_factory.mktemp("embedded-postgres"))
 
 
-@pytest.fixture
-def pg_dsn(server_dsn: str) -> Iterator[str]:
-    """A DSN to a brand-new database, dropped after the test."""
+@contextmanager
+def fresh_database(server_dsn: str) -> Iterator[str]:
+    """A DSN to a brand-new database on ``server_dsn``, dropped on exit."""
     name = f"consoleai_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield make_conninfo(server_dsn, dbname=name)
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(server_dsn, dbname=name)
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def pg_dsn(server_dsn: str) -> Iterator[str]:
+    """A DSN to a brand-new database, dropped after the test."""
+    with fresh_database(server_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="session")

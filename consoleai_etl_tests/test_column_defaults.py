@@ -11,12 +11,8 @@ default never fails its table.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
@@ -26,13 +22,14 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from consoleai_etl.core.plan.defaults import SqlDefault
 from consoleai_etl.core.plan.table_plan import plan_table
 from consoleai_etl.core.source.catalog import introspect
 from consoleai_etl.core.target import constraints, ddl
+from consoleai_etl_tests.conftest import fresh_database
 from consoleai_etl_tests.helpers import fetch, run_job
+from consoleai_etl_tests.test_console_script import consoleai_etl
 
 # Every form of default SQLite accepts, as written in CREATE TABLE: (SQL, read from the clock).
 DEFAULTS = {
@@ -134,12 +131,8 @@ def create_table(name: str, declared: str) -> str:
 @pytest.fixture(scope="module")
 def database(server_dsn: str) -> Iterator[str]:
     """One fresh database for the module's one run (every table of the cross product)."""
-    name = f"consoleai_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield make_conninfo(server_dsn, dbname=name)
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_database(server_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="module")
@@ -333,12 +326,7 @@ def test_the_issue_table_migrates_through_the_command(tmp_path: Path, pg_dsn: st
             """
         )
     conn.close()
-    command = Path(sys.executable).with_name("consoleai-etl")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONSOLEAI", "DAGSTER"))}
-    done = subprocess.run(
-        [str(command), "migrate", str(path), pg_dsn],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = consoleai_etl(tmp_path, "migrate", str(path), pg_dsn)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "reports" / "latest.json").read_text())
     [table] = report["tables"]

@@ -6,10 +6,7 @@ cover them either way (real SQLite files, real PostgreSQL, real runs)."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import psycopg
 
 from consoleai_etl.core.source.catalog import generated_columns, introspect
 from consoleai_etl_tests.helpers import checks_by_table, execute, fetch, run_job
+from consoleai_etl_tests.test_console_script import consoleai_etl
 
 SOURCE = """
 CREATE TABLE t (
@@ -100,12 +98,7 @@ def test_generated_columns_migrate_through_the_command(tmp_path: Path, pg_dsn: s
     are generated there, the others are plain, each named with its reason in the report.
     The checksum over every column passed, and new rows get computed values."""
     db = build(tmp_path / "g.sqlite")
-    command = Path(sys.executable).with_name("consoleai-etl")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONSOLEAI", "DAGSTER"))}
-    done = subprocess.run(
-        [str(command), "migrate", str(db), pg_dsn],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = consoleai_etl(tmp_path, "migrate", str(db), pg_dsn)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "reports" / "latest.json").read_text())
     assert report["promoted"]
