@@ -16,7 +16,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from consoleai_etl.core.target.bookkeeping import STAGING_PREFIX
-from consoleai_etl_tests.helpers import fetch, run_job, table_digest
+from consoleai_etl.defs.table_assets import MIGRATION_JOB
+from consoleai_etl_tests.helpers import dagster_env, fetch, run_job, table_digest
+from consoleai_etl_tests.test_cli import DAGSTER
 from consoleai_etl_tests.test_console_script import SCRIPT, plain_env
 from consoleai_etl_tests.test_lock_waits import idle_in_transaction
 from consoleai_etl_tests.test_reliability import BIG_ROWS, big_source, wait_for_copy
@@ -25,14 +27,19 @@ INTERRUPTED = "consoleai-etl migrate: interrupted: target unchanged; run "
 
 
 def interrupted(
-    tmp_path: Path, source: Path, dsn: str, moment: Callable[[], object]
+    tmp_path: Path,
+    source: Path,
+    dsn: str,
+    moment: Callable[[], object],
+    command: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """``consoleai-etl migrate`` stopped by SIGINT to its process group once ``moment``
-    returns; its exit status and output."""
+    """``command`` (default: ``consoleai-etl migrate``) stopped by SIGINT to its process
+    group once ``moment`` returns; its exit status and output."""
+    default = [str(SCRIPT), "migrate", str(source), dsn, "--report-dir", str(tmp_path / "reports")]
     process = subprocess.Popen(
-        [str(SCRIPT), "migrate", str(source), dsn, "--report-dir", str(tmp_path / "reports")],
-        cwd=tmp_path, env=plain_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
+        command or default, cwd=tmp_path, env=env or plain_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
         moment()
@@ -119,3 +126,30 @@ def test_ctrl_c_while_the_command_starts(tmp_path: Path, pg_dsn: str) -> None:
     assert fetch(pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'consoleai_etl'") == [
         (0,)
     ]
+
+
+def test_ctrl_c_under_dagsters_own_command_stops_at_a_safe_point(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """``dagster job execute`` in the repository's instance set-up (dagster.yaml): the step
+    stops before promoting and says so in one failure, and no helper process prints a
+    traceback; the exit status and the run-failure lines are Dagster's."""
+    source = big_source(tmp_path / "big.sqlite", 1_000)
+    run_job(source, pg_dsn, tmp_path / "first")
+    before = table_digest(pg_dsn, "public", "big", "id")
+    big_source(source, BIG_ROWS)
+    command = [str(DAGSTER), "job", "execute", "-m", "consoleai_etl", "-j", MIGRATION_JOB]
+
+    done = interrupted(
+        tmp_path, source, pg_dsn, lambda: wait_for_copy(pg_dsn), command,
+        dagster_env(tmp_path, source, pg_dsn),
+    )  # fmt: skip
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output[-3000:]
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]
+    assert " rows in " not in output  # no table reported done
+    [staging] = staging_schemas(pg_dsn)
+    assert "Failure: interrupted: target unchanged; run " in output
+    assert f"staging schema {staging} (if it was created) is dropped by the next run" in output
+    assert table_digest(pg_dsn, "public", "big", "id") == before

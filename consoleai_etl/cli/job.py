@@ -30,7 +30,7 @@ from consoleai_etl.cli.progress import LiveProgress
 from consoleai_etl.cli.summary import print_summary
 from consoleai_etl.core.encode import compiled
 from consoleai_etl.core.errors import OptionProblem, Spelling, in_words
-from consoleai_etl.core.target.bookkeeping import staging_schema
+from consoleai_etl.core.run.interrupt import left_behind
 from consoleai_etl.defs.consistency_job import CONSISTENCY_JOB
 from consoleai_etl.defs.console_log import console_config
 from consoleai_etl.defs.table_assets import MESSAGE_TEMPLATE, MIGRATION_JOB, failed_options
@@ -119,10 +119,7 @@ def run(request: JobRequest, *, interactive: bool) -> int:
         stopped = None if success else why_failed(result, request)
     report = request.report_dir / f"migration-report-{run_id}.json"
     if interrupts.received and not success:
-        raise RunInterrupted(
-            f"target unchanged; run {run_id}'s staging schema {staging_schema(run_id)} (if "
-            "it was created) is dropped by the next run"
-        )
+        raise RunInterrupted(left_behind(run_id))
     if report.is_file():
         print_summary(console, report)
     else:

@@ -25,6 +25,7 @@ import dagster as dg
 
 from consoleai_etl.core.errors import MigrationError, OptionError, OptionProblem, in_words
 from consoleai_etl.core.plan.names import pg_identifier
+from consoleai_etl.core.run.interrupt import Interrupted, left_behind
 from consoleai_etl.core.run.migration import MigrationPlan, TableToStage, migrate
 from consoleai_etl.core.run.pipeline import MigrationConfig, verify_table
 from consoleai_etl.core.run.report import MigrationReport, TableReport
@@ -37,6 +38,7 @@ from consoleai_etl.defs.checks import (
     check_specs,
     dagster_metadata,
 )
+from consoleai_etl.defs.interrupts import stop_at_safe_points
 from consoleai_etl.defs.metadata import definition_metadata, table_metadata
 from consoleai_etl.defs.report_asset import new_report
 from consoleai_etl.defs.settings import MigrationSettings, in_run_config
@@ -171,10 +173,16 @@ def _migrate(
         )
     settings.hold_staging(config, context.run.run_id)
     report = new_report(context.op_execution_context, settings.to_config())  # the user's file
-    migrate(
-        config, report, plan, selected, settings.snapshot,
-        progress_every=PROGRESS_EVERY_SECONDS, log=context.log.info,
-    )  # fmt: skip
+    try:
+        with stop_at_safe_points():
+            migrate(
+                config, report, plan, selected, settings.snapshot,
+                progress_every=PROGRESS_EVERY_SECONDS, log=context.log.info,
+            )  # fmt: skip
+    except Interrupted:
+        raise dg.Failure(
+            description=f"interrupted: {left_behind(report.run_id)}", allow_retries=False
+        ) from None
     if not report.recorded:
         raise dg.Failure(description="; ".join(report.reasons), allow_retries=False)
     why_not = _not_promoted(report)

@@ -18,6 +18,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from consoleai_etl.core.target.bookkeeping import staging_schema
+
 _requested = threading.Event()
 _active = threading.Event()
 
@@ -27,6 +29,14 @@ class Interrupted(Exception):
 
     def __init__(self) -> None:
         super().__init__("interrupted")
+
+
+def left_behind(run_id: str) -> str:
+    """What a stopped run leaves, in one line: said by the command and by the Dagster step."""
+    return (
+        f"target unchanged; run {run_id}'s staging schema {staging_schema(run_id)} (if it "
+        "was created) is dropped by the next run"
+    )
 
 
 @contextmanager
