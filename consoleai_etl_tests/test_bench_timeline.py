@@ -3,7 +3,8 @@ its wall time, benchmarks/timeline.py), on real runs through both commands the b
 the product's own ``consoleai-etl migrate`` and Dagster's CLI. The report's ``staged_at``
 falls between the loads and the end, the phases read from Dagster's event log follow one
 another in the order the bench prints them and add up to the wall time, and the load
-phase's work is split into streaming, keys, foreign keys and checks."""
+phase's work is split into streaming, keys, foreign keys and checks. The first merge's floor
+copies what the merge wrote, and each of issue 22's goals is judged from its measures."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def test_a_measured_run_splits_into_phases_that_add_up_and_its_load_work(
 def test_the_merges_run_the_product_command_in_merge_mode_into_the_app_schema(
     bench: ModuleType, home: Path, sample_db: Path, pg_dsn: str
 ) -> None:
-    first, again = bench.merges(sample_db, pg_dsn, home)
+    first, again, floor = bench.merges(sample_db, pg_dsn, home)
 
     assert first["exit_code"] == again["exit_code"] == 0, (first, again)
     assert first["command"] == again["command"] == "consoleai-etl migrate"
@@ -75,4 +76,56 @@ def test_the_merges_run_the_product_command_in_merge_mode_into_the_app_schema(
     assert again["merged"]["inserted"] == again["merged"]["updated"] == 0, again
     with psycopg.connect(pg_dsn) as conn:
         [(users,)] = conn.execute(f"SELECT count(*) FROM {bench.APP_SCHEMA}.users").fetchall()
-    assert users > 0
+        # The floor copied every row the merge wrote into the same tables, created empty.
+        for table in bench.APP_TABLES:
+            [(merged, copied)] = conn.execute(
+                f"SELECT (SELECT count(*) FROM {bench.APP_SCHEMA}.{table}),"
+                f" (SELECT count(*) FROM insert_select.{table})"
+            ).fetchall()
+            assert merged == copied > 0, table
+    assert users > 0 and floor["seconds"] > 0, floor
+
+
+def _results(**changes: object) -> dict:
+    """A bench result as ``main`` assembles it, every goal's measure given."""
+    run = {"seconds": 10.0, "exit_code": 0, "peak_rss_mb": 140.0}
+    results = {
+        "product_vs_pgloader_wall": 0.45, "product_vs_duckdb_wall": 3.4, "peak_rss_mb": 150.0,
+        "merge_first": {**run, "seconds": 26.0, "breakdown": {"promotion": 12.0}},
+        "insert_select": {"seconds": 10.0},
+        "linearity": {"factor": 10, "wall_ratio": 9.5,
+                      "runs": {"20": run, "200": {**run, "peak_rss_mb": 180.0}}},
+        "many_tables": {"tables": 1500, "product": {**run, "seconds": 50.0},
+                        "pgloader": {**run, "seconds": 40.0}},
+    }  # fmt: skip
+    return {**results, **changes}
+
+
+def test_each_goal_of_the_issue_is_met_or_not_from_the_measures(bench: ModuleType) -> None:
+    verdicts = {g["ratio"]: (g["value"], g["met"]) for g in bench.goals(_results())}
+
+    assert verdicts == {
+        "full job / pgloader (wall)": (0.45, True),
+        "full job / DuckDB (wall)": (3.4, False),
+        "10x rows: wall / 1x": (9.5, True),
+        "10x rows: peak RSS / 1x": (round(180 / 140, 3), False),
+        "full job's peak RSS, MB, every scale": (150.0, True),
+        "first merge / INSERT ... SELECT": (2.6, False),
+        "first merge's transaction / INSERT ... SELECT": (1.2, True),
+        "1,500 tables: wall s": (50.0, True),
+        "1,500 tables / pgloader": (1.25, False),
+    }
+
+
+def test_a_goal_not_measured_says_so_and_a_failed_run_cannot_meet_one(bench: ModuleType) -> None:
+    failed = {"seconds": 3.0, "exit_code": 1, "peak_rss_mb": 90.0}
+    results = _results(linearity=None, product_vs_pgloader_wall=None)
+    results["many_tables"] = {"tables": 1500, "product": failed, "pgloader": None}
+
+    verdicts = {g["ratio"]: g["met"] for g in bench.goals(results)}
+
+    assert verdicts["full job / pgloader (wall)"] is None
+    assert verdicts["10x rows: wall / 1x"] is None
+    assert verdicts["10x rows: peak RSS / 1x"] is None
+    assert verdicts["1,500 tables: wall s"] is False
+    assert verdicts["1,500 tables / pgloader"] is None
