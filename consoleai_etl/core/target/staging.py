@@ -91,31 +91,36 @@ class Staging:
         """Move the staged table ``name`` into ``target`` under ``name``, with its
         ``indexes`` (their direct-load names; primary key and unique constraints included)
         and identity sequence renamed to the names a direct load would have given. In the
-        caller's transaction; no data is copied."""
-        pg.execute(
+        caller's transaction; no data is copied. Two round trips: the identity sequences'
+        names, then every statement at once."""
+        staged = self.qualified(name).as_string(pg)
+        sequences = pg.execute(
+            "SELECT a.attname, s.relname FROM pg_attribute a JOIN pg_class s "
+            "ON s.oid = pg_get_serial_sequence(%s, a.attname)::regclass "
+            "WHERE a.attrelid = %s::regclass AND a.attidentity <> ''",
+            (staged, staged),
+        ).fetchall()
+        moved = sql.Identifier(target, self.relname(name))
+        statements = [
             sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
                 self.qualified(name), sql.Identifier(target)
-            )
-        )
-        moved = sql.Identifier(target, self.relname(name))
-        pg.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(moved, sql.Identifier(name)))
-        for index in indexes:
-            pg.execute(
+            ),
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(moved, sql.Identifier(name)),
+            *(
                 sql.SQL("ALTER INDEX IF EXISTS {} RENAME TO {}").format(
                     sql.Identifier(target, self.relname(index)), sql.Identifier(index)
                 )
-            )
-        sequences = pg.execute(
-            "SELECT a.attname, pg_get_serial_sequence(%s, a.attname) FROM pg_attribute a "
-            "WHERE a.attrelid = %s::regclass AND a.attidentity <> ''",
-            (sql.Identifier(target, name).as_string(pg),) * 2,
-        ).fetchall()
-        for column, sequence in sequences:
-            pg.execute(
+                for index in indexes
+            ),
+            *(
                 sql.SQL("ALTER SEQUENCE {} RENAME TO {}").format(
-                    sql.SQL(sequence), sql.Identifier(object_name(name, column, "seq"))
+                    sql.Identifier(target, sequence),
+                    sql.Identifier(object_name(name, column, "seq")),
                 )
-            )
+                for column, sequence in sequences
+            ),
+        ]
+        pg.execute(sql.SQL("; ").join(statements))
 
 
 def object_name(name1: str, name2: str, label: str) -> str:
