@@ -212,17 +212,24 @@ def check_target(dsn: str, schema: str, *, creates_tables: bool = True) -> None:
     with connect(dsn) as pg:
         rows = pg.execute(_PRIVILEGES, (names,)).fetchall()
     user, database, create_db = rows[0][:3]
-    missing = []
-    for _u, _d, _c, name, exists, allowed in rows:
-        if exists and not allowed:
-            grant = sql.SQL("GRANT CREATE, USAGE ON SCHEMA {} TO {}")
-            missing.append(grant.format(sql.Identifier(name), sql.Identifier(user)))
-        elif not exists and not create_db:
-            grant = sql.SQL(
-                "GRANT CREATE ON DATABASE {} TO {} (or CREATE SCHEMA {} AUTHORIZATION {})"
+    who = sql.Identifier(user)
+    missing = [
+        sql.SQL("GRANT CREATE, USAGE ON SCHEMA {} TO {}").format(sql.Identifier(name), who)
+        for _u, _d, _c, name, exists, allowed in rows
+        if exists and not allowed
+    ]
+    absent = [sql.Identifier(name) for _u, _d, _c, name, exists, _a in rows if not exists]
+    if absent and not create_db:
+        missing.append(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {} (or {})").format(
+                sql.Identifier(database),
+                who,
+                sql.SQL(", ").join(
+                    sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(name, who)
+                    for name in absent
+                ),
             )
-            who = sql.Identifier(user)
-            missing.append(grant.format(sql.Identifier(database), who, sql.Identifier(name), who))
+        )
     if missing:
         raise TargetError(
             f"user {user} lacks privileges this run needs on {redact(dsn)}, nothing written: "
