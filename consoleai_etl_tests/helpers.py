@@ -14,6 +14,8 @@ import psycopg
 from dagster import DagsterEventType, ExecuteInProcessResult
 from psycopg import sql
 
+from consoleai_etl.core.target.bookkeeping import SCHEMA
+from consoleai_etl.core.target.staging import PREFIX
 from consoleai_etl.definitions import build_definitions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +33,18 @@ def dagster_env(tmp_path: Path, sqlite_path: Path, dsn: str, reports: str = "rep
         "CONSOLEAI_PG_DSN": dsn,
         "CONSOLEAI_REPORT_DIR": str(tmp_path / reports),
     }
+
+
+def staged_tables(dsn: str) -> list[str]:
+    """The tables runs staged in consoleai_etl (``target.staging``) and left there."""
+    rows = fetch(
+        dsn,
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND starts_with(c.relname, %s) "
+        "ORDER BY 1",
+        (SCHEMA, PREFIX),
+    )
+    return [name for (name,) in rows]
 
 
 def broken_page_db(path: Path) -> Path:

@@ -1,5 +1,5 @@
 """Concurrent runs never harm each other: two migrations into different schemas of one
-database both succeed, and a run's start-up drops only the staging schemas of dead runs."""
+database both succeed, and a run's start-up drops only the staged tables of dead runs."""
 
 from __future__ import annotations
 
@@ -18,13 +18,10 @@ from psycopg import sql
 
 from consoleai_etl.core.run.preflight import StagingLock
 from consoleai_etl.core.source.catalog import sqlite_quote
-from consoleai_etl.core.target.bookkeeping import (
-    drop_stale_staging,
-    ensure_bookkeeping,
-    staging_schema,
-)
+from consoleai_etl.core.target.bookkeeping import ensure_bookkeeping
+from consoleai_etl.core.target.staging import Staging
 from consoleai_etl.demo.sample import generate
-from consoleai_etl_tests.helpers import dagster_env, fetch
+from consoleai_etl_tests.helpers import dagster_env, fetch, staged_tables
 
 DAGSTER = Path(sys.executable).with_name("dagster")
 
@@ -98,20 +95,25 @@ def test_two_cli_runs_into_different_schemas_both_succeed(tmp_path: Path, pg_dsn
         assert counts == expected
 
 
-def test_only_the_staging_schemas_of_dead_runs_are_dropped(pg_dsn: str) -> None:
-    own, live, dead = (staging_schema(str(uuid.uuid4())) for _ in range(3))
+def test_only_the_staged_tables_of_dead_runs_are_dropped(pg_dsn: str) -> None:
+    """Staged tables of a run whose lock is free go, with a staging schema an earlier
+    version left; those of this run and of a run still going stay."""
+    own, live, dead = (Staging(str(uuid.uuid4())) for _ in range(3))
+    old = "consoleai_etl_stage_0123456789ab"  # an earlier version's staging of a dead run
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        for name in (own, live, dead):
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+        ensure_bookkeeping(conn)
+        for staging in (own, live, dead):
+            conn.execute(
+                sql.SQL("CREATE TABLE {} (id int PRIMARY KEY)").format(staging.qualified("t"))
+            )
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(old)))
     StagingLock(pg_dsn, dead).release()  # a run that ended: its session is gone
     running = StagingLock(pg_dsn, live)  # a run still going (into any target schema)
     try:
         with psycopg.connect(pg_dsn) as conn, conn.transaction():
-            dropped = drop_stale_staging(conn, keep=own)
+            dropped = own.drop_stale(conn)
     finally:
         running.release()
-    assert dropped == [dead]
-    left = fetch(
-        pg_dsn, "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", ([own, live, dead],)
-    )
-    assert sorted(n for (n,) in left) == sorted([own, live])
+    assert dropped == [dead.relname("t"), old]
+    assert staged_tables(pg_dsn) == sorted([own.relname("t"), live.relname("t")])
+    assert fetch(pg_dsn, "SELECT 1 FROM pg_namespace WHERE nspname = %s", (old,)) == []

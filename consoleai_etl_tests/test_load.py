@@ -9,14 +9,18 @@ from contextlib import closing
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from consoleai_etl.core.plan.planner import GUESS_ROWS, plan_source
 from consoleai_etl.core.run.load import BATCH_ROWS, LoadOptions, load_table
 from consoleai_etl.core.source.catalog import introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.target.bookkeeping import ensure_bookkeeping
+from consoleai_etl.core.target.staging import Staging
 from consoleai_etl.core.verify.checksum import Checksum, target_checksum
 from consoleai_etl.core.verify.registry import CheckContext, run_checks
+
+STAGE = Staging("run-1")  # where the tables are loaded, as a run stages them
 
 
 def test_progress_is_reported_per_batch_and_checksum_matches_sql(
@@ -34,10 +38,10 @@ def test_progress_is_reported_per_batch_and_checksum_matches_sql(
     with closing(open_source(db)) as src, psycopg.connect(pg_dsn) as pg:
         ensure_bookkeeping(pg)
         plan, result = load_table(
-            src, pg, introspect(src).table("big"), schema="stage", target_schema="public",
+            src, pg, introspect(src).table("big"), schema=STAGE, target_schema="public",
             run_id="run-1", progress=lambda done, total: calls.append((done, total)),
         )  # fmt: skip
-        stored = target_checksum(pg, plan, "stage")
+        stored = target_checksum(pg, plan, STAGE)
 
     assert calls == [(0, rows), (BATCH_ROWS, rows), (2 * BATCH_ROWS, rows), (rows, rows)]
     assert result.loaded_rows == rows and result.checksum_seconds > 0
@@ -77,11 +81,12 @@ def _load(db: Path, pg_dsn: str, table: str):
     with closing(open_source(db)) as src, psycopg.connect(pg_dsn) as pg:
         ensure_bookkeeping(pg)
         plan, result = load_table(
-            src, pg, introspect(src).table(table), schema="stage", target_schema="public",
+            src, pg, introspect(src).table(table), schema=STAGE, target_schema="public",
             run_id="run-1",
         )  # fmt: skip
-        stored = target_checksum(pg, plan, "stage")
-        texts = [row[0] for row in pg.execute("SELECT label FROM stage.t ORDER BY id")]
+        stored = target_checksum(pg, plan, STAGE)
+        query = sql.SQL("SELECT label FROM {} ORDER BY id").format(STAGE.qualified("t"))
+        texts = [row[0] for row in pg.execute(query)]
     return result, stored, texts
 
 
@@ -160,7 +165,7 @@ def test_a_tables_own_seconds_exclude_waiting_for_its_streaming_turn(
     with closing(open_source(db)) as src, psycopg.connect(pg_dsn) as pg:
         ensure_bookkeeping(pg)
         _, result = load_table(
-            src, pg, introspect(src).table("t"), schema="stage", target_schema="public",
+            src, pg, introspect(src).table("t"), schema=STAGE, target_schema="public",
             run_id="run-1", options=LoadOptions(streaming=turn),
         )  # fmt: skip
     assert time.perf_counter() - started >= 1.0
@@ -173,7 +178,7 @@ def _passes(db: Path, pg_dsn: str, table: str):
     with closing(open_source(db)) as src, psycopg.connect(pg_dsn) as pg:
         ensure_bookkeeping(pg)
         plan, result = load_table(
-            src, pg, introspect(src).table(table), schema="stage", target_schema="public",
+            src, pg, introspect(src).table(table), schema=STAGE, target_schema="public",
             run_id="run-1", progress=lambda done, total: done or starts.append(total),
         )  # fmt: skip
         profiled = plan_source(src, introspect(src).table(table), ())
@@ -213,7 +218,8 @@ def test_a_guess_the_counted_classes_refute_is_loaded_again_with_the_real_plan(
     assert plan.column("label").pg_type.kind == "text"
     assert (result.loaded_rows, result.quarantined_rows) == (GUESS_ROWS + 1, 0)
     with psycopg.connect(pg_dsn) as pg:
-        assert pg.execute("SELECT label FROM stage.t WHERE id = 5").fetchone() == ("5",)
+        query = sql.SQL("SELECT label FROM {} WHERE id = 5").format(STAGE.qualified("t"))
+        assert pg.execute(query).fetchone() == ("5",)
 
 
 def test_a_null_past_the_sample_in_a_not_null_column_is_quarantined(
@@ -248,17 +254,20 @@ def test_without_indexes_only_the_keys_and_unique_indexes_are_built(
         )
     built = {}
     for indexes in (True, False):
+        staging = Staging(f"run-{indexes}")
         with closing(open_source(db)) as src, psycopg.connect(pg_dsn) as pg:
             ensure_bookkeeping(pg)
             load_table(
-                src, pg, introspect(src).table("t"), schema=f"stage_{indexes}",
-                target_schema="public", run_id="run-1", options=LoadOptions(indexes=indexes),
+                src, pg, introspect(src).table("t"), schema=staging,
+                target_schema="public", run_id=staging.run_id,
+                options=LoadOptions(indexes=indexes),
             )  # fmt: skip
             built[indexes] = sorted(
-                name
+                name.removeprefix(staging.prefix)
                 for (name,) in pg.execute(
-                    "SELECT indexname FROM pg_indexes WHERE schemaname = %s",
-                    (f"stage_{indexes}",),
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = 'consoleai_etl' "
+                    "AND tablename = %s",
+                    (staging.relname("t"),),
                 )
             )
     assert built[True] == ["t_code", "t_label", "t_pkey"]
@@ -274,7 +283,7 @@ def test_the_checks_scan_a_staged_table_once(tmp_path: Path, pg_dsn: str) -> Non
     with closing(open_source(db)) as src, psycopg.connect(pg_dsn) as pg:
         ensure_bookkeeping(pg)
         plan, result = load_table(
-            src, pg, introspect(src).table("t"), schema="stage", target_schema="public",
+            src, pg, introspect(src).table("t"), schema=STAGE, target_schema="public",
             run_id="run-1",
         )  # fmt: skip
         pg.commit()
@@ -283,12 +292,12 @@ def test_the_checks_scan_a_staged_table_once(tmp_path: Path, pg_dsn: str) -> Non
             pg.execute("SELECT pg_stat_force_next_flush()")
             pg.commit()  # flushed as the session goes idle
             with psycopg.connect(pg_dsn) as other:
-                query = "SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'stage.t'::regclass"
-                return other.execute(query).fetchone()[0]
+                query = "SELECT seq_scan FROM pg_stat_user_tables WHERE relid = %s::regclass"
+                return other.execute(query, (STAGE.qualified("t").as_string(None),)).fetchone()[0]
 
         before = scans()
         context = CheckContext(
-            src, pg, plan, "keep", schema="stage", parent_schemas=("stage",),
+            src, pg, plan, "keep", schema=STAGE, parent_schemas=(STAGE,),
             source_rows=result.source_rows, quarantined=0,
             expected=Checksum(result.loaded_rows, result.checksum), exclude=set(),
         )  # fmt: skip

@@ -20,6 +20,7 @@ from consoleai_etl_tests.helpers import (
     preflight_error,
     run_job,
     run_raw,
+    staged_tables,
 )
 
 INT_RANGE = f"{-(2**31)} .. {2**31 - 1}"
@@ -192,9 +193,7 @@ def test_a_merge_that_cannot_work_is_refused_in_one_line_and_writes_nothing(
     )
     assert "target column channel is NOT NULL without a default" in message
     assert dump(pg_dsn) == before
-    assert fetch(
-        pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'consoleai_etl_stage%%'"
-    ) == [(0,)]
+    assert staged_tables(pg_dsn) == []
 
 
 def test_an_unsupported_target_type_is_named(tmp_path: Path, pg_dsn: str) -> None:
@@ -428,9 +427,7 @@ def test_the_consistency_job_in_merge_mode_proves_the_merged_rows(
         {"id": 11},
         {"id": 12},
     ]
-    assert fetch(
-        pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'consoleai_etl_stage_%'"
-    ) == [(0,)]
+    assert staged_tables(pg_dsn) == []
 
 
 def test_the_consistency_job_in_merge_mode_finds_a_broken_foreign_key_in_the_target(

@@ -11,9 +11,15 @@ from dagster import DagsterEventType
 
 from consoleai_etl.core.source.catalog import introspect
 from consoleai_etl.core.source.connection import open_source
-from consoleai_etl.core.target.bookkeeping import STAGING_PREFIX
 from consoleai_etl.demo.sample import TABLE_ORDER
-from consoleai_etl_tests.helpers import checks_by_table, execute, fetch, run_job, table_digest
+from consoleai_etl_tests.helpers import (
+    checks_by_table,
+    execute,
+    fetch,
+    run_job,
+    staged_tables,
+    table_digest,
+)
 
 KEYS = {
     "roles": "id",
@@ -62,9 +68,7 @@ def test_happy_path_loads_everything_and_every_check_passes(
     assert len(evaluations) == sum(len(c) for c in checks.values())
     assert all(e.passed for e in evaluations)
     # Staging is gone after promotion; the run is in the history table.
-    assert not fetch(
-        pg_dsn, "SELECT 1 FROM pg_namespace WHERE nspname LIKE %s", (STAGING_PREFIX + "%",)
-    )
+    assert staged_tables(pg_dsn) == []
     assert fetch(pg_dsn, "SELECT status, promoted FROM consoleai_etl.runs") == [("success", True)]
     assert (tmp_path / "latest.md").read_text().startswith("# Migration report")
     # The time each table spent on its keys and on validating its foreign keys, inside its
@@ -209,9 +213,7 @@ def test_dry_run_leaves_target_untouched(sample_db: Path, pg_dsn: str, tmp_path:
     assert report["status"] == "success"
     assert sum(t["loaded_rows"] for t in report["tables"]) == sum(source_counts(sample_db).values())
     assert target_tables(pg_dsn) == set()
-    assert not fetch(
-        pg_dsn, "SELECT 1 FROM pg_namespace WHERE nspname LIKE %s", (STAGING_PREFIX + "%",)
-    )
+    assert staged_tables(pg_dsn) == []
     assert "DRY RUN" in (tmp_path / "latest.md").read_text()
 
 

@@ -51,7 +51,10 @@ def test_each_missing_grant_is_named_before_anything_is_written(
 
     line = refusal(consoleai_etl(tmp_path, "migrate", str(source), as_role, *flags))
     assert f"user {role} lacks privileges this run needs" in line
-    assert f'GRANT CREATE ON DATABASE "{dbname}" TO "{role}" (staging' in line
+    assert (
+        f'GRANT CREATE ON DATABASE "{dbname}" TO "{role}" '
+        f'(or CREATE SCHEMA "consoleai_etl" AUTHORIZATION "{role}")'
+    ) in line
     assert f'GRANT CREATE, USAGE ON SCHEMA "public" TO "{role}"' in line  # PostgreSQL 15
     assert fetch(pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'consoleai%'") == [
         (0,)
@@ -73,20 +76,53 @@ def test_each_missing_grant_is_named_before_anything_is_written(
 def test_schemas_an_administrator_made_for_the_user_are_enough(
     tmp_path: Path, pg_dsn: str, role: str
 ) -> None:
-    """The target schema and consoleai_etl owned by the user; CREATE on the database for
-    the run's staging schema."""
-    dbname = fetch(pg_dsn, "SELECT current_database()")[0][0]
+    """The target schema and consoleai_etl owned by the user, no CREATE on the database:
+    a first run, a second (replacing the first's tables), a merge and a dry run go
+    through, the run staging in consoleai_etl; the promoted table has the names a direct
+    load gives (its key, its identity sequence) and nothing staged is left. Into a schema
+    the user may not create in, the real run and the dry run both stop naming the GRANT."""
     execute(pg_dsn, sql.SQL(
         "CREATE SCHEMA app AUTHORIZATION {0}; CREATE SCHEMA consoleai_etl AUTHORIZATION {0};"
-        "GRANT CREATE ON DATABASE {1} TO {0}"
-    ).format(sql.Identifier(role), sql.Identifier(dbname)))  # fmt: skip
+        "CREATE SCHEMA other"
+    ).format(sql.Identifier(role)))  # fmt: skip
+    may_create = "SELECT has_database_privilege(%s, current_database(), 'CREATE')"
+    assert fetch(pg_dsn, may_create, (role,)) == [(False,)]
+    source, as_role = str(legacy(tmp_path)), f"{pg_dsn} user={role}"
 
-    done = consoleai_etl(
-        tmp_path, "migrate", str(legacy(tmp_path)), f"{pg_dsn} user={role}", "--schema", "app"
-    )
-
+    for mode in ("replace", "replace", "merge"):
+        done = consoleai_etl(
+            tmp_path, "migrate", source, as_role, "--schema", "app", "--mode", mode
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert fetch(pg_dsn, "SELECT id, body FROM app.notes ORDER BY id") == [(1, "a"), (2, "b")]
+    done = consoleai_etl(tmp_path, "migrate", source, as_role, "--schema", "app", "--dry-run")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert fetch(pg_dsn, "SELECT id, body FROM app.notes ORDER BY id") == [(1, "a"), (2, "b")]
+
+    assert fetch(pg_dsn, "SELECT pg_get_serial_sequence('app.notes', 'id')") == [
+        ("app.notes_id_seq",)
+    ]
+    assert fetch(
+        pg_dsn,
+        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'app.notes'::regclass",
+    ) == [("app.notes_pkey",)]
+    assert (
+        fetch(
+            pg_dsn,
+            "SELECT relname FROM pg_class WHERE relnamespace = 'consoleai_etl'::regnamespace "
+            "AND relname LIKE 'stage%'",
+        )
+        == []
+    )
+    assert fetch(
+        pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'consoleai_etl_%'"
+    ) == [(0,)]
+    grant = f'GRANT CREATE, USAGE ON SCHEMA "other" TO "{role}"'
+    for flags in ([], ["--dry-run"]):
+        line = refusal(
+            consoleai_etl(tmp_path, "migrate", source, as_role, "--schema", "other", *flags)
+        )
+        assert grant in line and "DATABASE" not in line, line
+    assert fetch(pg_dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'other'") == [(0,)]
 
 
 def test_a_dry_run_is_refused_where_the_real_run_would_be(tmp_path: Path, pg_dsn: str) -> None:

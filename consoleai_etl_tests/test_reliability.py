@@ -18,12 +18,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from consoleai_etl.core.run.progress import Waiting, listening
-from consoleai_etl.core.target.bookkeeping import STAGING_PREFIX, ensure_bookkeeping
+from consoleai_etl.core.target.bookkeeping import ensure_bookkeeping
 from consoleai_etl_tests.helpers import (
     checks_by_table,
     dagster_env,
     fetch,
     run_job,
+    staged_tables,
     table_digest,
 )
 
@@ -115,9 +116,7 @@ def test_killed_run_leaves_the_target_as_before_and_a_rerun_converges(
     result, report = run_job(source, pg_dsn, tmp_path / "rerun")
     assert result.success and report["promoted"]
     assert fetch(pg_dsn, "SELECT count(*) FROM big") == [(BIG_ROWS,)]
-    assert fetch(
-        pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE %s", (STAGING_PREFIX + "%",)
-    ) == [(0,)]  # the dead run's staging schema was cleaned up
+    assert staged_tables(pg_dsn) == []  # the dead run's staged tables were cleaned up
     _, verified = run_job(source, pg_dsn, tmp_path / "verify", job="consistency_check_job")
     assert verified["status"] == "success"
 

@@ -15,6 +15,7 @@ from consoleai_etl.core.run.stager import Stager, TableToStage, Turn, largest_fi
 from consoleai_etl.core.source.catalog import Table, introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.target.bookkeeping import ensure_bookkeeping
+from consoleai_etl.core.target.staging import Staging
 from consoleai_etl_tests.helpers import fetch
 
 SOURCE = """
@@ -68,15 +69,12 @@ def test_tables_are_staged_on_two_threads_one_stream_at_a_time(tmp_path: Path, p
     }  # fmt: skip
     assert all(c.passed for r in reports.values() for c in r.checks)
     assert not watched.overlapped and len(watched.threads) == 2
-    staging = fetch(
-        pg_dsn, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'consoleai_etl_stage_%'"
-    )
-    [(schema,)] = staging
+    staging = Staging("run-stager-1")
     assert fetch(
         pg_dsn,
         "SELECT conname FROM pg_constraint WHERE contype = 'f' AND convalidated "
         "AND conrelid = to_regclass(%s)",
-        (f"{schema}.child",),
+        (staging.qualified("child").as_string(None),),
     ) == [("child_parent_id_fkey",)]
     assert any(line.startswith("child: 9,000 / 9,000 rows") for line in lines)
 

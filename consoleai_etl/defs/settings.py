@@ -81,8 +81,8 @@ from consoleai_etl.core.run.preflight import (
 from consoleai_etl.core.run.report import SkippedTable
 from consoleai_etl.core.source.catalog import Catalog
 from consoleai_etl.core.source.snapshot import Snapshot
-from consoleai_etl.core.target.bookkeeping import staging_schema
 from consoleai_etl.core.target.postgres import embedded_dsn
+from consoleai_etl.core.target.staging import Staging
 from consoleai_etl.core.types.intervals import IntervalUnit
 
 DEFAULT_SQLITE_PATH = "data/consoleai_legacy.sqlite"
@@ -423,10 +423,10 @@ class MigrationSettings(dg.ConfigurableResource):
         return self._snapshot
 
     def hold_staging(self, config: MigrationConfig, run_id: str) -> None:
-        """Mark the run's staging schema alive (``StagingLock``) from its first table step
+        """Mark the run's staging alive (``StagingLock``) from its first table step
         until teardown, so that another run starting meanwhile leaves it alone."""
         if self._staging_lock is None:
-            self._staging_lock = StagingLock(config.pg_dsn, staging_schema(run_id))
+            self._staging_lock = StagingLock(config.pg_dsn, Staging(run_id))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._snapshot is not None:

@@ -17,6 +17,7 @@ import hashlib
 import psycopg
 from psycopg import sql
 
+from consoleai_etl.core.target.postgres import create_schema
 from consoleai_etl.demo.sample import TABLE_ORDER
 
 # The application's tables: the legacy ones, created in the same (parents first) order.
@@ -167,7 +168,7 @@ def create_app_schema(conn: psycopg.Connection, schema: str) -> int:
     the caller can say which happened). Tables that exist are left exactly as they are."""
     with conn.transaction():
         before = _app_tables_in(conn, schema)
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        create_schema(conn, schema)  # also for a user given the schema, not the database
         conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
         conn.execute(APP_SCHEMA)
         return _app_tables_in(conn, schema) - before

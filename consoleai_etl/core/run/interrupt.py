@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from consoleai_etl.core.target.bookkeeping import staging_schema
+from consoleai_etl.core.target.staging import Staging
 
 _requested = threading.Event()
 _active = threading.Event()
@@ -34,8 +34,8 @@ class Interrupted(Exception):
 def left_behind(run_id: str) -> str:
     """What a stopped run leaves, in one line: said by the command and by the Dagster step."""
     return (
-        f"target unchanged; run {run_id}'s staging schema {staging_schema(run_id)} (if it "
-        "was created) is dropped by the next run"
+        f"target unchanged; run {run_id}'s staged tables {Staging(run_id)} (if any) are "
+        "dropped by the next run"
     )
 
 

@@ -1,8 +1,8 @@
 """Load one table: profile, plan, stream rows through the converters into binary COPY.
 
-Everything for a table happens in one PostgreSQL transaction in the run's staging schema:
-the bare table, the COPY, the quarantine rows, then keys, indexes and foreign keys. A
-failure rolls all of it back, so a table is either fully staged or absent.
+Everything for a table happens in one PostgreSQL transaction in the run's staging
+(``target.staging``): the bare table, the COPY, the quarantine rows, then keys, indexes and
+foreign keys. A failure rolls all of it back, so a table is either fully staged or absent.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import UndecodableText, strict_text
 from consoleai_etl.core.source.reader import BATCH_ROWS, RowReader
 from consoleai_etl.core.target import bookkeeping, constraints, ddl
+from consoleai_etl.core.target.ddl import Place
 from consoleai_etl.core.target.generated import compute_generated
 
 
@@ -90,7 +91,7 @@ def _copy_rows(
     src: sqlite3.Connection,
     pg: psycopg.Connection,
     plan: TablePlan,
-    schema: str,
+    schema: Place,
     progress: Callable[[int], None] | None,
     *,
     optimistic: bool,
@@ -130,7 +131,7 @@ def _stream_table(
     src: sqlite3.Connection,
     pg: psycopg.Connection,
     plan: TablePlan,
-    schema: str,
+    schema: Place,
     progress: Callable[[int], None] | None,
     rules: tuple[CastingRule, ...],
     *,
@@ -215,7 +216,7 @@ def load_table(
     pg: psycopg.Connection,
     table: Table,
     *,
-    schema: str,
+    schema: Place,
     target_schema: str,
     run_id: str,
     options: LoadOptions = LoadOptions(),
@@ -230,7 +231,6 @@ def load_table(
     compiled = uri if guessed else None  # a profiled plan goes straight to the Python stream
     counted = plan.source_rows  # the progress lines' total
     with pg.transaction():
-        pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         pg.execute(
             sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(ddl.qualified(schema, plan.name))
         )

@@ -52,6 +52,7 @@ from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
 from consoleai_etl.core.target import bookkeeping, seeded
 from consoleai_etl.core.target.constraints import Link, settle_cycle
+from consoleai_etl.core.target.ddl import qualified
 from consoleai_etl.core.target.locks import LockPolicy, lock_tables, waiting_for_locks
 from consoleai_etl.core.target.merge import (
     differences,
@@ -63,6 +64,7 @@ from consoleai_etl.core.target.merge import (
 )
 from consoleai_etl.core.target.postgres import CannotConnect, connect, connection_lost, redact
 from consoleai_etl.core.target.promote import Promotion, promote
+from consoleai_etl.core.target.staging import Staging
 from consoleai_etl.core.verify.checksum import Checksum, quarantined_keys
 from consoleai_etl.core.verify.registry import CheckContext, run_checks
 
@@ -181,7 +183,7 @@ def stage_table(
     before_foreign_keys: Callable[[], object] | None = None,
     streaming: AbstractContextManager | None = None,
 ) -> TableReport:
-    """Load ``table`` into the run's staging schema and check it there. In merge mode its
+    """Load ``table`` into the run's staging and check it there. In merge mode its
     columns are staged as the target's types (``_merge_options``)."""
     report, plan = _load(config, table, run_id, deferred, progress, before_foreign_keys, streaming)
     if plan is not None:
@@ -244,7 +246,7 @@ def _settle(
     try:
         with connect(config.pg_dsn) as pg, pg.transaction():
             warnings, removed = settle_cycle(
-                pg, links, bookkeeping.staging_schema(run_id), config.merge_plan,
+                pg, links, Staging(run_id), config.merge_plan,
                 orphans=config.orphans, run_id=run_id,
             )  # fmt: skip
     except (MigrationError, psycopg.Error) as exc:
@@ -337,11 +339,11 @@ def _load_once(
     progress: Callable[[int, int], None] | None,
     report: TableReport,
 ) -> TablePlan:
-    staging = bookkeeping.staging_schema(run_id)
+    staging = Staging(run_id)
     with _connections(config) as (src, pg):
         _source_table(src, table)
         with pg.transaction():
-            bookkeeping.drop_stale_staging(pg, keep=staging)
+            staging.drop_stale(pg)
         plan, result = load_table(
             src,
             pg,
@@ -383,7 +385,7 @@ def _load_once(
 def _check(config: MigrationConfig, report: TableReport, plan: TablePlan, run_id: str) -> None:
     """The staged table's quarantine summary and checks, against the streamed counts and
     checksum its report holds."""
-    staging = bookkeeping.staging_schema(run_id)
+    staging = Staging(run_id)
     table = plan.table
 
     def attempt() -> None:
@@ -472,7 +474,7 @@ def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableR
     merge = config.merge_plan.tables[table.name]
     # Orphans kept in staging: whether the foreign keys hold is asked of the target.
     verifying = replace(config, orphans="keep")
-    staging = bookkeeping.staging_schema(run_id)
+    staging = Staging(run_id)
     try:
         refs, parents = _stage_seeded_parents(verifying, table, run_id)
     except (MigrationError, psycopg.Error, sqlite3.Error) as exc:
@@ -485,12 +487,12 @@ def _verify_merged(config: MigrationConfig, table: Table, run_id: str) -> TableR
             seeded.translate(pg, config.merge_plan, staging, refs, [*parents, table.name])
             for parent in parents:
                 staged = config.merge_plan.tables[parent].staged
-                pg.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(staging, staged)))
+                pg.execute(sql.SQL("DROP TABLE {}").format(qualified(staging, staged)))
             kept = recorded_unchanged(pg, merge)
             proof = prove_merged(pg, merge, staging, kept)
             found = differences(pg, merge, staging, kept) if proof.not_held else []
             orphans = merged_orphans(pg, config.merge_plan, merge, table.foreign_keys, staging)
-            pg.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(staging, merge.staged)))
+            pg.execute(sql.SQL("DROP TABLE {}").format(qualified(staging, merge.staged)))
     except (MigrationError, psycopg.Error) as exc:
         report.error = _one_line(exc)
         return report
@@ -574,7 +576,7 @@ def finalize(
             snapshot.check_unchanged()
         except SourceChanged as exc:
             report.fail(str(exc))
-    staging = bookkeeping.staging_schema(report.run_id)
+    staging = Staging(report.run_id)
     before = deepcopy(report)
     retries: list[str] = []
 
@@ -610,17 +612,17 @@ def finalize(
 
 def _drop_staging(
     pg: psycopg.Connection,
-    staging: str,
+    staging: Staging,
     report: MigrationReport,
     config: MigrationConfig,
     promotion: Promotion | None,
 ) -> None:
-    """The run's staging schema, dropped once it is of no more use: its tables promoted or
-    merged, a dry run, a verification (no promotion). A failed run keeps it for
-    inspection, until the next run."""
+    """The run's staged tables, dropped once they are of no more use: promoted or merged,
+    a dry run, a verification (no promotion). A failed run keeps them for inspection,
+    until the next run."""
     if report.promoted or config.dry_run or promotion is None:
         with pg.transaction():
-            pg.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(staging)))
+            staging.drop(pg)
 
 
 def _waiting_for_locks(
@@ -682,7 +684,7 @@ def _merge(
     plan = config.merge_plan
     if plan is None:
         raise MigrationError("merge mode without a merge plan: the preflight makes one")
-    staging = bookkeeping.staging_schema(report.run_id)
+    staging = Staging(report.run_id)
     by_name = {t.table: t for t in report.tables}
     order = write_order(plan.tables, [t.name for t in promotion.tables])
     tables = sorted(promotion.tables, key=lambda t: order.index(t.name))

@@ -28,7 +28,7 @@ from consoleai_etl.core.run.report import SkippedTable
 from consoleai_etl.core.source.catalog import Catalog, introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.per_version import PerVersion
-from consoleai_etl.core.target.bookkeeping import lock_staging
+from consoleai_etl.core.target.bookkeeping import SCHEMA
 from consoleai_etl.core.target.existing import existing_tables
 from consoleai_etl.core.target.postgres import connect, redact
 from consoleai_etl.core.target.promote import (
@@ -37,6 +37,7 @@ from consoleai_etl.core.target.promote import (
     ownership_error,
     unowned,
 )
+from consoleai_etl.core.target.staging import Staging
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 PG_MAX_COLUMNS = 1600  # PostgreSQL's limit per table (SQLite allows 2,000 by default)
@@ -187,9 +188,9 @@ def check_names(
         raise OptionError(problems, describe)
 
 
-# What a run creates: a staging schema of its own (so a database CREATE), its tables in the
-# target schema (replace mode) and its bookkeeping in consoleai_etl. For each schema: does
-# it exist, and may this user create in it and use it.
+# What a run creates: its tables in the target schema (replace mode), its staged tables and
+# bookkeeping in consoleai_etl. For each schema: does it exist, and may this user create in
+# it and use it; and may it create schemas (only asked of the ones missing).
 _PRIVILEGES = """
 SELECT current_user, current_database(), has_database_privilege(current_database(), 'CREATE'),
        s.name, n.oid IS NOT NULL,
@@ -201,31 +202,38 @@ FROM unnest(%s::text[]) AS s(name) LEFT JOIN pg_namespace n ON n.nspname = s.nam
 
 def check_target(dsn: str, schema: str, *, creates_tables: bool = True) -> None:
     """The server answers and this user holds every privilege the run needs, checked
-    before anything is written so that a dry run fails where the real run would: CREATE on
-    the database (each run stages its tables in a schema of its own, so that promotion is
-    one ``SET SCHEMA`` per table and a failed run's staging goes in one ``DROP SCHEMA``),
-    and CREATE and USAGE on ``schema`` (``creates_tables``: replace mode; PostgreSQL 15 no
-    longer grants CREATE on ``public`` to every user) and on consoleai_etl, where each
-    exists. One line lists every missing privilege with the GRANT that gives it."""
-    names = [schema, "consoleai_etl"] if creates_tables else ["consoleai_etl"]
+    before anything is written so that a dry run fails where the real run would: CREATE
+    and USAGE on consoleai_etl (the run stages its tables there: ``target.staging``) and,
+    in replace mode (``creates_tables``), on ``schema`` (PostgreSQL 15 no longer grants
+    CREATE on ``public`` to every user); CREATE on the database only for those of them
+    that do not exist yet. So schemas an administrator created for the user are enough.
+    One line lists every missing privilege with the GRANT that gives it."""
+    names = [schema, SCHEMA] if creates_tables else [SCHEMA]
     with connect(dsn) as pg:
         rows = pg.execute(_PRIVILEGES, (names,)).fetchall()
     user, database, create_db = rows[0][:3]
-    grant = sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
-        sql.Identifier(database), sql.Identifier(user)
-    )
-    missing = [] if create_db else [f"{grant.as_string(None)} (staging, and schemas to create)"]
-    missing += [
-        sql.SQL("GRANT CREATE, USAGE ON SCHEMA {} TO {}")
-        .format(sql.Identifier(name), sql.Identifier(user))
-        .as_string(None)
+    who = sql.Identifier(user)
+    missing = [
+        sql.SQL("GRANT CREATE, USAGE ON SCHEMA {} TO {}").format(sql.Identifier(name), who)
         for _u, _d, _c, name, exists, allowed in rows
         if exists and not allowed
     ]
+    absent = [sql.Identifier(name) for _u, _d, _c, name, exists, _a in rows if not exists]
+    if absent and not create_db:
+        missing.append(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {} (or {})").format(
+                sql.Identifier(database),
+                who,
+                sql.SQL(", ").join(
+                    sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(name, who)
+                    for name in absent
+                ),
+            )
+        )
     if missing:
         raise TargetError(
             f"user {user} lacks privileges this run needs on {redact(dsn)}, nothing written: "
-            f"as an administrator, {'; '.join(missing)}"
+            f"as an administrator, {'; '.join(m.as_string(None) for m in missing)}"
         )
 
 
@@ -332,15 +340,15 @@ class RunLock(_SessionLock):
 
 
 class StagingLock(_SessionLock):
-    """A session advisory lock on the run's staging schema, held for the run's whole life
-    (taken before the schema is created): other runs' ``drop_stale_staging`` drops only
-    staging schemas whose lock is free, that is whose run is dead."""
+    """A session advisory lock on the run's staging, held for the run's whole life (taken
+    before its first table is staged): other runs' ``Staging.drop_stale`` drops only the
+    staged tables whose run's lock is free, that is whose run is dead."""
 
-    def __init__(self, dsn: str, staging: str) -> None:
+    def __init__(self, dsn: str, staging: Staging) -> None:
         self.conn = connect(dsn, autocommit=True)
-        if not lock_staging(self.conn, staging):
+        if not staging.lock(self.conn):
             self.conn.close()
             raise TargetError(
-                f"the staging schema {staging} is held by another session (same run id?): "
+                f"the staging {staging} is held by another session (same run id?): "
                 "start the run again"
             )

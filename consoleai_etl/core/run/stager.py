@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from psycopg import sql
-
 from consoleai_etl.core.plan.profile import size_estimate
 from consoleai_etl.core.run import interrupt
 from consoleai_etl.core.run.pipeline import MigrationConfig, stage_cycle, stage_table
@@ -44,6 +42,7 @@ from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.target import bookkeeping
 from consoleai_etl.core.target.postgres import connect
+from consoleai_etl.core.target.staging import Staging
 
 WORKERS = 2
 
@@ -202,14 +201,10 @@ class Stager:
         self.streaming: Callable[[int], AbstractContextManager] = (
             (lambda rank: streaming) if streaming else self.turn.hold
         )
-        staging = bookkeeping.staging_schema(run_id)
         with connect(config.pg_dsn) as pg:  # once, before two threads would race for them
             bookkeeping.ensure_bookkeeping(pg)
             with pg.transaction():
-                bookkeeping.drop_stale_staging(pg, keep=staging)
-                pg.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(staging))
-                )
+                Staging(run_id).drop_stale(pg)
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()  # progress, of any table
         self.futures: dict[str, Future[list[TableReport]]] = {}  # by unit
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="stage")

@@ -1,5 +1,6 @@
-"""The ``consoleai_etl`` bookkeeping schema: quarantine, run history, owned relations, staging
-schemas. All SQL on ``consoleai_etl.*`` lives here."""
+"""The ``consoleai_etl`` bookkeeping schema: quarantine, run history, owned relations. All
+SQL on its bookkeeping tables lives here (runs stage their tables in it too:
+``target.staging``)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,11 @@ from psycopg import sql
 
 from consoleai_etl.core.encode.convert import REFUSAL_CLASS
 from consoleai_etl.core.run.report import MigrationReport
+from consoleai_etl.core.target.postgres import create_schema
 
 SCHEMA = "consoleai_etl"
-STAGING_PREFIX = "consoleai_etl_stage_"
 
 _BOOTSTRAP = """
-CREATE SCHEMA IF NOT EXISTS consoleai_etl;
 CREATE TABLE IF NOT EXISTS consoleai_etl.quarantine (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     run_id text NOT NULL,
@@ -100,41 +100,8 @@ def ensure_bookkeeping(conn: psycopg.Connection) -> None:
         if conn.execute(_READY).fetchone()[0]:
             return
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('consoleai_etl.bootstrap'))")
+        create_schema(conn, SCHEMA)
         conn.execute(_BOOTSTRAP)
-
-
-def staging_schema(run_id: str) -> str:
-    return STAGING_PREFIX + run_id.replace("-", "")[:12]
-
-
-# The advisory lock key of a staging schema: a run holds it on a session for its whole life
-# (``preflight.StagingLock``). The two-int form keeps it apart from the one-bigint keys of
-# the run lock and the bootstrap lock.
-STAGING_LOCK_KEY = "hashtext('consoleai_etl.staging'), hashtext(%s)"
-
-
-def lock_staging(conn: psycopg.Connection, name: str) -> bool:
-    """Take the session lock that marks ``name``'s run alive; False if a session holds it."""
-    query = f"SELECT pg_try_advisory_lock({STAGING_LOCK_KEY})"
-    return bool(conn.execute(query, (name,)).fetchone()[0])
-
-
-def drop_stale_staging(conn: psycopg.Connection, keep: str) -> list[str]:
-    """Drop staging schemas left by dead runs (a failed run keeps its own for inspection
-    until then). A schema whose lock some session holds belongs to a run still going, maybe
-    into another target schema, and is kept. Inside the caller's transaction: the lock taken
-    here is held until it commits, so two runs starting at once never drop the same one."""
-    rows = conn.execute(
-        "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) AND nspname <> %s",
-        (STAGING_PREFIX, keep),
-    ).fetchall()
-    dropped = []
-    for (name,) in rows:
-        dead = conn.execute(f"SELECT pg_try_advisory_xact_lock({STAGING_LOCK_KEY})", (name,))
-        if dead.fetchone()[0]:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-            dropped.append(name)
-    return dropped
 
 
 def jsonable(value: object) -> object:

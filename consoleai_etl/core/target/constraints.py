@@ -22,6 +22,7 @@ from consoleai_etl.core.plan.names import pg_column, pg_identifier
 from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.target import bookkeeping, ddl
+from consoleai_etl.core.target.ddl import Place
 from consoleai_etl.core.types import domains
 from consoleai_etl.core.verify.checks import (
     Parents,
@@ -78,7 +79,7 @@ class Removed:
 def _move_to_quarantine(
     pg: psycopg.Connection,
     plan: TablePlan,
-    schema: str,
+    schema: Place,
     run_id: str,
     condition: sql.Composable,
     column: str,
@@ -102,7 +103,7 @@ def _move_to_quarantine(
 
 
 def quarantine_duplicate_keys(
-    pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str
+    pg: psycopg.Connection, plan: TablePlan, schema: Place, run_id: str
 ) -> Removed:
     """Quarantine all but the first (in source order) of rows sharing a primary key."""
     table = plan.table
@@ -129,7 +130,7 @@ EXCEPTION WHEN others THEN RETURN false; END$$
 """
 
 
-def retype_columns(pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str) -> Removed:
+def retype_columns(pg: psycopg.Connection, plan: TablePlan, schema: Place, run_id: str) -> Removed:
     """Give the staged columns of retyped families (``PgType.staged_sql``) their types:
     first the rows whose value a constrained domain refuses are quarantined, then the
     columns are retyped in one rewrite. Returns rows quarantined."""
@@ -158,7 +159,7 @@ def retype_columns(pg: psycopg.Connection, plan: TablePlan, schema: str, run_id:
     return removed
 
 
-def set_defaults(pg: psycopg.Connection, plan: TablePlan, schema: str) -> list[str]:
+def set_defaults(pg: psycopg.Connection, plan: TablePlan, schema: Place) -> list[str]:
     """Set the planned defaults, once every column has its type. A default PostgreSQL
     refuses is dropped with a warning, never the table: all are tried in one statement,
     and only when it is refused one by one."""
@@ -177,7 +178,7 @@ def set_defaults(pg: psycopg.Connection, plan: TablePlan, schema: str) -> list[s
 
 
 def add_keys_and_indexes(
-    pg: psycopg.Connection, plan: TablePlan, schema: str, run_id: str, *, indexes: bool = True
+    pg: psycopg.Connection, plan: TablePlan, schema: Place, run_id: str, *, indexes: bool = True
 ) -> tuple[list[str], Removed]:
     """Primary key, unique constraints, indexes (the non-unique ones only with ``indexes``)
     and the identity sequence. The primary key
@@ -202,7 +203,7 @@ def add_foreign_keys(
     pg: psycopg.Connection,
     table: Table,
     fks: tuple[ForeignKey, ...],
-    schema: str,
+    schema: Place,
     target_schema: str,
     *,
     orphans: str = "keep",
@@ -265,7 +266,7 @@ def _quarantine_orphans(
     pg: psycopg.Connection,
     plan: TablePlan,
     fk: ForeignKey,
-    schema: str,
+    schema: Place,
     run_id: str,
     found: Parents,
 ) -> Removed:
@@ -289,7 +290,7 @@ class Link:
 def settle_cycle(
     pg: psycopg.Connection,
     links: list[Link],
-    schema: str,
+    schema: Place,
     merge: MergePlan,
     *,
     orphans: str,

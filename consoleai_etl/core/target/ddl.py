@@ -12,10 +12,23 @@ from consoleai_etl.core.plan.defaults import SqlDefault
 from consoleai_etl.core.plan.names import derived_identifier, pg_column, pg_identifier
 from consoleai_etl.core.plan.table_plan import ColumnPlan, TablePlan
 from consoleai_etl.core.source.catalog import ForeignKey, Index, Table
+from consoleai_etl.core.target.staging import Staging
+
+# Where tables are created: a schema (the target), or a run's staging, whose tables and
+# indexes carry the run's prefix in the bookkeeping schema (``target.staging``).
+Place = str | Staging
 
 
-def qualified(schema: str, name: str) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+def qualified(where: Place, name: str) -> sql.Composed:
+    """The table ``name`` (its direct-load name) as it is stored in ``where``."""
+    if isinstance(where, Staging):
+        return where.qualified(name)
+    return sql.SQL("{}.{}").format(sql.Identifier(where), sql.Identifier(name))
+
+
+def relname(where: Place, name: str) -> str:
+    """The name a table, index or sequence named ``name`` by a direct load has in ``where``."""
+    return where.relname(name) if isinstance(where, Staging) else name
 
 
 def _idents(names: tuple[str, ...]) -> sql.Composed:
@@ -54,7 +67,7 @@ def computed(column: ColumnPlan) -> sql.Composed:
     )
 
 
-def retype(plan: TablePlan, schema: str, columns: list[ColumnPlan]) -> sql.Composed:
+def retype(plan: TablePlan, schema: Place, columns: list[ColumnPlan]) -> sql.Composed:
     """Staged columns to their types, in one rewrite of the table (their values were
     converted to exactly what those types hold, so the casts change none)."""
     return sql.SQL("ALTER TABLE {} {}").format(
@@ -68,7 +81,7 @@ def retype(plan: TablePlan, schema: str, columns: list[ColumnPlan]) -> sql.Compo
     )
 
 
-def set_defaults(plan: TablePlan, schema: str, columns: list[ColumnPlan]) -> sql.Composed:
+def set_defaults(plan: TablePlan, schema: Place, columns: list[ColumnPlan]) -> sql.Composed:
     """The defaults of ``columns`` (each has one), in one statement."""
     return sql.SQL("ALTER TABLE {} {}").format(
         qualified(schema, plan.name),
@@ -79,7 +92,7 @@ def set_defaults(plan: TablePlan, schema: str, columns: list[ColumnPlan]) -> sql
     )
 
 
-def create_table(plan: TablePlan, schema: str, *, staged: bool = True) -> sql.Composed:
+def create_table(plan: TablePlan, schema: Place, *, staged: bool = True) -> sql.Composed:
     """The bare table: as staged for the COPY, or (``staged=False``) at its final types
     with its computed columns, which ``target.generated`` rebuilds it as."""
     columns = (_column_ddl(c, staged=staged) for c in plan.columns)
@@ -88,25 +101,38 @@ def create_table(plan: TablePlan, schema: str, *, staged: bool = True) -> sql.Co
     )
 
 
-def primary_key(plan: TablePlan, schema: str) -> sql.Composed:
+def primary_key(plan: TablePlan, schema: Place) -> sql.Composed:
     columns = plan.pg_names(plan.table.primary_key)
     return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
         qualified(schema, plan.name),
-        sql.Identifier(derived_identifier(plan.name, "pkey")),
+        sql.Identifier(relname(schema, primary_key_name(plan.name))),
         _idents(columns),
     )
 
 
-def index_name(plan: TablePlan, index: Index) -> str:
+def primary_key_name(table: str) -> str:
+    return derived_identifier(table, "pkey")
+
+
+def index_name(table: str, index: Index) -> str:
+    """The name of an index (or UNIQUE constraint) of the table PostgreSQL names ``table``."""
     if index.origin == "c":
         return pg_identifier(index.name)
-    return derived_identifier(plan.name, *plan.pg_names(index.columns), "key")
+    return derived_identifier(table, *map(pg_column, index.columns), "key")
 
 
-def index(plan: TablePlan, index: Index, schema: str) -> sql.Composed:
+def index_names(table: Table) -> list[str]:
+    """The names a direct load gives the table's primary key and indexes (those created)."""
+    name = pg_identifier(table.name)
+    return [primary_key_name(name)] * bool(table.primary_key) + [
+        index_name(name, i) for i in table.indexes if i.origin != "pk" and not i.unsupported
+    ]
+
+
+def index(plan: TablePlan, index: Index, schema: Place) -> sql.Composed:
     """A UNIQUE constraint for SQLite's constraints, CREATE INDEX for its own indexes."""
     columns = plan.pg_names(index.columns)
-    name = sql.Identifier(index_name(plan, index))
+    name = sql.Identifier(relname(schema, index_name(plan.name, index)))
     if index.origin == "u":
         return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
             qualified(schema, plan.name), name, _idents(columns)
@@ -123,8 +149,8 @@ def index(plan: TablePlan, index: Index, schema: str) -> sql.Composed:
 def foreign_key(
     table: Table,
     fk: ForeignKey,
-    schema: str,
-    parent_schema: str,
+    schema: Place,
+    parent_schema: Place,
     parent_columns: tuple[str, ...],
     *,
     valid: bool,
@@ -151,7 +177,7 @@ def _action(action: str) -> str:
     return action.upper() if action.upper() in known else "NO ACTION"
 
 
-def set_identity(plan: TablePlan, schema: str) -> sql.Composed | None:
+def set_identity(plan: TablePlan, schema: Place) -> sql.Composed | None:
     """Move the identity sequence past max(id) so new rows do not collide with loaded ones:
     its next value is max(id) + 1, or 1 when no id is positive (the sequence's least value).
     At max(id) = 2^63-1 it has no next value (a new row needs an explicit id), where

@@ -29,6 +29,7 @@ from consoleai_etl.core.plan.names import derived_identifier
 from consoleai_etl.core.plan.table_plan import ColumnPlan, TablePlan
 from consoleai_etl.core.source.catalog import Catalog, Column
 from consoleai_etl.core.target import ddl
+from consoleai_etl.core.target.ddl import Place
 from consoleai_etl.core.target.views import translate_expression
 
 
@@ -72,7 +73,7 @@ def _accepted(pg: psycopg.Connection, probe: sql.Identifier, column: ColumnPlan)
         raise Kept(f"PostgreSQL refused {column.computed}: {_one_line(exc)}") from None
 
 
-def _equal(pg: psycopg.Connection, plan: TablePlan, schema: str, column: ColumnPlan) -> None:
+def _equal(pg: psycopg.Connection, plan: TablePlan, schema: Place, column: ColumnPlan) -> None:
     """Every staged row's value equals what PostgreSQL computes from the row."""
     value = sql.Identifier(column.name)
     statement = sql.SQL(
@@ -92,7 +93,7 @@ def _equal(pg: psycopg.Connection, plan: TablePlan, schema: str, column: ColumnP
         )
 
 
-def _rebuild(pg: psycopg.Connection, plan: TablePlan, schema: str) -> None:
+def _rebuild(pg: psycopg.Connection, plan: TablePlan, schema: Place) -> None:
     """Recreate the staged table with its computed columns in their places, filled from
     the loaded one in its physical order (duplicate keys later keep the first row in that
     order, as without the rebuild). Its identity sequence starts anew under the table's
@@ -101,7 +102,7 @@ def _rebuild(pg: psycopg.Connection, plan: TablePlan, schema: str) -> None:
     identity = next((c for c in plan.columns if c.identity), None)
     pg.execute(
         sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-            ddl.qualified(schema, plan.name), sql.Identifier(loaded)
+            ddl.qualified(schema, plan.name), sql.Identifier(ddl.relname(schema, loaded))
         )
     )
     if identity is not None:  # frees the sequence's name for the new table's
@@ -121,7 +122,7 @@ def _rebuild(pg: psycopg.Connection, plan: TablePlan, schema: str) -> None:
 
 
 def compute_generated(
-    pg: psycopg.Connection, plan: TablePlan, schema: str
+    pg: psycopg.Connection, plan: TablePlan, schema: Place
 ) -> tuple[TablePlan, list[str]]:
     """The plan with the generated columns PostgreSQL computes (``ColumnPlan.computed``),
     the staged table rebuilt so; and a warning per generated column kept plain. Runs after

@@ -39,9 +39,10 @@ from consoleai_etl.core.errors import TargetError
 from consoleai_etl.core.plan.merge_plan import MergeColumn, MergePlan, OnConflict, TableMerge
 from consoleai_etl.core.run.report import divergences, named_keys
 from consoleai_etl.core.source.catalog import ForeignKey
-from consoleai_etl.core.target import bookkeeping
+from consoleai_etl.core.target import bookkeeping, ddl
 from consoleai_etl.core.target.locks import LOCK_WAITS
 from consoleai_etl.core.target.postgres import connection_lost
+from consoleai_etl.core.target.staging import Staging
 from consoleai_etl.core.verify.checks import SAMPLE_KEYS, parents
 
 
@@ -83,7 +84,7 @@ def _on_conflict(merge: TableMerge) -> sql.Composable:
     )
 
 
-def _staged_as_target(merge: TableMerge, staging: str) -> sql.Composed:
+def _staged_as_target(merge: TableMerge, staging: Staging) -> sql.Composed:
     """The staged rows, each column cast to the target's type under the target's name."""
     return sql.SQL("(SELECT {columns} FROM {staged} s)").format(
         columns=_list(
@@ -92,7 +93,7 @@ def _staged_as_target(merge: TableMerge, staging: str) -> sql.Composed:
                 for c in merge.columns
             ]
         ),
-        staged=sql.Identifier(staging, merge.staged),
+        staged=ddl.qualified(staging, merge.staged),
     )
 
 
@@ -164,7 +165,7 @@ class Comparison:
 def prove_merged(
     pg: psycopg.Connection,
     merge: TableMerge,
-    staging: str,
+    staging: Staging,
     kept: sql.Composable | None = None,
 ) -> Comparison:
     """The staged source rows against the target's, in one hash join of the two tables on
@@ -205,7 +206,7 @@ SHORT_VALUE = 40  # characters of a value shown in a divergence
 def differences(
     pg: psycopg.Connection,
     merge: TableMerge,
-    staging: str,
+    staging: Staging,
     kept: sql.Composable | None = None,
     limit: int = SAMPLE_KEYS,
 ) -> list[dict[str, object]]:
@@ -280,7 +281,7 @@ def recorded_unchanged(pg: psycopg.Connection, merge: TableMerge) -> sql.Composa
 
 
 def _upsert(
-    pg: psycopg.Connection, merge: TableMerge, staging: str, kept: sql.Composable | None
+    pg: psycopg.Connection, merge: TableMerge, staging: Staging, kept: sql.Composable | None
 ) -> int:
     """How many staged rows were written by upserting those the target does not hold with
     equal values (an unchanged row is neither rewritten nor even offered to ``ON
@@ -321,7 +322,7 @@ class Contested:
 def _contest(
     pg: psycopg.Connection,
     merge: TableMerge,
-    staging: str,
+    staging: Staging,
     run_id: str,
     on_conflict: OnConflict,
 ) -> Contested:
@@ -357,7 +358,7 @@ def _contest(
     return Contested(application, conflicts, tuple(sample))
 
 
-def _from_source(merge: TableMerge, staging: str) -> sql.Composed:
+def _from_source(merge: TableMerge, staging: Staging) -> sql.Composed:
     """``EXISTS`` a staged source row with the key of the target row ``t``."""
     return sql.SQL("EXISTS (SELECT 1 FROM {staged} s WHERE {same_key})").format(
         staged=_staged_as_target(merge, staging), same_key=_same_key(merge, "s", "t")
@@ -369,7 +370,7 @@ def merged_orphans(
     plan: MergePlan,
     merge: TableMerge,
     foreign_keys: tuple[ForeignKey, ...],
-    staging: str,
+    staging: Staging,
 ) -> dict[str, int]:
     """Per source foreign key whose parent table is merged too, how many of the rows the
     source gave the target table (their keys are staged) point at no parent row of the
@@ -430,7 +431,7 @@ def _changed_by(merge: TableMerge) -> str:
 def merge_table(
     pg: psycopg.Connection,
     merge: TableMerge,
-    staging: str,
+    staging: Staging,
     on_conflict: OnConflict,
     staged_rows: int,
     run_id: str,

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from consoleai_etl.core.errors import TargetError, option
@@ -123,3 +124,12 @@ def connection_lost(exc: BaseException) -> bool:
     if not isinstance(exc, psycopg.OperationalError):
         return False
     return exc.sqlstate is None or exc.sqlstate.startswith(CONNECTION_LOST)
+
+
+def create_schema(conn: psycopg.Connection, schema: str) -> None:
+    """Create ``schema`` only when it is missing: ``CREATE SCHEMA IF NOT EXISTS`` asks for
+    CREATE on the database even when the schema exists (PostgreSQL checks that first), so
+    a user given only schemas an administrator created for it could not run."""
+    exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    if exists is None:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))

@@ -1,8 +1,9 @@
 """Promotion: move staged tables into the target schema in one transaction.
 
 ``ALTER TABLE ... SET SCHEMA`` moves a table with its indexes, constraints and identity
-sequence without copying data, so the swap is quick and the target never holds a mix of old
-and new tables: either the transaction commits or the old tables stay as they were.
+sequence without copying data, then renames take off the run's prefix (``Staging.promote``),
+so the swap is quick and the target never holds a mix of old and new tables: either the
+transaction commits or the old tables stay as they were.
 
 Only what an earlier run promoted is replaced (``consoleai_etl.owned_relations``, by oid):
 an application's own table or view of the same name stops the run, in preflight and again
@@ -23,8 +24,10 @@ from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.source.catalog import Catalog, ForeignKey, SchemaObject, Table
 from consoleai_etl.core.target import bookkeeping
 from consoleai_etl.core.target.constraints import add_foreign_keys
-from consoleai_etl.core.target.ddl import qualified
+from consoleai_etl.core.target.ddl import index_names, qualified
 from consoleai_etl.core.target.locks import LockPolicy, lock_tables
+from consoleai_etl.core.target.postgres import create_schema
+from consoleai_etl.core.target.staging import Staging
 from consoleai_etl.core.target.views import ViewResult, create_views
 
 # pg_class.relkind -> what it is (also the DROP keyword); a source table or view name may
@@ -141,7 +144,7 @@ def promote(
     ``LockBusy``). Ownership is checked again here: a table created after the preflight is
     not dropped. Returns (warnings, view results).
     """
-    staging = bookkeeping.staging_schema(run_id)
+    staging = Staging(run_id)
     warnings: list[str] = []
     existing = existing_relations(pg, target, promotion.names)
     lock_tables(
@@ -154,7 +157,7 @@ def promote(
         # Orphans of a cycle-closing FK are kept (NOT VALID): the tables' counts are final.
         fk_warnings, _ = add_foreign_keys(pg, table, (fk,), staging, target, orphans="keep")
         warnings += fk_warnings
-    pg.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target)))
+    create_schema(pg, target)
     foreign = unowned(pg, existing, target)
     if foreign and not replace_existing:
         raise ownership_error(target, foreign)
@@ -164,11 +167,7 @@ def promote(
     ]
     _drop(pg, target, existing)
     for table in promotion.tables:
-        pg.execute(
-            sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
-                qualified(staging, pg_identifier(table.name)), sql.Identifier(target)
-            )
-        )
+        staging.promote(pg, pg_identifier(table.name), target, index_names(table))
     views = create_views(pg, src, target, promotion.views, promotion.catalog)
     bookkeeping.record_owned(pg, target, run_id, promotion.names)
     return warnings, views

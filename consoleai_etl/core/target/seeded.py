@@ -31,7 +31,9 @@ from consoleai_etl.core.errors import TargetError
 from consoleai_etl.core.plan.merge_plan import MergeColumn, MergePlan, TableMerge
 from consoleai_etl.core.plan.names import pg_identifier
 from consoleai_etl.core.source.catalog import Table
+from consoleai_etl.core.target import ddl
 from consoleai_etl.core.target.merge import _staged_as_target, _target
+from consoleai_etl.core.target.staging import Staging
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ def _key_values(merge: TableMerge, alias: str) -> sql.Composed:
     )
 
 
-def _refuse_duplicates(pg: psycopg.Connection, merge: TableMerge, staging: str) -> None:
+def _refuse_duplicates(pg: psycopg.Connection, merge: TableMerge, staging: Staging) -> None:
     """A natural key two staged rows share, or that matches two target rows: named."""
     key = ", ".join(merge.key)
     where = f"{merge.source} -> {merge.target.schema}.{merge.target.name}"
@@ -212,7 +214,7 @@ def _refuse_duplicates(pg: psycopg.Connection, merge: TableMerge, staging: str) 
         )
 
 
-def map_ids(pg: psycopg.Connection, merge: TableMerge, staging: str) -> Mapped:
+def map_ids(pg: psycopg.Connection, merge: TableMerge, staging: Staging) -> Mapped:
     """Match the seeded table's staged rows with the target's on the natural key, into a
     temporary table (source_id, target_id, matched) dropped at commit. Raises
     ``TargetError`` for a natural key that names two rows (``_refuse_duplicates``) and for
@@ -294,14 +296,12 @@ def _new_ids(
     )
 
 
-def _drop_constraints(pg: psycopg.Connection, staging: str, staged: str) -> None:
+def _drop_constraints(pg: psycopg.Connection, staging: Staging, staged: str) -> None:
     """The staged table's keys, unique indexes and foreign keys, and those of other staged
     tables that reference it: they proved the source's ids in staging, and would refuse
     ids changing one row at a time."""
     relation = pg.execute(
-        "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = %s",
-        (staging, staged),
+        "SELECT %s::regclass::oid", (ddl.qualified(staging, staged).as_string(pg),)
     ).fetchone()[0]
     for (statement,) in pg.execute(
         "SELECT format('ALTER TABLE %%s DROP CONSTRAINT %%I', conrelid::regclass, conname) "
@@ -321,13 +321,13 @@ def _drop_constraints(pg: psycopg.Connection, staging: str, staged: str) -> None
 def _rewrite(
     pg: psycopg.Connection,
     merge: TableMerge,
-    staging: str,
+    staging: Staging,
     refs: Sequence[Reference],
     plan: MergePlan,
 ) -> dict[str, int]:
     """Rewrite each of ``refs`` (columns of ``merge``'s staged table) through its seeded
     table's mapping; how many values each changed, by label."""
-    staged = sql.Identifier(staging, merge.staged)
+    staged = ddl.qualified(staging, merge.staged)
     changed = {}
     for ref in refs:
         changed[ref.label] = pg.execute(
@@ -368,7 +368,7 @@ def _rewrite(
 def translate(
     pg: psycopg.Connection,
     plan: MergePlan,
-    staging: str,
+    staging: Staging,
     refs: Sequence[Reference],
     tables: Iterable[str],
 ) -> dict[str, dict[str, object]]:

@@ -21,7 +21,7 @@ from consoleai_etl.core.plan.names import pg_column, pg_identifier
 from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.run.report import CheckReport
 from consoleai_etl.core.source.catalog import ForeignKey, Table, sqlite_quote
-from consoleai_etl.core.target.ddl import qualified
+from consoleai_etl.core.target.ddl import Place, qualified
 
 if TYPE_CHECKING:
     from consoleai_etl.core.plan.merge_plan import MergePlan
@@ -33,7 +33,7 @@ def _cols(names: tuple[str, ...]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(pg_column(n)) for n in names)
 
 
-def target_row_count(pg: psycopg.Connection, schema: str, table: Table) -> int:
+def target_row_count(pg: psycopg.Connection, schema: Place, table: Table) -> int:
     query = sql.SQL("SELECT count(*) FROM {}").format(qualified(schema, pg_identifier(table.name)))
     return int(pg.execute(query).fetchone()[0])
 
@@ -99,7 +99,7 @@ def enforced_by(
     return None
 
 
-def check_primary_key(pg: psycopg.Connection, schema: str, table: Table) -> CheckReport:
+def check_primary_key(pg: psycopg.Connection, schema: Place, table: Table) -> CheckReport:
     target = qualified(schema, pg_identifier(table.name))
     key = ", ".join(table.primary_key)
     constraint = enforced_by(pg, target, "p", tuple(map(pg_column, table.primary_key)))
@@ -140,7 +140,7 @@ def check_primary_key(pg: psycopg.Connection, schema: str, table: Table) -> Chec
     )
 
 
-def check_not_null(pg: psycopg.Connection, schema: str, table: Table) -> CheckReport:
+def check_not_null(pg: psycopg.Connection, schema: Place, table: Table) -> CheckReport:
     """Every column NOT NULL in the source is NOT NULL in the target and holds no NULL."""
     required = [c.name for c in table.columns if c.not_null or c.pk_position]
     rows = pg.execute(
@@ -203,7 +203,7 @@ class Parents:
 def parents(
     pg: psycopg.Connection,
     fk: ForeignKey,
-    schemas: tuple[str, ...],
+    schemas: tuple[Place, ...],
     merge: MergePlan | None = None,
 ) -> Parents | None:
     """The parent rows of ``fk`` (None: its parent table exists nowhere). Without ``merge``
@@ -247,7 +247,7 @@ def pg_orphans(
     pg: psycopg.Connection,
     table: Table,
     fk: ForeignKey,
-    schema: str,
+    schema: Place,
     parents: Parents,
     limit: int,
 ) -> tuple[int, list[list[str]]]:
@@ -293,7 +293,7 @@ def sqlite_orphans(
     return int(count), [list(map(str, row)) for row in sample]
 
 
-def table_schema(pg: psycopg.Connection, schemas: tuple[str, ...], table: str) -> str | None:
+def table_schema(pg: psycopg.Connection, schemas: tuple[Place, ...], table: str) -> Place | None:
     """The first of ``schemas`` that holds ``table`` (a PostgreSQL name)."""
     for schema in schemas:
         found = pg.execute(
@@ -308,8 +308,8 @@ def check_foreign_keys(
     src: sqlite3.Connection,
     pg: psycopg.Connection,
     table: Table,
-    schema: str,
-    parent_schemas: tuple[str, ...],
+    schema: Place,
+    parent_schemas: tuple[Place, ...],
     orphans: str = "quarantine",
     quarantined: int = 0,
     merge: MergePlan | None = None,

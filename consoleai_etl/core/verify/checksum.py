@@ -25,7 +25,7 @@ from consoleai_etl.core.run.report import CheckReport, divergences
 from consoleai_etl.core.source.catalog import sqlite_quote
 from consoleai_etl.core.source.reader import BATCH_ROWS, RowReader
 from consoleai_etl.core.target import bookkeeping
-from consoleai_etl.core.target.ddl import qualified
+from consoleai_etl.core.target.ddl import Place, qualified
 
 LEAF_KEYS = 64  # ranges this narrow are compared key by key
 
@@ -110,7 +110,7 @@ def _range_condition(plan: TablePlan, key_range: tuple[int, int] | None) -> sql.
 def target_checksum(
     pg: psycopg.Connection,
     plan: TablePlan,
-    schema: str,
+    schema: Place,
     key_range: tuple[int, int] | None = None,
 ) -> Checksum:
     rows, total = pg.execute(
@@ -124,7 +124,7 @@ def target_checksum(
 
 
 def column_checksums(
-    src: sqlite3.Connection, pg: psycopg.Connection, plan: TablePlan, schema: str,
+    src: sqlite3.Connection, pg: psycopg.Connection, plan: TablePlan, schema: Place,
     exclude: set[Key],
 ) -> dict[str, tuple[int, int]]:  # fmt: skip
     """Per column (source, target) checksum: the sum of its values' one-field tuple hashes."""
@@ -149,7 +149,7 @@ def column_checksums(
 
 
 def _target_rows(
-    pg: psycopg.Connection, plan: TablePlan, schema: str, key_range: tuple[int, int] | None
+    pg: psycopg.Connection, plan: TablePlan, schema: Place, key_range: tuple[int, int] | None
 ) -> dict[Key, list[str | None]]:
     """Canonical text of each column of the target rows in a key range, by key."""
     rows = pg.execute(
@@ -174,7 +174,7 @@ def _canonical_values(plan: TablePlan, values: Sequence[object]) -> list[str | N
 
 
 def _compare_leaf(
-    src: sqlite3.Connection, pg: psycopg.Connection, plan: TablePlan, schema: str,
+    src: sqlite3.Connection, pg: psycopg.Connection, plan: TablePlan, schema: Place,
     exclude: set[Key], key_range: tuple[int, int] | None,
 ) -> list[dict[str, object]]:  # fmt: skip
     source = {
@@ -204,7 +204,7 @@ def _compare_leaf(
 
 
 def _key_bounds(
-    src: sqlite3.Connection, pg: psycopg.Connection, plan: TablePlan, schema: str
+    src: sqlite3.Connection, pg: psycopg.Connection, plan: TablePlan, schema: Place
 ) -> tuple[int, int]:
     key = integer_key(plan) or ""
     low, high = src.execute(
@@ -225,7 +225,7 @@ def locate(
     src: sqlite3.Connection,
     pg: psycopg.Connection,
     plan: TablePlan,
-    schema: str,
+    schema: Place,
     exclude: set[Key],
     limit: int = 10,
 ) -> tuple[list[dict[str, object]], str]:
@@ -260,7 +260,7 @@ def locate(
 
 
 def _locate_by_scan(
-    src: sqlite3.Connection, pg: psycopg.Connection, plan: TablePlan, schema: str,
+    src: sqlite3.Connection, pg: psycopg.Connection, plan: TablePlan, schema: Place,
     exclude: set[Key], limit: int,
 ) -> tuple[list[dict[str, object]], str]:  # fmt: skip
     """Tables without a key: compare row hashes as multisets (a hash-only scan)."""
@@ -289,7 +289,7 @@ def check_checksum(
     src: sqlite3.Connection,
     pg: psycopg.Connection,
     plan: TablePlan,
-    schema: str,
+    schema: Place,
     expected: Checksum | None,
     exclude: set[Key],
     target: Checksum,

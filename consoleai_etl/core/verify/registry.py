@@ -19,6 +19,7 @@ from consoleai_etl.core.plan.merge_plan import MergePlan
 from consoleai_etl.core.plan.table_plan import TablePlan
 from consoleai_etl.core.run.report import ERROR, WARN, CheckReport
 from consoleai_etl.core.source.catalog import Table
+from consoleai_etl.core.target.ddl import Place
 from consoleai_etl.core.verify import checks
 from consoleai_etl.core.verify.checksum import Checksum, Key, check_checksum, target_checksum
 
@@ -32,8 +33,8 @@ class CheckContext:
     pg: psycopg.Connection
     plan: TablePlan
     orphans: str  # the run's orphan policy (``keep`` lists orphans without failing)
-    schema: str  # where the table is checked: the run's staging, or the target
-    parent_schemas: tuple[str, ...]  # where FK parents are looked up, in order
+    schema: Place  # where the table is checked: the run's staging, or the target
+    parent_schemas: tuple[Place, ...]  # where FK parents are looked up, in order
     source_rows: int
     quarantined: int
     expected: Checksum | None  # the load's streamed checksum; None = recompute from source
