@@ -253,6 +253,54 @@ def test_a_merge_the_target_changed_on_its_way_in_is_not_proven_and_not_kept(
     assert dump(pg_dsn) == before
 
 
+def test_a_trigger_on_one_partition_of_an_empty_target_still_gets_the_merge_proven(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """A first merge writes with a plain INSERT and trusts it without comparing again only
+    when nothing can rewrite a row on its way in: a trigger on one partition counts."""
+    source = legacy_db(tmp_path)
+    partitioned = APPLICATION.replace(
+        "    id bigserial PRIMARY KEY,", "    id bigint NOT NULL,"
+    ).replace(
+        "    note text);",
+        "    note text, PRIMARY KEY (id)) PARTITION BY RANGE (id);"
+        "CREATE TABLE public.orders_low PARTITION OF public.orders FOR VALUES FROM (0) TO (11);"
+        "CREATE TABLE public.orders_high PARTITION OF public.orders"
+        " FOR VALUES FROM (11) TO (MAXVALUE);"
+        "CREATE FUNCTION public.shout() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN NEW.note := upper(NEW.note); RETURN NEW; END $$;"
+        "CREATE TRIGGER shout BEFORE INSERT ON public.orders_high "
+        "FOR EACH ROW EXECUTE FUNCTION public.shout();",
+    )
+    application(pg_dsn, partitioned)
+    before = dump(pg_dsn)
+    result, report = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
+    assert not result.success and report["status"] == "failure"
+    [reason] = [r for r in report["reasons"] if r.startswith("merge failed")]
+    assert "merge of table orders into public.orders is not proven: 1 source rows" in reason
+    assert "{'id': 12}: note 'gift' -> 'GIFT'" in reason
+    assert dump(pg_dsn) == before
+
+
+def test_a_first_merge_that_breaks_another_unique_key_fails_in_one_line_and_keeps_nothing(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """The target holds none of the staged ids, so the rows go in with a plain INSERT; an
+    e-mail the application already has breaks its UNIQUE: the insert's savepoint is undone,
+    the upsert meets the same key and the merge fails naming it, the target as it was."""
+    source = legacy_db(tmp_path, LEGACY + "INSERT INTO users VALUES (4, 'app@new', 'Dup');")
+    application(pg_dsn)
+    before = dump(pg_dsn)
+    result, report = run_job(source, pg_dsn, tmp_path / "r", mode="merge")
+    assert not result.success and not report["promoted"]
+    [reason] = [r for r in report["reasons"] if r.startswith("merge failed")]
+    assert reason.startswith(
+        "merge failed, target unchanged: merge of table users into public.users failed:"
+    )
+    assert "users_email_key" in reason and "aborted" not in reason
+    assert dump(pg_dsn) == before
+
+
 def test_lower_cased_target_names_and_renames_map(tmp_path: Path, pg_dsn: str) -> None:
     source = legacy_db(
         tmp_path,

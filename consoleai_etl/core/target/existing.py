@@ -173,3 +173,24 @@ def _table(
     return ExistingTable(
         schema, name, columns, primary, unique, policies_apply, tuple(triggers), foreign_keys
     )
+
+
+# Enabled triggers (user ones: foreign keys' are internal) and rules, on the table or any of
+# its partitions (a partition's trigger fires for rows routed to it).
+_REWRITES = """
+WITH target AS (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = %s AND c.relname = %s),
+tree AS (SELECT oid AS relid FROM target  -- no rows from pg_partition_tree unless partitioned
+         UNION SELECT relid FROM pg_partition_tree((SELECT oid FROM target)))
+SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid IN (SELECT relid FROM tree)
+               AND NOT tgisinternal AND tgenabled <> 'D')
+    OR EXISTS (SELECT 1 FROM pg_rewrite WHERE ev_class IN (SELECT relid FROM tree)
+               AND rulename <> '_RETURN')
+"""
+
+
+def rewrites_rows(pg: psycopg.Connection, schema: str, name: str) -> bool:
+    """Whether something in the target may change a row written into ``schema.name`` (a
+    trigger or a rule), asked in the writer's transaction: what the plan read may be
+    stale."""
+    return bool(pg.execute(_REWRITES, (schema, name)).fetchone()[0])
