@@ -28,11 +28,12 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Page, expect
 
-from consoleai_etl.defs.environments import ENVIRONMENT_JOB
+from consoleai_etl.definitions import build_definitions
+from consoleai_etl.defs.environments import ENVIRONMENT_JOB, ENVIRONMENTS
 from consoleai_etl.defs.instance import write_queued
 from consoleai_etl_tests.browser import open_asset, screenshot
 from consoleai_etl_tests.conftest import fresh_database
-from consoleai_etl_tests.helpers import REPO, fetch
+from consoleai_etl_tests.helpers import REPO, fetch, preflight_error, run_raw
 from consoleai_etl_tests.webserver import dagster_webserver, graphql
 
 GOOD = {"alpha": 30, "beta": 60, "gamma": 90}  # environment: its accounts
@@ -252,3 +253,67 @@ def test_the_ui_shows_each_environments_status(backfilled: Backfilled, page: Pag
     page.get_by_title("beta", exact=True).click()
     expect(page.get_by_text("env_beta.accounts").first).to_be_visible()
     screenshot(page, "environments-2-beta")
+
+
+def test_the_sensor_adds_new_files_and_deletes_no_partition(tmp_path: Path) -> None:
+    legacy_file(tmp_path / "alpha.sqlite", 1)
+    legacy_file(tmp_path / "beta.sqlite", 1)
+    (tmp_path / "not an environment.sqlite").write_bytes(b"")
+    sensor = build_definitions(environments_dir=str(tmp_path)).resolve_sensor_def(
+        "environment_sensor"
+    )
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(ENVIRONMENTS.name, ["alpha", "removed"])
+        result = sensor(dg.build_sensor_context(instance=instance))
+    [request] = result.dynamic_partitions_requests
+    assert isinstance(request, dg.AddDynamicPartitionsRequest)
+    assert request.partition_keys == ["beta"]
+
+
+def test_each_environment_is_planned_from_its_own_file(tmp_path: Path, pg_dsn: str) -> None:
+    """The graph comes from the reference file (alpha); omega has the same tables, one with
+    a column more: its run migrates omega's columns, not the reference's."""
+    legacy_file(tmp_path / "alpha.sqlite", 3)
+    omega = legacy_file(tmp_path / "omega.sqlite", 5)
+    with closing(sqlite3.connect(omega)) as conn, conn:
+        conn.execute("ALTER TABLE accounts ADD COLUMN email TEXT")
+        conn.execute("UPDATE accounts SET email = name || '@example.com'")
+    result = run_environment(tmp_path, pg_dsn, "omega")
+    assert result.success
+    emails = fetch(pg_dsn, "SELECT count(email) FROM env_omega.accounts")
+    assert emails == [(5,)]
+    report = json.loads((tmp_path / "reports" / "omega" / "latest.json").read_text())
+    assert report["status"] == "success" and report["target_schema"] == "env_omega"
+
+
+def test_the_placeholder_without_an_environment_is_refused_in_one_line(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    source = legacy_file(tmp_path / "one.sqlite", 3)
+    result = run_raw(source, pg_dsn, tmp_path / "reports", target_schema="env_{environment}")
+    assert preflight_error(result) == (
+        "target_schema (or CONSOLEAI_TARGET_SCHEMA) holds {environment}, but this run "
+        "migrates no environment: set CONSOLEAI_ENVIRONMENTS_DIR and launch a partition of "
+        "the environments, or give target_schema (or CONSOLEAI_TARGET_SCHEMA) without "
+        "{environment}"
+    )
+    assert fetch(pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'env%'") == [(0,)]
+
+
+def run_environment(folder: Path, dsn: str, environment: str) -> dg.ExecuteInProcessResult:
+    """Run ``environment_migration_job`` in process for the partition ``environment`` of
+    the environments of ``folder``."""
+    job = build_definitions(environments_dir=str(folder)).resolve_job_def(ENVIRONMENT_JOB)
+    settings = {
+        "pg_dsn": dsn,
+        "target_schema": "env_{environment}",
+        "report_dir": str(folder / "reports" / "{environment}"),
+    }
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(ENVIRONMENTS.name, [environment])
+        return job.execute_in_process(
+            run_config={"resources": {"settings": {"config": settings}}},
+            instance=instance,
+            partition_key=environment,
+            raise_on_error=False,
+        )

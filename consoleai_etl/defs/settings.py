@@ -485,7 +485,7 @@ class MigrationSettings(dg.ConfigurableResource):
         if environment is not None:  # set only by a partition of a graph of environments
             sqlite_path = str(environment_file(self.asset_graph.environments_dir, environment))
         for name in PER_ENVIRONMENT:
-            options[name] = for_environment(options[name], environment, in_run_config(name, None))
+            options[name] = for_environment(options[name], environment, name)
         return MigrationConfig(
             sqlite_path=sqlite_path,
             pg_dsn=options.pop("pg_dsn") or embedded_dsn(EMBEDDED_DATA_DIR),

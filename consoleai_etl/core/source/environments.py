@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from consoleai_etl.core.errors import MigrationError
+from consoleai_etl.core.errors import MigrationError, option
 
 PLACEHOLDER = "{environment}"
 SUFFIX = ".sqlite"
@@ -32,16 +32,17 @@ def environment_file(directory: str | Path, environment: str) -> Path:
     return Path(directory) / f"{environment}{SUFFIX}"
 
 
-def for_environment(value: str | None, environment: str | None, option: str) -> str | None:
-    """``value`` (option ``option``, as the user set it) for a run of ``environment``:
+def for_environment(value: str | None, environment: str | None, name: str) -> str | None:
+    """``value`` (run option ``name``, as the user set it) for a run of ``environment``:
     ``{environment}`` replaced by its name. A run of no environment (the single-file path)
     refuses the placeholder rather than create a schema or folder named after it."""
     if value is None or PLACEHOLDER not in value:
         return value
     if environment is None:
+        said = option(name)
         raise MigrationError(
-            f"{option} holds {PLACEHOLDER}, but this run migrates no environment: set "
+            f"{said} holds {PLACEHOLDER}, but this run migrates no environment: set "
             "CONSOLEAI_ENVIRONMENTS_DIR and launch a partition of the environments, or give "
-            f"{option} without {PLACEHOLDER}"
+            f"{said} without {PLACEHOLDER}"
         )
     return value.replace(PLACEHOLDER, environment)
