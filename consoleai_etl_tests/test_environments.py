@@ -28,6 +28,7 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Page, expect
 
+from consoleai_etl.core.run.report import CONSISTENCY_JOB
 from consoleai_etl.definitions import build_definitions
 from consoleai_etl.defs.environments import ENVIRONMENT_JOB, ENVIRONMENTS
 from consoleai_etl.defs.instance import write_queued
@@ -272,18 +273,21 @@ def test_the_sensor_adds_new_files_and_deletes_no_partition(tmp_path: Path) -> N
 
 def test_each_environment_is_planned_from_its_own_file(tmp_path: Path, pg_dsn: str) -> None:
     """The graph comes from the reference file (alpha); omega has the same tables, one with
-    a column more: its run migrates omega's columns, not the reference's."""
+    a column more: its run migrates omega's columns, not the reference's, and the
+    consistency job's run of the same partition re-verifies them."""
     legacy_file(tmp_path / "alpha.sqlite", 3)
     omega = legacy_file(tmp_path / "omega.sqlite", 5)
     with closing(sqlite3.connect(omega)) as conn, conn:
         conn.execute("ALTER TABLE accounts ADD COLUMN email TEXT")
         conn.execute("UPDATE accounts SET email = name || '@example.com'")
-    result = run_environment(tmp_path, pg_dsn, "omega")
-    assert result.success
+    assert run_environment(tmp_path, pg_dsn, "omega").success
     emails = fetch(pg_dsn, "SELECT count(email) FROM env_omega.accounts")
     assert emails == [(5,)]
     report = json.loads((tmp_path / "reports" / "omega" / "latest.json").read_text())
     assert report["status"] == "success" and report["target_schema"] == "env_omega"
+    assert run_environment(tmp_path, pg_dsn, "omega", CONSISTENCY_JOB).success
+    verified = json.loads((tmp_path / "reports" / "omega" / "latest.json").read_text())
+    assert verified["job"] == CONSISTENCY_JOB and verified["status"] == "success"
 
 
 def test_the_placeholder_without_an_environment_is_refused_in_one_line(
@@ -300,10 +304,12 @@ def test_the_placeholder_without_an_environment_is_refused_in_one_line(
     assert fetch(pg_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'env%'") == [(0,)]
 
 
-def run_environment(folder: Path, dsn: str, environment: str) -> dg.ExecuteInProcessResult:
-    """Run ``environment_migration_job`` in process for the partition ``environment`` of
-    the environments of ``folder``."""
-    job = build_definitions(environments_dir=str(folder)).resolve_job_def(ENVIRONMENT_JOB)
+def run_environment(
+    folder: Path, dsn: str, environment: str, job_name: str = ENVIRONMENT_JOB
+) -> dg.ExecuteInProcessResult:
+    """Run job ``job_name`` in process for the partition ``environment`` of the
+    environments of ``folder``."""
+    job = build_definitions(environments_dir=str(folder)).resolve_job_def(job_name)
     settings = {
         "pg_dsn": dsn,
         "target_schema": "env_{environment}",
