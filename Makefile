@@ -9,7 +9,7 @@ SCALE ?= 1
 REPORT_DIR ?= $(or $(CONSOLEAI_REPORT_DIR),reports)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: setup demo demo-merge test lint format ui bench stop clean
+.PHONY: setup demo demo-merge test lint format ui ui-environments bench stop clean
 
 setup: $(STAMP)
 
@@ -63,5 +63,19 @@ stop: setup
 ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster-webserver -h 127.0.0.1 -p 3000 -w workspace.yaml
 
+# Every <environment>.sqlite of $CONSOLEAI_ENVIRONMENTS_DIR a partition (docs/environments.md):
+# `dagster dev` runs the webserver and the daemon (the sensor, backfills, the run queue) on
+# an instance of its own whose runs queue, at most MAX_RUNS at once.
+ENVIRONMENTS_HOME := $(CURDIR)/.dagster-environments
+MAX_RUNS ?= 2
+
+$(ENVIRONMENTS_HOME)/dagster.yaml: dagster.yaml $(STAMP)
+	$(BIN)/python -m consoleai_etl.defs.instance dagster.yaml $@ --max-concurrent-runs $(MAX_RUNS)
+
+ui-environments: setup $(ENVIRONMENTS_HOME)/dagster.yaml
+	@test -n "$$CONSOLEAI_ENVIRONMENTS_DIR" || \
+		{ echo "set CONSOLEAI_ENVIRONMENTS_DIR to a folder of <environment>.sqlite files"; exit 2; }
+	DAGSTER_HOME=$(ENVIRONMENTS_HOME) $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
 clean:
-	rm -rf .dagster reports data/*.sqlite data/*.json
+	rm -rf .dagster .dagster-environments reports data/*.sqlite data/*.json

@@ -1,5 +1,8 @@
 """Wire the Dagster definitions from the catalog of the source database (wiring only).
 
+With CONSOLEAI_ENVIRONMENTS_DIR set, the same graph is partitioned by environment, built
+from the folder's reference file (``defs.environments``).
+
 The asset graph mirrors the SQLite file named by CONSOLEAI_SQLITE_PATH: the
 ``legacy_tables`` multi-asset (one asset per table, deps from foreign keys, and
 ``migration_run``), then ``migration_report``. Before that file exists (fresh clone), the
@@ -20,10 +23,16 @@ from consoleai_etl.core.errors import SourceError
 from consoleai_etl.core.run.migration import MigrationPlan
 from consoleai_etl.core.source.catalog import Catalog, introspect
 from consoleai_etl.core.source.connection import open_source
+from consoleai_etl.core.source.environments import environment_file, environment_files
 from consoleai_etl.core.source.per_version import PerVersion
 from consoleai_etl.defs.checks import asset_keys
 from consoleai_etl.defs.consistency_job import make_consistency_job
 from consoleai_etl.defs.console_log import CONCISE_CONSOLE, concise_console_logger
+from consoleai_etl.defs.environments import (
+    ENVIRONMENT_JOB,
+    ENVIRONMENTS,
+    make_environment_sensor,
+)
 from consoleai_etl.defs.report_asset import make_report_asset
 from consoleai_etl.defs.settings import DEFAULT_SQLITE_PATH, MigrationSettings, SourceGraph
 from consoleai_etl.defs.table_assets import MIGRATION_JOB, make_table_assets
@@ -45,23 +54,44 @@ def load_catalog(sqlite_path: str | Path) -> Catalog:
         return introspect(conn)
 
 
-def build_definitions(sqlite_path: str | Path | None = None) -> dg.Definitions:
-    """Definitions for the SQLite file at ``sqlite_path`` (default: CONSOLEAI_SQLITE_PATH)."""
-    path = sqlite_path or os.environ.get("CONSOLEAI_SQLITE_PATH", DEFAULT_SQLITE_PATH)
+def build_definitions(
+    sqlite_path: str | Path | None = None, environments_dir: str | None = None
+) -> dg.Definitions:
+    """Definitions for the SQLite file at ``sqlite_path`` (default: CONSOLEAI_SQLITE_PATH),
+    or, given ``environments_dir``, for its environments: the graph from the first of their
+    files by name (the reference every other must agree with in tables), each environment
+    a partition (``defs.environments``)."""
+    if environments_dir:
+        files = environment_files(environments_dir)
+        path: str | Path = next(iter(files.values()), environment_file(environments_dir, "none"))
+        partitions, job_name = ENVIRONMENTS, ENVIRONMENT_JOB
+        sensors = [make_environment_sensor(environments_dir)]
+        description = "Migrate one environment (a partition): every table, checked, promoted if "
+    else:
+        path = sqlite_path or os.environ.get("CONSOLEAI_SQLITE_PATH", DEFAULT_SQLITE_PATH)
+        partitions, job_name, sensors = None, MIGRATION_JOB, []
+        description = "Migrate every legacy table, check it, promote if "
     catalog = load_catalog(path)
     keys = asset_keys(catalog.tables)
     migration_job = dg.define_asset_job(
-        MIGRATION_JOB,
+        job_name,
         selection=dg.AssetSelection.all(),
         executor_def=dg.in_process_executor,
         config=CONCISE_CONSOLE,
-        description="Migrate every legacy table, check it, promote if clean, write the report.",
+        description=description + "clean, write the report.",
     )
+    graph = SourceGraph.of(path, catalog, environments_dir)
     return dg.Definitions(
-        assets=[make_table_assets(MigrationPlan.of(catalog), keys), make_report_asset()],
-        jobs=[migration_job, make_consistency_job(catalog)],
-        resources={"settings": MigrationSettings(asset_graph=SourceGraph.of(path, catalog))},
+        assets=[
+            make_table_assets(MigrationPlan.of(catalog), keys, partitions),
+            make_report_asset(partitions),
+        ],
+        jobs=[migration_job, make_consistency_job(catalog, partitions)],
+        sensors=sensors,
+        resources={"settings": MigrationSettings(asset_graph=graph)},
         loggers={"console": concise_console_logger},
+        # A backfill launched from the UI runs each partition in one process, as the jobs do.
+        executor=dg.in_process_executor if environments_dir else None,
     )
 
 
@@ -84,5 +114,6 @@ def defs() -> dg.Definitions:
     """The code location's definitions, built from CONSOLEAI_SQLITE_PATH when Dagster loads
     them (``dagster job execute -m consoleai_etl``, the web UI), not when the package is
     imported: the ``consoleai-etl`` command imports it to run a job of its own SOURCE, and
-    must not first read the schema of whatever file the variable names."""
-    return build_definitions()
+    must not first read the schema of whatever file the variable names. With
+    CONSOLEAI_ENVIRONMENTS_DIR set, they migrate the folder's environments instead."""
+    return build_definitions(environments_dir=os.environ.get("CONSOLEAI_ENVIRONMENTS_DIR"))

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from playwright.sync_api import Page
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from consoleai_etl.core.target.postgres import embedded_dsn
 from consoleai_etl.demo.sample import generate
+from consoleai_etl_tests.browser import browser_page
 
 DEFAULT_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -59,6 +61,12 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sample") / "consoleai_legacy.sqlite"
     generate(path, scale=0.05)
     return path
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    """A page of a headless Chromium (``browser``); the test is skipped without one."""
+    yield from browser_page()
 
 
 @pytest.fixture(params=["compiled", "python"])

@@ -2,21 +2,20 @@
 opens the project's `dagster-webserver`, clicks **Materialize all** on the asset graph, waits
 for the run, then reads a table's Checks tab and the migration report as an operator would.
 
-Screenshots of each page land in ``consoleai_etl_tests/screenshots/`` (git-ignored). The test
-is skipped only where no ``chromium`` can be found (.ci/run installs it).
+The browser (the ``page`` fixture) and the steps shared with other UI tests: ``browser``.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from consoleai_etl.demo.sample import generate
+from consoleai_etl_tests.browser import open_asset, screenshot
 from consoleai_etl_tests.helpers import dagster_env
 from consoleai_etl_tests.webserver import (
     dagster_webserver,
@@ -25,45 +24,9 @@ from consoleai_etl_tests.webserver import (
     wait_for_run,
 )
 
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
-# Headless without a sandbox (CI runs as root) and without the background traffic (updates,
-# sync, metrics) that Chromium would otherwise keep sending to a network it cannot reach.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # user_roles has a primary key and foreign keys, so all five checks are defined on it.
 TABLE = "user_roles"
 TABLE_CHECKS = ("row_count", "checksum", "not_null", "primary_key", "foreign_keys")
-
-
-def chromium() -> str:
-    """Debian's Chromium; Playwright must never download a browser of its own."""
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.skip(
-            "browser test skipped: no `chromium` on PATH "
-            "(install Debian's package: apt-get install -y chromium; .ci/run does)"
-        )
-    return path
-
-
-@pytest.fixture
-def page() -> Iterator[Page]:
-    executable = chromium()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(20_000)
-            expect.set_options(timeout=20_000)
-            yield page
-        finally:
-            browser.close()
 
 
 @pytest.fixture
@@ -73,11 +36,6 @@ def ui(tmp_path: Path, pg_dsn: str) -> Iterator[int]:
     generate(source, scale=0.02)
     with dagster_webserver(dagster_env(tmp_path, source, pg_dsn)) as port:
         yield port
-
-
-def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True, animations="disabled")
 
 
 def launch_from_asset_graph(page: Page, base: str) -> str:
@@ -92,14 +50,6 @@ def launch_from_asset_graph(page: Page, base: str) -> str:
     page.get_by_role("link", name="View", exact=True).click()
     expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
     return page.url.rsplit("/", 1)[-1]
-
-
-def open_asset(page: Page, base: str, key: str) -> None:
-    """From the asset catalog, the way an operator finds an asset: by its name (the link's
-    text is the name twice, once hidden for measuring, so match the name's title)."""
-    page.goto(f"{base}/assets")
-    page.get_by_role("link").filter(has=page.get_by_title(key, exact=True)).click()
-    expect(page).to_have_url(re.compile(f"/assets/{key}"))
 
 
 def test_operator_materializes_all_and_reads_checks_and_report(page: Page, ui: int) -> None:

@@ -1,6 +1,7 @@
 """The web UI path: the real `dagster-webserver` with the project's dagster.yaml, a run
 launched through its GraphQL API (what the Materialize button does) executes without a
-daemon, and its asset checks are recorded for the UI's check pages."""
+daemon, and its asset checks are recorded for the UI's check pages; a run the command
+started is listed under its job."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from dagster import DagsterEventType, DagsterInstance
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from consoleai_etl_tests.helpers import dagster_env
+from consoleai_etl_tests.test_console_script import consoleai_etl
 from consoleai_etl_tests.webserver import dagster_webserver, failure_messages, graphql, wait_for_run
 
+JOB_RUNS_QUERY = """
+{ pipelineOrError(params: {pipelineName: "legacy_migration_job", repositoryName: "__repository__",
+    repositoryLocationName: "consoleai_etl"}) { ... on Pipeline { runs { runId } } } }
+"""
 ASSET_CHECKS_QUERY = """
 { assetNodes { assetKey { path }
     assetChecksOrError { ... on AssetChecks { checks { name } } } } }
@@ -73,3 +79,17 @@ def test_the_launchpad_refuses_a_bad_choice_before_a_run_exists(
     ]
     with DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_runs() == []
+
+
+def test_a_run_of_the_command_is_listed_under_its_job(
+    webserver: tuple[int, Path], sample_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    """The job page's Runs tab lists the runs labelled with its code location: the
+    command's run carries that label, though the command, not the location, started it."""
+    port, _home = webserver
+    env = dagster_env(tmp_path, sample_db, pg_dsn)
+    done = consoleai_etl(tmp_path, "migrate", str(sample_db), pg_dsn, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_id = json.loads((tmp_path / "reports" / "latest.json").read_text())["run_id"]
+    runs = graphql(port, JOB_RUNS_QUERY)["pipelineOrError"]["runs"]
+    assert [run["runId"] for run in runs] == [run_id]

@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import TextIO
 
 import dagster as dg
+from dagster._core.definitions.repository_definition.valid_definitions import (
+    SINGLETON_REPOSITORY_NAME,
+)
+from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 from rich.console import Console
 from rich.text import Text
 
@@ -36,6 +40,11 @@ from consoleai_etl.defs.console_log import console_config
 from consoleai_etl.defs.table_assets import MESSAGE_TEMPLATE, MIGRATION_JOB, failed_options
 
 JOBS = {"migrate": MIGRATION_JOB, "verify": CONSISTENCY_JOB}
+# The code location workspace.yaml loads (its module's name) and its one repository: a run
+# carrying this label is listed under its job in the web UI (the job's Runs tab filters on
+# it), not only under Runs, although the command, not the code location, started it.
+CODE_LOCATION = "consoleai_etl"
+IN_CODE_LOCATION = {REPOSITORY_LABEL_TAG: f"{SINGLETON_REPOSITORY_NAME}@{CODE_LOCATION}"}
 
 
 class UsageError(Exception):
@@ -112,7 +121,7 @@ def run(request: JobRequest, *, interactive: bool) -> int:
     view = LiveProgress(console) if interactive else nullcontext()
     with dagster_instance() as instance, view, forwarded() as interrupts:
         try:
-            result = dg.execute_job(job, instance, run_config=run_config)
+            result = dg.execute_job(job, instance, run_config=run_config, tags=IN_CODE_LOCATION)
         except dg.DagsterInvalidConfigError as exc:
             raise UsageError(" ".join(str(exc).split())) from None
         run_id, success = result.run_id, result.success

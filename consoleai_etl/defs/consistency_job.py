@@ -58,7 +58,11 @@ def consistency_report(
     yield dg.Output(None, metadata=result.metadata)
 
 
-def make_consistency_job(catalog: Catalog) -> dg.JobDefinition:
+def make_consistency_job(
+    catalog: Catalog, partitions_def: dg.PartitionsDefinition | None = None
+) -> dg.JobDefinition:
+    """The job over ``catalog``'s tables; ``partitions_def``: the environments, when each
+    partition is one (a run re-verifies its environment)."""
     keys = asset_keys(catalog.tables)
     verify_ops = [make_verify_op(t, keys[t.name]) for t in catalog.tables]
 
@@ -66,6 +70,7 @@ def make_consistency_job(catalog: Catalog) -> dg.JobDefinition:
         name=CONSISTENCY_JOB,
         executor_def=dg.in_process_executor,
         config=CONCISE_CONSOLE,
+        partitions_def=partitions_def,
         description="Re-run every table's checks against the target schema; loads nothing.",
     )
     def consistency_check_job():

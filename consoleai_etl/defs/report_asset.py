@@ -77,12 +77,15 @@ def _lineage(context: dg.OpExecutionContext) -> list[str]:
     return run_ids
 
 
-def make_report_asset() -> dg.AssetsDefinition:
+def make_report_asset(partitions_def: dg.PartitionsDefinition | None = None) -> dg.AssetsDefinition:
+    """``migration_report``, partitioned as the table assets are (``partitions_def``)."""
+
     @dg.asset(
         key=REPORT_KEY,
         deps=[dg.AssetKey(RUN_NAME)],
         group_name="migration",
         kinds={"postgres"},
+        partitions_def=partitions_def,
         description="The run's report (JSON, Markdown and HTML files, and this asset's metadata), "
         "from its record in consoleai_etl.runs; fails when the migration failed.",
     )

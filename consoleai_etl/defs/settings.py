@@ -34,6 +34,7 @@ from typing import Any, get_args
 
 import dagster as dg
 import yaml
+from dagster._core.storage.tags import PARTITION_NAME_TAG
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -80,6 +81,7 @@ from consoleai_etl.core.run.preflight import (
 )
 from consoleai_etl.core.run.report import SkippedTable
 from consoleai_etl.core.source.catalog import Catalog
+from consoleai_etl.core.source.environments import environment_file, for_environment
 from consoleai_etl.core.source.snapshot import Snapshot
 from consoleai_etl.core.target.postgres import embedded_dsn
 from consoleai_etl.core.target.staging import Staging
@@ -226,15 +228,24 @@ def _option(variable: str, description: str) -> Any:
 
 class SourceGraph(dg.ConfigurableResource):
     """The tables the code location's asset graph was built from, and the file they were
-    read from when it loaded. A nested resource, so it is not part of the run config schema:
-    a run cannot claim another graph."""
+    read from when it loaded; with ``environments_dir``, the folder of environments whose
+    files the graph's partitions migrate (``sqlite_path`` is then its reference file). A
+    nested resource, so it is not part of the run config schema: a run cannot claim another
+    graph."""
 
     sqlite_path: str
     tables: list[str]
+    environments_dir: str | None = None
 
     @classmethod
-    def of(cls, sqlite_path: str | Path, catalog: Catalog) -> "SourceGraph":
-        return cls(sqlite_path=str(sqlite_path), tables=[t.name for t in catalog.tables])
+    def of(
+        cls, sqlite_path: str | Path, catalog: Catalog, environments_dir: str | None = None
+    ) -> "SourceGraph":
+        return cls(
+            sqlite_path=str(sqlite_path),
+            tables=[t.name for t in catalog.tables],
+            environments_dir=environments_dir,
+        )
 
 
 class MigrationSettings(dg.ConfigurableResource):
@@ -337,6 +348,8 @@ class MigrationSettings(dg.ConfigurableResource):
     _merge_plan: MergePlan | None = PrivateAttr(default=None)
     _skip_reasons: dict[str, str] = PrivateAttr(default_factory=dict)
     _skipped: tuple[SkippedTable, ...] | None = PrivateAttr(default=None)
+    _catalog: Catalog | None = PrivateAttr(default=None)
+    _environment: str | None = PrivateAttr(default=None)
 
     @field_validator("merge_columns", "ignore_columns")
     @classmethod
@@ -371,7 +384,9 @@ class MigrationSettings(dg.ConfigurableResource):
             catalog = check_source(config.sqlite_path)
             if self.asset_graph is not None:
                 graph = self.asset_graph
-                check_graph(config.sqlite_path, catalog, graph.tables, graph.sqlite_path)
+                reference = Path(graph.sqlite_path).stem if self._environment else graph.sqlite_path
+                check_graph(config.sqlite_path, catalog, graph.tables, reference, self._environment)
+            self._catalog = catalog
             merge = config.merge if merging else None
             check_names(catalog, config.casting_rules, merge, describe=self._in_run_config)
             self._skip_reasons = skipped_tables(
@@ -417,6 +432,12 @@ class MigrationSettings(dg.ConfigurableResource):
         return str(problem)
 
     @property
+    def catalog(self) -> Catalog | None:
+        """The run's source catalog, read by its preflight (None before it): the tables a
+        run migrates are planned from its own file, the graph's agreeing in names only."""
+        return self._catalog
+
+    @property
     def snapshot(self) -> Snapshot | None:
         """The run's snapshot; None in a process whose steps took none (the report step
         of a multi-process run)."""
@@ -427,6 +448,12 @@ class MigrationSettings(dg.ConfigurableResource):
         until teardown, so that another run starting meanwhile leaves it alone."""
         if self._staging_lock is None:
             self._staging_lock = StagingLock(config.pg_dsn, Staging(run_id))
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """In a code location of environments, the run's partition is its environment."""
+        graph, run = self.asset_graph, context.dagster_run
+        if graph is not None and graph.environments_dir and run is not None:
+            self._environment = run.tags.get(PARTITION_NAME_TAG)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._snapshot is not None:
@@ -453,8 +480,14 @@ class MigrationSettings(dg.ConfigurableResource):
             keys={table: tuple(key) for table, key in (self.merge_keys or {}).items()},
             on_conflict=options.pop("on_conflict") or "target",
         )
+        sqlite_path = options.pop("sqlite_path") or DEFAULT_SQLITE_PATH
+        environment = self._environment
+        if environment is not None:  # set only by a partition of a graph of environments
+            sqlite_path = str(environment_file(self.asset_graph.environments_dir, environment))
+        for name in PER_ENVIRONMENT:
+            options[name] = for_environment(options[name], environment, name)
         return MigrationConfig(
-            sqlite_path=options.pop("sqlite_path") or DEFAULT_SQLITE_PATH,
+            sqlite_path=sqlite_path,
             pg_dsn=options.pop("pg_dsn") or embedded_dsn(EMBEDDED_DATA_DIR),
             casting_rules=parse_rules([rule.model_dump() for rule in rules]),
             merge=merge,
@@ -468,6 +501,9 @@ class MigrationSettings(dg.ConfigurableResource):
         value = getattr(self, name)
         return _from_env(name, field) if value is None else value
 
+
+# The options whose value may name the run's environment (``{environment}``).
+PER_ENVIRONMENT = ("pg_dsn", "target_schema", "report_dir")
 
 # The run config options of the resource: its Dagster config schema's fields (the graph it
 # is built from is not one: a run cannot set it).

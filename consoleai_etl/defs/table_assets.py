@@ -109,10 +109,15 @@ def failed_options(metadata: Mapping[str, Any]) -> list[tuple[OptionProblem, str
     return [(OptionProblem(tuple(p["key"]), p["problem"]), p["said"]) for p in problems]
 
 
-def make_table_assets(plan: MigrationPlan, keys: Mapping[str, dg.AssetKey]) -> dg.AssetsDefinition:
+def make_table_assets(
+    plan: MigrationPlan,
+    keys: Mapping[str, dg.AssetKey],
+    partitions_def: dg.PartitionsDefinition | None = None,
+) -> dg.AssetsDefinition:
     """The ``legacy_tables`` multi-asset: an asset per table of ``plan`` (its deps follow
     the foreign keys), each with its checks, plus ``migration_run``. ``keys`` are the
-    tables' asset keys by table name (``checks.asset_keys``)."""
+    tables' asset keys by table name (``checks.asset_keys``); ``partitions_def``: the
+    environments, when each partition is one (``defs.environments``)."""
     specs = [
         dg.AssetSpec(
             keys[t.table.name],
@@ -144,6 +149,7 @@ def make_table_assets(plan: MigrationPlan, keys: Mapping[str, dg.AssetKey]) -> d
             spec for t in plan.tables for spec in check_specs(t.table, keys[t.table.name])
         ],
         can_subset=True,
+        partitions_def=partitions_def,
         description="Stage the selected legacy tables, check them, promote them in one "
         "transaction when the verdict allows, and record the run.",
     )
@@ -159,12 +165,16 @@ def make_table_assets(plan: MigrationPlan, keys: Mapping[str, dg.AssetKey]) -> d
 def _migrate(
     context: dg.AssetExecutionContext,
     settings: MigrationSettings,
-    plan: MigrationPlan,
+    graph_plan: MigrationPlan,
     keys: Mapping[str, dg.AssetKey],
 ) -> Iterator:
-    selected = [t for t in plan.tables if keys[t.table.name] in context.selected_asset_keys]
-    names = [t.table.name for t in selected]
+    chosen = context.selected_asset_keys
+    names = [t.table.name for t in graph_plan.tables if keys[t.table.name] in chosen]
     config = checked_config(context, settings, lock=True, tables=names)
+    # The preflight proved the run's file has the graph's tables; their columns, keys and
+    # order are the file's own (an environment's file is not the graph's reference file).
+    plan = MigrationPlan.of(settings.catalog)
+    selected = [t for t in plan.tables if keys[t.table.name] in chosen]
     if not selected:
         raise dg.Failure(
             description=f"{RUN_NAME} records a run of the table assets: select the tables to "

@@ -116,23 +116,35 @@ def check_source(path: str | Path) -> Catalog:
 
 
 def check_graph(
-    file: str | Path, catalog: Catalog, graph_tables: Iterable[str], graph_source: str
+    file: str | Path,
+    catalog: Catalog,
+    graph_tables: Iterable[str],
+    graph_source: str,
+    environment: str | None = None,
 ) -> None:
     """The run's source has exactly the tables the asset graph was built from (the file
     ``graph_source`` when the code location loaded). The graph cannot change during a run, so
     a table it lacks would silently not migrate, and one it has but the file lacks would
-    fail: the run is refused instead, and reloading the code location rebuilds the graph."""
+    fail: the run is refused instead, and reloading the code location rebuilds the graph.
+    A run of ``environment`` (its file one of a folder's, the graph built from the folder's
+    reference file) is told that its environment differs from the reference."""
     have, want = {t.name for t in catalog.tables}, set(graph_tables)
     if have == want:
         return
-    differences = [
+    differences = "; ".join(
         f"{what} {_listed(names)}"
         for what, names in (("not in the graph:", have - want), ("missing:", want - have))
         if names
-    ]
+    )
+    if environment is not None:
+        raise SourceError(
+            f"environment {environment} ({file}) has other tables than the reference "
+            f"environment {graph_source} ({differences}): give it the reference's tables, "
+            "or migrate it from a folder of its own"
+        )
     raise SourceError(
         f"source {file} has other tables than the asset graph loaded from {graph_source} "
-        f"({'; '.join(differences)}): set CONSOLEAI_SQLITE_PATH to {file} and reload the "
+        f"({differences}): set CONSOLEAI_SQLITE_PATH to {file} and reload the "
         "code location, or run against the file the graph was loaded from"
     )
 
