@@ -98,7 +98,9 @@ def test_migrate_exits_zero_and_prints_every_table_with_its_counts(
     assert done.stdout.rstrip().endswith(f"report: {opened}")
     # Not a terminal: the job's plain log lines on stderr, as `dagster job execute` prints
     # them, and no escape sequence anywhere.
-    assert re.search(r" - INFO - legacy_migration_job - .* - users: 100 rows in ", done.stderr)
+    # One line for the tables staged, naming each of so few.
+    staged = r" - INFO - legacy_migration_job - .* - legacy_tables - 9 tables staged: "
+    assert re.search(staged + r".*; users: 100 rows in ", done.stderr)
     assert "\x1b[" not in done.stdout + done.stderr
 
 
