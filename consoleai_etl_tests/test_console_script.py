@@ -356,6 +356,10 @@ def test_a_terminal_shows_a_bar_per_table_then_a_line_per_finished_table(
         assert any(line.startswith(f"✓ {name}: {rows} rows in ") for line in lines), name
     assert " - INFO - " not in written  # the bars replace the console log
     assert "migration success" in written
+    # The run's own row says what it does between and after the tables.
+    assert any(re.match(r"run\b.* starting the Dagster run$", line) for line in lines)
+    recording = r"run\b.* recording 9 tables' results in Dagster: 0 done$"
+    assert any(re.match(recording, line) for line in lines)
 
 
 def test_a_failed_verification_on_a_terminal_says_why_once_in_the_summary(

@@ -126,6 +126,8 @@ class LiveProgress:
                 self._finished(event.report)
             elif isinstance(event, Recorded):
                 self.bars.update(self._task(None), phase=recording(event))
+                if event.done == 0:  # drawn at once: the tables' lines are all out already
+                    self.bars.refresh()
 
     def _task(self, table: str | None, total: int | None = None) -> TaskID:
         """The bar of ``table`` (None: the run's), drawn at once when new: a small table
