@@ -76,12 +76,14 @@ def run_raw(
     job: str = "legacy_migration_job",
     graph_from: Path | None = None,
     asset_selection: list[dg.AssetKey] | None = None,
+    instance: dg.DagsterInstance | None = None,
     **options: object,
 ) -> ExecuteInProcessResult:
     """Run ``job`` in process with the settings given as run config; no report is expected
     (a run stopped by its preflight writes none). The asset graph is built from
     ``graph_from`` (default: ``sqlite_path``, the file the run reads); ``asset_selection``
-    runs a subset of the job's assets."""
+    runs a subset of the job's assets; ``instance``: the one to record the run in, for a
+    test that reads its event log afterwards (default: an ephemeral one)."""
     defs = build_definitions(graph_from or sqlite_path)
     config = {
         "sqlite_path": str(sqlite_path),
@@ -92,6 +94,7 @@ def run_raw(
     return defs.resolve_job_def(job).execute_in_process(
         run_config={"resources": {"settings": {"config": config}}},
         asset_selection=asset_selection,
+        instance=instance,
         raise_on_error=False,
     )
 

@@ -98,7 +98,9 @@ def test_migrate_exits_zero_and_prints_every_table_with_its_counts(
     assert done.stdout.rstrip().endswith(f"report: {opened}")
     # Not a terminal: the job's plain log lines on stderr, as `dagster job execute` prints
     # them, and no escape sequence anywhere.
-    assert re.search(r" - INFO - legacy_migration_job - .* - users: 100 rows in ", done.stderr)
+    # One line for the tables staged, naming each of so few.
+    staged = r" - INFO - legacy_migration_job - .* - legacy_tables - 9 tables staged: "
+    assert re.search(staged + r".*; users: 100 rows in ", done.stderr)
     assert "\x1b[" not in done.stdout + done.stderr
 
 
@@ -354,6 +356,10 @@ def test_a_terminal_shows_a_bar_per_table_then_a_line_per_finished_table(
         assert any(line.startswith(f"✓ {name}: {rows} rows in ") for line in lines), name
     assert " - INFO - " not in written  # the bars replace the console log
     assert "migration success" in written
+    # The run's own row says what it does between and after the tables.
+    assert any(re.match(r"run\b.* starting the Dagster run$", line) for line in lines)
+    recording = r"run\b.* recording 9 tables' results in Dagster: 0 done$"
+    assert any(re.match(recording, line) for line in lines)
 
 
 def test_a_failed_verification_on_a_terminal_says_why_once_in_the_summary(

@@ -11,8 +11,10 @@ from consoleai_etl.core.run.progress import (
     FOREIGN_KEYS,
     KEYS,
     PROMOTION,
+    STAGING,
     Event,
     PhaseStarted,
+    Recorded,
     RowsDone,
     TableFinished,
     listening,
@@ -24,7 +26,10 @@ from consoleai_etl_tests.helpers import run_raw
 
 def events_of(events: list[Event], table: str) -> list[Event]:
     return [
-        e for e in events if (e.report.table if isinstance(e, TableFinished) else e.table) == table
+        e
+        for e in events
+        if not isinstance(e, Recorded)
+        and (e.report.table if isinstance(e, TableFinished) else e.table) == table
     ]
 
 
@@ -49,7 +54,10 @@ def test_a_migration_publishes_each_tables_rows_phases_and_report(
             [KEYS, FOREIGN_KEYS, CHECKS] if table.foreign_keys else [KEYS, CHECKS]
         )
         assert own.index(rows[-1]) < own.index(next(e for e in own if isinstance(e, PhaseStarted)))
-    assert events[-1] == PhaseStarted(None, PROMOTION)  # after every table
+    assert events[0] == PhaseStarted(None, STAGING)
+    # After every table: promotion, then Dagster records each table's results, counted.
+    promotion = events.index(PhaseStarted(None, PROMOTION))
+    assert events[promotion + 1 :] == [Recorded(done, 9) for done in range(10)]
 
     published = len(events)
     run_raw(sample_db, pg_dsn, tmp_path / "reports", dry_run=True)

@@ -2,11 +2,11 @@
 
 As ``dagster job execute -m consoleai_etl`` does: a reconstructable job executed with
 ``dg.execute_job`` in ``$DAGSTER_HOME``'s instance when it is set (so the run is in the web
-UI's run list, with its config and event log), else in a temporary instance removed on
-exit. The job is rebuilt from SOURCE (``definitions.build_job``): the asset graph must be
-SOURCE's tables, which the ``settings`` resource insists on, whatever
-CONSOLEAI_SQLITE_PATH names. Both jobs use the in-process executor, so the staging threads
-publish their progress (``core.run.progress``) to the display in this same process.
+UI's run list, with its config and event log), else in an ephemeral in-memory instance.
+The job is rebuilt from SOURCE (``definitions.build_job``): the asset graph must be SOURCE's
+tables, which the ``settings`` resource insists on, whatever CONSOLEAI_SQLITE_PATH names.
+Both jobs use the in-process executor, so the staging threads publish their progress
+(``core.run.progress``) to the display in this same process.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -68,24 +67,22 @@ class JobRequest:
 
 @contextmanager
 def dagster_instance() -> Iterator[dg.DagsterInstance]:
-    """``$DAGSTER_HOME``'s instance, else a temporary one (``dagster job execute`` does the
-    same: the run is still recorded, its event log readable, until the command exits)."""
-    with ExitStack() as scratch:
-        try:
-            if os.environ.get("DAGSTER_HOME"):
-                instance = dg.DagsterInstance.get()
-            else:
-                directory = scratch.enter_context(
-                    tempfile.TemporaryDirectory(prefix="consoleai-etl-dagster-")
-                )
-                # Thrown away on exit: no telemetry id, no first-run banner on stderr.
-                instance = dg.DagsterInstance.local_temp(
-                    directory, overrides={"telemetry": {"enabled": False}}
-                )
-        except dg.DagsterError as exc:  # e.g. DAGSTER_HOME is not a directory
-            raise UsageError(" ".join(str(exc).split())) from None
-        with instance:
-            yield instance
+    """``$DAGSTER_HOME``'s instance, else an ephemeral one in memory, gone when the command
+    exits. The run is still recorded there, its event log readable by the report step and
+    ``why_failed``; what it saves is Dagster's per-event cost on disk. A temporary on-disk
+    instance (what ``dagster job execute`` uses) opens, commits and closes a SQLite file or
+    two per event: a run of 1,500 small tables writes about 17,000 events, which took longer
+    than the migration itself (docs/performance.md, "Many small tables")."""
+    try:
+        if os.environ.get("DAGSTER_HOME"):
+            instance = dg.DagsterInstance.get()
+        else:
+            # No telemetry id, no first-run banner on stderr.
+            instance = dg.DagsterInstance.ephemeral(settings={"telemetry": {"enabled": False}})
+    except dg.DagsterError as exc:  # e.g. DAGSTER_HOME is not a directory
+        raise UsageError(" ".join(str(exc).split())) from None
+    with instance:
+        yield instance
 
 
 def terminal() -> TextIO:

@@ -4,7 +4,9 @@ Fed by the core's progress events (``core.run.progress``), published by the stag
 threads of the job running in this process. A table gets its bar when its rows start
 flowing (rows done/total, rows/s, ETA), then shows the phase it is in (keys, foreign keys,
 checks) or what it waits for (a lock another session holds, a lost connection); when it
-is done the bar gives way to one line that stays (``finished_line``).
+is done the bar gives way to one line that stays (``finished_line``). A row of the run's
+own says what the run does between tables: starting, promoting, then recording the
+tables' results in Dagster (``recording``).
 Drawn with rich, the library dagster already installs: its ``Progress`` keeps several bars
 live at once and prints lines above them, so the finished tables scroll while the others
 keep updating.
@@ -22,6 +24,7 @@ from rich.text import Text
 from consoleai_etl.core.run.progress import (
     Event,
     PhaseStarted,
+    Recorded,
     RowsDone,
     TableFinished,
     Waiting,
@@ -30,6 +33,9 @@ from consoleai_etl.core.run.progress import (
 from consoleai_etl.core.run.report import TableReport
 
 RUN = "run"  # the label of the row of the run's own phases (promotion, merge)
+# The run's row until its step starts: Dagster creates the run and writes its planned
+# events (one per table and per check), seconds with many tables.
+STARTING = "starting the Dagster run"
 
 
 class RowsColumn(ProgressColumn):
@@ -73,6 +79,12 @@ def finished_line(report: TableReport) -> Text:
     return Text(f"{mark} {report.table}: {', '.join(parts)}", style=style)
 
 
+def recording(event: Recorded) -> str:
+    """The run's row while Dagster records the tables' results: the data is in, the run is
+    not done, and with many tables this is the longest wait (no table bar moves then)."""
+    return f"recording {event.total:,} tables' results in Dagster: {event.done:,} done"
+
+
 class LiveProgress:
     """A context manager: while it is open, the bars are drawn and the run's events
     update them. Events come from the staging threads, hence the lock around the map
@@ -95,6 +107,7 @@ class LiveProgress:
     def __enter__(self) -> LiveProgress:
         self.opened.enter_context(self.bars)
         self.opened.enter_context(listening(self.handle))
+        self.bars.update(self._task(None), phase=STARTING)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -111,6 +124,10 @@ class LiveProgress:
                 self.bars.refresh()
             elif isinstance(event, TableFinished):
                 self._finished(event.report)
+            elif isinstance(event, Recorded):
+                self.bars.update(self._task(None), phase=recording(event))
+                if event.done == 0:  # drawn at once: the tables' lines are all out already
+                    self.bars.refresh()
 
     def _task(self, table: str | None, total: int | None = None) -> TaskID:
         """The bar of ``table`` (None: the run's), drawn at once when new: a small table

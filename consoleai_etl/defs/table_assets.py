@@ -25,6 +25,7 @@ import dagster as dg
 
 from consoleai_etl.core.errors import MigrationError, OptionError, OptionProblem, in_words
 from consoleai_etl.core.plan.names import pg_identifier
+from consoleai_etl.core.run import progress
 from consoleai_etl.core.run.interrupt import Interrupted, left_behind
 from consoleai_etl.core.run.migration import MigrationPlan, TableToStage, migrate
 from consoleai_etl.core.run.pipeline import MigrationConfig, verify_table
@@ -202,17 +203,22 @@ def _migrate(
             asset_key=keys[skipped.table],
             metadata={"skipped": skipped.reason, "source_rows": skipped.source_rows},
         )
+    context.log.info(staged_summary(report))
+    progress.publish(progress.Recorded(0, len(report.tables)))
     by_name = {t.table.name: t.table for t in selected}
-    for table_report in report.tables:
+    for index, table_report in enumerate(report.tables, 1):
         table = by_name[table_report.table]
         key = keys[table.name]
-        _log_table(context, table_report)
+        if table_report.error:
+            context.log.error(f"{table_report.table}: load failed: {table_report.error}")
         metadata = table_metadata(table_report, table, config.target_schema)
         if why_not:
             yield dg.AssetObservation(asset_key=key, metadata={**metadata, "not_promoted": why_not})
         else:
-            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+            yield dg.AssetMaterialization(asset_key=key, metadata=metadata)
         yield from _selected_checks(context, table, key, table_report)
+        # Dagster wrote the table's events before asking for the next one.
+        progress.publish(progress.Recorded(index, len(report.tables)))
     if why_not:
         context.log.warning(f"no table materialized: {why_not}")
     if RUN_KEY in context.selected_asset_keys:
@@ -228,14 +234,28 @@ def _not_promoted(report: MigrationReport) -> str | None:
     return f"not promoted ({report.status}): {'; '.join(report.reasons)}"
 
 
-def _log_table(context: dg.AssetExecutionContext, report: TableReport) -> None:
-    if report.error:
-        context.log.error(f"{report.table}: load failed: {report.error}")
-    else:
-        context.log.info(
-            f"{report.table}: {report.loaded_rows:,} rows in {report.seconds:.1f} s "
-            f"({report.rows_per_second:,.0f} rows/s), {report.quarantined_rows} quarantined"
-        )
+LISTED_TABLES = 20  # the staged summary names each table up to this many, then totals only
+
+
+def staged_summary(report: MigrationReport) -> str:
+    """The one log line of what the run staged: totals, and each table's rows, time and
+    quarantine while there are few (a run of 1,500 tables says it in one line, not 1,500)."""
+    tables = report.tables
+    rows = sum(t.loaded_rows or 0 for t in tables)
+    quarantined = sum(t.quarantined_rows for t in tables)
+    failed = sum(1 for t in tables if t.error)
+    line = f"{len(tables):,} tables staged: {rows:,} rows, {quarantined:,} quarantined"
+    line += f", {failed:,} failed to load" if failed else ""
+    if len(tables) <= LISTED_TABLES:
+        line += "".join(f"; {_staged(t)}" for t in tables if not t.error)
+    return line
+
+
+def _staged(report: TableReport) -> str:
+    return (
+        f"{report.table}: {report.loaded_rows or 0:,} rows in {report.seconds or 0:.1f} s "
+        f"({report.rows_per_second:,.0f} rows/s), {report.quarantined_rows} quarantined"
+    )
 
 
 def _selected_checks(

@@ -17,7 +17,7 @@ from consoleai_etl.core.encode import compiled
 from consoleai_etl.core.plan.order import load_order
 from consoleai_etl.core.run import interrupt
 from consoleai_etl.core.run.pipeline import MigrationConfig, finalize
-from consoleai_etl.core.run.progress import Waiting, listening, waited
+from consoleai_etl.core.run.progress import STAGING, Waiting, listening, phase, waited
 from consoleai_etl.core.run.report import MigrationReport
 from consoleai_etl.core.run.stager import Stager, TableToStage
 from consoleai_etl.core.source.catalog import Catalog
@@ -80,6 +80,7 @@ def migrate(
     report.skipped_tables = [s for t in selected if (s := config.skipping(t.table.name))]
     staged = [t for t in selected if not config.skipping(t.table.name)]
     with interrupt.stoppable():
+        phase(None, STAGING)
         with closing(Stager(config, report.run_id, staged, progress_every)) as stager:
             reports = stager.reports(log)
         report.tables = [reports[t.table.name] for t in staged]

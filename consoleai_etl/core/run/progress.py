@@ -32,6 +32,7 @@ from consoleai_etl.core.run.report import TableReport
 KEYS = "keys and indexes"
 FOREIGN_KEYS = "foreign keys"
 CHECKS = "checks"
+STAGING = "staging"
 PROMOTION = "promotion"
 MERGE = "merge"
 
@@ -49,7 +50,7 @@ class RowsDone:
 @dataclass(frozen=True)
 class PhaseStarted:
     """``table`` entered ``phase`` (``KEYS``, ``FOREIGN_KEYS``, ``CHECKS``); ``table`` is
-    None for the run's own phases (``PROMOTION``, ``MERGE``)."""
+    None for the run's own phases (``STAGING``, ``PROMOTION``, ``MERGE``)."""
 
     table: str | None
     phase: str
@@ -72,7 +73,18 @@ class Waiting:
     reason: str
 
 
-Event = RowsDone | PhaseStarted | TableFinished | Waiting
+@dataclass(frozen=True)
+class Recorded:
+    """The orchestrator has recorded the results of ``done`` of the run's ``total`` tables
+    (a materialization and an evaluation per check each), after their data is in the
+    target: on an event log on disk, a few ms per event, which for many small tables takes
+    longer than loading them. ``done == 0``: it starts."""
+
+    done: int
+    total: int
+
+
+Event = RowsDone | PhaseStarted | TableFinished | Waiting | Recorded
 Listener = Callable[[Event], None]
 
 _listeners: tuple[Listener, ...] = ()

@@ -1,0 +1,74 @@
+"""Issue 22's scale case, small: a source of 150 tables of 3 rows through a real Dagster
+run. Every table's materialization and every one of its checks' evaluations must be in the
+instance's event log (the web UI shows what is there), the report must list every table, and
+the run's log must say it in a summary, not a line per table."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from consoleai_etl.demo.many_tables import generate, table_name
+from consoleai_etl_tests.helpers import run_raw
+
+TABLES = 150
+
+EVENTS = dg.DagsterEventType
+
+
+@pytest.fixture(scope="module")
+def many_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("many") / "many.sqlite", TABLES, 3)
+
+
+def test_every_table_is_materialized_with_its_checks_in_the_event_log(
+    many_db: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run_raw(many_db, pg_dsn, tmp_path / "reports", instance=instance)
+        assert result.success
+        run_id = result.run_id
+
+        def logged(event_type: dg.DagsterEventType) -> list[dg.EventLogEntry]:
+            return instance.all_logs(run_id, of_type=event_type)
+
+        materialized = Counter(
+            e.dagster_event.asset_key.to_user_string() for e in logged(EVENTS.ASSET_MATERIALIZATION)
+        )
+        planned = {
+            (d.asset_key.to_user_string(), d.check_name)
+            for e in logged(EVENTS.ASSET_CHECK_EVALUATION_PLANNED)
+            if (d := e.dagster_event.event_specific_data)
+        }
+        evaluated = Counter(
+            (d.asset_key.to_user_string(), d.check_name)
+            for e in logged(EVENTS.ASSET_CHECK_EVALUATION)
+            if (d := e.dagster_event.event_specific_data) and d.passed
+        )
+        messages = [e.user_message for e in instance.all_logs(run_id) if not e.is_dagster_event]
+
+    tables = [table_name(i) for i in range(1, TABLES + 1)]
+    # Each table materialized once, and the run's record and report.
+    assert materialized == Counter([*tables, "migration_run", "migration_report"])
+    # Every check the run planned (at least the five of each table) ran once, and passed.
+    assert {asset for asset, _ in planned} == set(tables)
+    assert len(planned) >= 5 * TABLES
+    assert evaluated == Counter(planned)
+
+    [report_file] = (tmp_path / "reports").glob("migration-report-*.json")
+    report = json.loads(report_file.read_text())
+    assert report["status"] == "success" and report["promoted"]
+    assert sorted(t["table"] for t in report["tables"]) == tables
+    assert all(len(t["checks"]) >= 5 and t["loaded_rows"] == 3 for t in report["tables"])
+
+    # One summary line for the tables staged, not a line per table.
+    assert [m for m in messages if " tables staged: " in m] == [
+        f"{TABLES} tables staged: {3 * TABLES} rows, 0 quarantined"
+    ]
+    assert not [m for m in messages if m.startswith(tables[0])]
+    # Every check result is the step output Dagster expects (else it logs them all, missing).
+    assert not [m for m in messages if "did not yield or return expected outputs" in m]
