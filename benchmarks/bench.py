@@ -61,6 +61,9 @@ APP_SCHEMA = "consoleai_app"  # the merge target: the application's schema (demo
 RSS_LIMIT_MB = 300
 FLAT_MEMORY = 1.25  # "memory stays flat": peak RSS at N times the rows / at 1x
 MANY_TABLES_SECONDS = 60
+# pgloader's default heap is exhausted by 1,500 tables (it dies, "Heap exhausted", having
+# created the tables empty); 3 GB lets it finish.
+PGLOADER_HEAP = ("--dynamic-space-size", "3072")
 
 
 TIME = shutil.which("time", path="/usr/bin:/bin")
@@ -254,7 +257,7 @@ def many_tables(count: int, databases: Databases, home: Path) -> dict:
         generate(path, tables=count, rows=3)
     print(f"many tables: {count:,} tables of 3 rows")
     return {"tables": count, "product": product(path, databases.new(), home, recorded=False),
-            "pgloader": pgloader(path, databases.new())}  # fmt: skip
+            "pgloader": pgloader(path, databases.new(), *PGLOADER_HEAP)}  # fmt: skip
 
 
 def ceiling(path: Path, dsn: str, *, typed: bool) -> dict[str, object]:
@@ -271,7 +274,7 @@ def ceiling(path: Path, dsn: str, *, typed: bool) -> dict[str, object]:
     return run_measured([sys.executable, str(HERE / "raw_copy.py"), str(path), dsn])[0]
 
 
-def pgloader(path: Path, dsn: str) -> dict[str, object] | None:
+def pgloader(path: Path, dsn: str, *options: str) -> dict[str, object] | None:
     binary = shutil.which("pgloader")
     if binary is None:
         return None
@@ -280,7 +283,7 @@ def pgloader(path: Path, dsn: str) -> dict[str, object] | None:
         f"pgsql://{info.get('user', 'postgres')}@{info.get('host', '127.0.0.1')}:"
         f"{info.get('port', 5432)}/{info['dbname']}"
     )
-    return run_measured([binary, "--quiet", f"sqlite://{path}", url])[0]
+    return run_measured([binary, "--quiet", *options, f"sqlite://{path}", url])[0]
 
 
 def duckdb(path: Path, dsn: str) -> dict[str, object] | None:
