@@ -4,7 +4,7 @@ Dagster's own integrations build theirs (dagster-sling's ``sling_assets``, dagst
 
 The step stages the selected tables two at a time, checks them, decides the verdict,
 promotes them in one transaction and records the run, and only then reports each table: a
-``MaterializeResult`` when its data is in the target, an ``AssetObservation`` when it is
+``AssetMaterialization`` when its data is in the target, an ``AssetObservation`` when it is
 not (a dry run, a failed verdict or promotion: the observation says why), and its
 ``AssetCheckResult``s; a table the run skips (``skip_tables``, a migration-history table)
 gets an ``AssetObservation`` saying so, with its source row count, and no check result.
@@ -197,10 +197,13 @@ def _migrate(
     if not report.recorded:
         raise dg.Failure(description="; ".join(report.reasons), allow_retries=False)
     why_not = _not_promoted(report)
+    # Events, unlike step outputs, carry no partition unless given (an environment's run).
+    partition = context.partition_key if context.has_partition_key else None
     for skipped in report.skipped_tables:
         context.log.warning(str(skipped))
         yield dg.AssetObservation(
             asset_key=keys[skipped.table],
+            partition=partition,
             metadata={"skipped": skipped.reason, "source_rows": skipped.source_rows},
         )
     context.log.info(staged_summary(report))
@@ -213,9 +216,11 @@ def _migrate(
             context.log.error(f"{table_report.table}: load failed: {table_report.error}")
         metadata = table_metadata(table_report, table, config.target_schema)
         if why_not:
-            yield dg.AssetObservation(asset_key=key, metadata={**metadata, "not_promoted": why_not})
+            yield dg.AssetObservation(
+                asset_key=key, partition=partition, metadata={**metadata, "not_promoted": why_not}
+            )
         else:
-            yield dg.AssetMaterialization(asset_key=key, metadata=metadata)
+            yield dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata)
         yield from _selected_checks(context, table, key, table_report)
         # Dagster wrote the table's events before asking for the next one.
         progress.publish(progress.Recorded(index, len(report.tables)))
