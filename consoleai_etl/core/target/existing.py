@@ -59,7 +59,7 @@ class ExistingTable:
     # Row-level security policies apply to this session's role: its reads and writes of the
     # table would be filtered (merge mode refuses it; ``merge_plan``).
     policies_apply: bool = False
-    triggers: tuple[str, ...] = ()  # the table's enabled triggers, for a diagnosis
+    triggers: tuple[str, ...] = ()  # its and its partitions' enabled triggers, for a diagnosis
     foreign_keys: tuple[ExistingForeignKey, ...] = ()
 
     def column(self, name: str) -> ExistingColumn:
@@ -143,8 +143,9 @@ _TABLES = """
 SELECT c.oid, c.relname,
        c.relrowsecurity AND NOT r.rolsuper AND NOT r.rolbypassrls
        AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')),
-       ARRAY(SELECT t.tgname::text FROM pg_trigger t WHERE t.tgrelid = c.oid
-             AND NOT t.tgisinternal AND t.tgenabled <> 'D' ORDER BY t.tgname)
+       ARRAY(SELECT DISTINCT t.tgname::text FROM pg_trigger t
+             WHERE (t.tgrelid = c.oid OR t.tgrelid IN (SELECT relid FROM pg_partition_tree(c.oid)))
+             AND NOT t.tgisinternal AND t.tgenabled <> 'D' ORDER BY 1)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_roles r ON r.rolname = current_user
 WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
