@@ -489,8 +489,7 @@ def merge_table(
                     run_id, merge.target.schema, merge.target.name, _row_key(merge, "s")
                 )
             inserted = updated = 0
-            unproven: list[dict[str, object]] = []
-            first = proof.missing and not (proof.held or proof.differing or proof.kept)
+            first = proof.missing and not (proof.held or proof.differing)
             if first and (inserted := _insert_all(pg, merge, staging)) is not None:
                 if inserted == proof.missing and not existing.rewrites_rows(
                     pg, merge.target.schema, merge.target.name
@@ -498,16 +497,14 @@ def merge_table(
                     proof = Comparison(0, 0, 0, proof.extra, held=inserted)
                 else:
                     proof = prove_merged(pg, merge, staging)
-                if proof.not_held:
-                    unproven = differences(pg, merge, staging, kept)
             elif proof.not_held > contested.kept(on_conflict):  # else nothing to write
                 inserted = proof.missing
                 updated = _upsert(pg, merge, staging, kept) - inserted
                 proof = prove_merged(pg, merge, staging, kept)
-                if proof.not_held:
-                    unproven = differences(pg, merge, staging, kept)
             elif kept is not None:  # every differing row is kept: the comparison is the proof
                 proof = Comparison(0, 0, proof.differing, proof.extra)
+            # Rows not held after a write (before one, there was nothing to write).
+            unproven = differences(pg, merge, staging, kept) if proof.not_held else []
             if record:
                 bookkeeping.record_merged(
                     pg,
