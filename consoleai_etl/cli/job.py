@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.text import Text
 
 from consoleai_etl.cli.interrupts import forwarded
+from consoleai_etl.cli.memory_instance import in_memory_instance
 from consoleai_etl.cli.progress import LiveProgress
 from consoleai_etl.cli.summary import print_summary
 from consoleai_etl.core.encode import compiled
@@ -67,7 +68,7 @@ class JobRequest:
 
 @contextmanager
 def dagster_instance() -> Iterator[dg.DagsterInstance]:
-    """``$DAGSTER_HOME``'s instance, else an ephemeral one in memory, gone when the command
+    """``$DAGSTER_HOME``'s instance, else one in memory (``memory_instance``), gone when the command
     exits. The run is still recorded there, its event log readable by the report step and
     ``why_failed``; what it saves is Dagster's per-event cost on disk. A temporary on-disk
     instance (what ``dagster job execute`` uses) opens, commits and closes a SQLite file or
@@ -77,8 +78,7 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
         if os.environ.get("DAGSTER_HOME"):
             instance = dg.DagsterInstance.get()
         else:
-            # No telemetry id, no first-run banner on stderr.
-            instance = dg.DagsterInstance.ephemeral(settings={"telemetry": {"enabled": False}})
+            instance = in_memory_instance()
     except dg.DagsterError as exc:  # e.g. DAGSTER_HOME is not a directory
         raise UsageError(" ".join(str(exc).split())) from None
     with instance:

@@ -70,15 +70,12 @@ def dagster_metadata(values: dict[str, object]) -> dict[str, object]:
     }
 
 
-def check_events(
-    table: Table,
-    key: dg.AssetKey,
-    report: TableReport,
-    event_type: type[dg.AssetCheckResult] | type[dg.AssetCheckEvaluation] = dg.AssetCheckResult,
-) -> list:
-    """Check results for an asset step, or ``AssetCheckEvaluation`` events for a plain op."""
+def check_events(table: Table, key: dg.AssetKey, report: TableReport) -> list:
+    """The table's check evaluations, one per planned check, of the check's severity (the
+    asset step logs them as events, not as ``AssetCheckResult``s: see
+    ``table_assets._EvaluationsNotOutputs``)."""
     return [
-        event_type(
+        dg.AssetCheckEvaluation(
             asset_key=key,
             check_name=check.name,
             passed=check.passed,

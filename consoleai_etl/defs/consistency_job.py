@@ -8,7 +8,7 @@ the run skips hands None, and the report lists it with its row count.
 
 import dagster as dg
 
-from consoleai_etl.core.run.pipeline import finalize, verify_table
+from consoleai_etl.core.run.pipeline import finalize, prepare_staging, verify_table
 from consoleai_etl.core.run.report import CONSISTENCY_JOB, TableReport
 from consoleai_etl.core.source.catalog import Catalog, Table
 from consoleai_etl.defs.checks import asset_keys, check_events
@@ -20,8 +20,9 @@ from consoleai_etl.defs.table_assets import checked_config, guarded_step
 
 @dg.op(out=dg.Out(dg.Nothing))
 def consistency_preflight(context: dg.OpExecutionContext, settings: MigrationSettings) -> None:
-    """Source and target checks before any table is read (no lock: nothing is loaded)."""
-    checked_config(context, settings, verifying=True)
+    """Source and target checks before any table is read (no lock: nothing is loaded); the
+    staged tables of dead runs are dropped, as a migration's start does (merge mode stages)."""
+    prepare_staging(checked_config(context, settings, verifying=True), context.run_id)
 
 
 def make_verify_op(table: Table, key: dg.AssetKey) -> dg.OpDefinition:
@@ -37,7 +38,7 @@ def make_verify_op(table: Table, key: dg.AssetKey) -> dg.OpDefinition:
             return
         settings.hold_staging(config, context.run_id)  # merge mode stages the source
         report = guarded_step(context, table, lambda: verify_table(config, table, context.run_id))
-        yield from check_events(table, key, report, dg.AssetCheckEvaluation)
+        yield from check_events(table, key, report)
         yield dg.Output(report)
 
     return _verify

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, closing, nullcontext
 from copy import deepcopy
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -47,6 +47,7 @@ from consoleai_etl.core.run.report import (
     decide,
     divergences,
 )
+from consoleai_etl.core.run.sessions import Pair, Sessions, connections
 from consoleai_etl.core.source.catalog import ForeignKey, Table, introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.snapshot import Snapshot, SourceChanged
@@ -120,13 +121,21 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-@contextmanager
 def _connections(
-    config: MigrationConfig,
-) -> Iterator[tuple[sqlite3.Connection, psycopg.Connection]]:
-    with closing(open_source(config.sqlite_path)) as src, connect(config.pg_dsn) as pg:
+    config: MigrationConfig, sessions: Sessions | None = None
+) -> AbstractContextManager[Pair]:
+    """The staging thread's kept connections (``sessions``), else new ones for this use."""
+    return sessions.use() if sessions else connections(config.sqlite_path, config.pg_dsn)
+
+
+def prepare_staging(config: MigrationConfig, run_id: str) -> None:
+    """Once per run, before its first table is staged: the bookkeeping schema exists and
+    the staged tables of dead runs are gone (``Staging.drop_stale``; once, not per table:
+    it lists every staged table, so per table it grew with the number of tables)."""
+    with connect(config.pg_dsn) as pg:
         bookkeeping.ensure_bookkeeping(pg)
-        yield src, pg
+        with pg.transaction():
+            Staging(run_id).drop_stale(pg)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -182,12 +191,15 @@ def stage_table(
     progress: Callable[[int, int], None] | None = None,
     before_foreign_keys: Callable[[], object] | None = None,
     streaming: AbstractContextManager | None = None,
+    sessions: Sessions | None = None,
 ) -> TableReport:
     """Load ``table`` into the run's staging and check it there. In merge mode its
-    columns are staged as the target's types (``_merge_options``)."""
-    report, plan = _load(config, table, run_id, deferred, progress, before_foreign_keys, streaming)
+    columns are staged as the target's types (``_merge_options``). ``sessions``: the
+    staging thread's connections (else the table opens its own)."""
+    loading = Loading(deferred, progress, before_foreign_keys, streaming, sessions)
+    report, plan = _load(config, table, run_id, loading)
     if plan is not None:
-        _check(config, report, plan, run_id)
+        _check(config, report, plan, run_id, sessions)
     return report
 
 
@@ -199,6 +211,7 @@ def stage_cycle(
     progress: Callable[[str], Callable[[int, int], None]] | None = None,
     before_foreign_keys: Callable[[], object] | None = None,
     streaming: AbstractContextManager | None = None,
+    sessions: Sessions | None = None,
 ) -> list[TableReport]:
     """Merge mode: stage the tables of one foreign-key cycle (or one table referencing
     itself) as one unit, in load order. Each is loaded without the keys between them; once
@@ -211,7 +224,8 @@ def stage_cycle(
     for table in tables:
         within = tuple(fk for fk in table.foreign_keys if fk.ref_table in names)
         each = progress and progress(table.name)
-        loaded.append(_load(config, table, run_id, within, each, before_foreign_keys, streaming))
+        loading = Loading(within, each, before_foreign_keys, streaming, sessions)
+        loaded.append(_load(config, table, run_id, loading))
     reports = [report for report, _ in loaded]
     plans = {report.table: plan for report, plan in loaded if plan is not None}
     if len(plans) == len(tables):
@@ -228,7 +242,7 @@ def stage_cycle(
         plans = {}
     for report in reports:
         if report.table in plans:
-            _check(config, report, plans[report.table], run_id)
+            _check(config, report, plans[report.table], run_id, sessions)
     return reports
 
 
@@ -301,30 +315,36 @@ def _retried(
             interrupt.pause(pause)
 
 
+@dataclass(frozen=True)
+class Loading:
+    """How a stager loads one table: without the foreign keys in ``deferred``; ``progress``
+    of its rows; ``before_foreign_keys`` waits for its parents' keys; ``streaming`` is the
+    turn to stream its rows (``stager.Turn``); ``sessions`` the thread's connections."""
+
+    deferred: tuple[ForeignKey, ...] = ()
+    progress: Callable[[int, int], None] | None = None
+    before_foreign_keys: Callable[[], object] | None = None
+    streaming: AbstractContextManager | None = None
+    sessions: Sessions | None = None
+
+
 def _load(
-    config: MigrationConfig,
-    table: Table,
-    run_id: str,
-    deferred: tuple[ForeignKey, ...],
-    progress: Callable[[int, int], None] | None,
-    before_foreign_keys: Callable[[], object] | None,
-    streaming: AbstractContextManager | None,
+    config: MigrationConfig, table: Table, run_id: str, loading: Loading
 ) -> tuple[TableReport, TablePlan | None]:
     """Load ``table`` into staging (its report: counts, columns, warnings, the streamed
-    checksum), without the keys in ``deferred``; the plan it was loaded with, None when it
-    failed."""
+    checksum); the plan it was loaded with, None when it failed."""
     options = replace(
         _load_options(config, table),
-        deferred=deferred,
-        before_foreign_keys=before_foreign_keys,
-        streaming=streaming or nullcontext(),
+        deferred=loading.deferred,
+        before_foreign_keys=loading.before_foreign_keys,
+        streaming=loading.streaming or nullcontext(),
     )
     report = TableReport(table=table.name, target_table=pg_identifier(table.name))
     plans: list[TablePlan] = []
     retries: list[str] = []
     report.error = _retried(
         config, table.name,
-        lambda: plans.append(_load_once(config, table, run_id, options, progress, report)),
+        lambda: plans.append(_load_once(config, table, run_id, options, loading, report)),
         retries,
     )  # fmt: skip
     report.warnings = [f"loaded again: {r}" for r in retries] + report.warnings
@@ -336,23 +356,20 @@ def _load_once(
     table: Table,
     run_id: str,
     options: LoadOptions,
-    progress: Callable[[int, int], None] | None,
+    loading: Loading,
     report: TableReport,
 ) -> TablePlan:
-    staging = Staging(run_id)
-    with _connections(config) as (src, pg):
+    with _connections(config, loading.sessions) as (src, pg):
         _source_table(src, table)
-        with pg.transaction():
-            staging.drop_stale(pg)
         plan, result = load_table(
             src,
             pg,
             table,
-            schema=staging,
+            schema=Staging(run_id),
             target_schema=config.target_schema,
             run_id=run_id,
             options=options,
-            progress=progress,
+            progress=loading.progress,
         )
     report.source_rows = result.source_rows
     report.loaded_rows = result.loaded_rows
@@ -382,14 +399,20 @@ def _load_once(
     return plan
 
 
-def _check(config: MigrationConfig, report: TableReport, plan: TablePlan, run_id: str) -> None:
+def _check(
+    config: MigrationConfig,
+    report: TableReport,
+    plan: TablePlan,
+    run_id: str,
+    sessions: Sessions | None = None,
+) -> None:
     """The staged table's quarantine summary and checks, against the streamed counts and
     checksum its report holds."""
     staging = Staging(run_id)
     table = plan.table
 
     def attempt() -> None:
-        with _connections(config) as (src, pg):
+        with _connections(config, sessions) as (src, pg):
             report.quarantine_sample = bookkeeping.quarantine_sample(pg, run_id, table.name)
             report.quarantine_reasons = bookkeeping.quarantine_reasons(pg, run_id, table.name)
             context = CheckContext(

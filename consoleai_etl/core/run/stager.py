@@ -28,7 +28,12 @@ from typing import TypeVar
 
 from consoleai_etl.core.plan.profile import size_estimate
 from consoleai_etl.core.run import interrupt
-from consoleai_etl.core.run.pipeline import MigrationConfig, stage_cycle, stage_table
+from consoleai_etl.core.run.pipeline import (
+    MigrationConfig,
+    prepare_staging,
+    stage_cycle,
+    stage_table,
+)
 from consoleai_etl.core.run.progress import (
     Progress,
     TableFinished,
@@ -38,11 +43,9 @@ from consoleai_etl.core.run.progress import (
     waited,
 )
 from consoleai_etl.core.run.report import TableReport
+from consoleai_etl.core.run.sessions import Sessions
 from consoleai_etl.core.source.catalog import ForeignKey, Table
 from consoleai_etl.core.source.connection import open_source
-from consoleai_etl.core.target import bookkeeping
-from consoleai_etl.core.target.postgres import connect
-from consoleai_etl.core.target.staging import Staging
 
 WORKERS = 2
 
@@ -201,10 +204,8 @@ class Stager:
         self.streaming: Callable[[int], AbstractContextManager] = (
             (lambda rank: streaming) if streaming else self.turn.hold
         )
-        with connect(config.pg_dsn) as pg:  # once, before two threads would race for them
-            bookkeeping.ensure_bookkeeping(pg)
-            with pg.transaction():
-                Staging(run_id).drop_stale(pg)
+        prepare_staging(config, run_id)  # once, before two threads would race for it
+        self.sessions = Sessions(config.sqlite_path, config.pg_dsn)
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()  # progress, of any table
         self.futures: dict[str, Future[list[TableReport]]] = {}  # by unit
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="stage")
@@ -226,6 +227,7 @@ class Stager:
                     progress=lambda name: Progress(name, self.progress_every, self.lines.put),
                     before_foreign_keys=lambda: wait(parents),
                     streaming=self.streaming(rank),
+                    sessions=self.sessions,
                 )
             else:
                 [staged] = unit.tables
@@ -238,6 +240,7 @@ class Stager:
                         progress=Progress(staged.name, self.progress_every, self.lines.put),
                         before_foreign_keys=lambda: wait(parents),
                         streaming=self.streaming(rank),
+                        sessions=self.sessions,
                     )
                 ]
             interrupt.check()  # a table finished after a stop request is not reported done
@@ -273,5 +276,6 @@ class Stager:
     def close(self) -> None:
         """End of the run: tables not started yet are dropped (a run stopped half-way does
         not go on staging them), the ones being staged are waited for, so no thread
-        outlives the run."""
+        outlives the run; then the threads' connections are closed."""
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.sessions.close()

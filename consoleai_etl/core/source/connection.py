@@ -96,14 +96,20 @@ def _unreadable(file: Path, exc: sqlite3.OperationalError) -> SourceError:
     return SourceError(f"source {file} cannot be read ({exc})")
 
 
-def open_source(path: str | Path) -> sqlite3.Connection:
+def open_source(path: str | Path, *, any_thread: bool = False) -> sqlite3.Connection:
     """Open ``path`` read-only (``mode=ro`` URI plus ``query_only``) or raise ``SourceError``;
-    the schema's unknown collations get a stand-in (``register_stand_ins``)."""
+    the schema's unknown collations get a stand-in (``register_stand_ins``). ``any_thread``:
+    another thread may close it (``sessions``: one thread uses it at a time)."""
     file = Path(path)
     if not file.is_file():
         raise _missing_source(file)
     try:
-        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=LOCK_WAIT)
+        conn = sqlite3.connect(
+            f"{file.resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=LOCK_WAIT,
+            check_same_thread=not any_thread,
+        )
         conn.execute("PRAGMA query_only = 1")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         register_stand_ins(conn)
