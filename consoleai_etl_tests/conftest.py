@@ -76,6 +76,6 @@ def stream(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     from consoleai_etl.core.encode import rowcopy, rowhash, tuples
 
     if request.param == "python":
-        monkeypatch.setattr(rowcopy, "source_uri", lambda src: None)
+        monkeypatch.setattr(rowcopy, "compiled_source", lambda src: None)
         monkeypatch.setattr(tuples, "row_hashes", rowhash.row_hashes)
     return request.param

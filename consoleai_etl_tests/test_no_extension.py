@@ -197,7 +197,8 @@ def test_the_environment_switch_takes_the_python_way_for_stream_and_hash(
         "import json, sqlite3, sys\n"
         "from consoleai_etl.core.encode import compiled, rowcopy, rowhash, tuples\n"
         "src = sqlite3.connect(sys.argv[1])\n"
-        "print(json.dumps([rowcopy.source_uri(src), tuples.row_hashes is rowhash.row_hashes,"
+        "print(json.dumps([rowcopy.compiled_source(src) is not None,"
+        " tuples.row_hashes is rowhash.row_hashes,"
         " compiled.notice()]))\n"
     )
     seen = {}
@@ -209,7 +210,7 @@ def test_the_environment_switch_takes_the_python_way_for_stream_and_hash(
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
         seen[switch] = json.loads(done.stdout)
-    uri, python_hash, notice = seen["1"]
-    assert uri is None and python_hash
+    reader, python_hash, notice = seen["1"]
+    assert reader is False and python_hash
     assert notice.startswith("CONSOLEAI_PYTHON_STREAM is set: rows stream and are hashed in")
-    assert seen["0"] == [f"{sample_db.as_uri()}?mode=ro", False, None]
+    assert seen["0"] == [True, False, None]

@@ -102,7 +102,8 @@ def _both_streams(
         kinds = [c.pg_type.kind for c in plan.columns]
         active = active_codecs(plan, optimistic=True)
         compiled = TupleEncoder(pg, kinds)
-        sent = list(rowcopy.tuples(rowcopy.source_uri(src), plan, active, compiled, BATCH_ROWS))
+        source = rowcopy.compiled_source(src)
+        sent = list(rowcopy.tuples(source, plan, active, compiled, BATCH_ROWS))
         data = b"".join(sent)
         if pieces is not None:
             pieces += sent
@@ -194,7 +195,7 @@ def test_a_value_the_plan_did_not_expect_is_refused_by_name(tmp_path: Path, pg_d
             conn.execute("INSERT INTO t VALUES (2, 'ten')")
         encoder = TupleEncoder(pg, [c.pg_type.kind for c in plan.columns])
         with pytest.raises(rowcopy.UnexpectedValue, match="column n holds a text value"):
-            list(rowcopy.tuples(rowcopy.source_uri(src), plan, [], encoder, BATCH_ROWS))
+            list(rowcopy.tuples(rowcopy.compiled_source(src), plan, [], encoder, BATCH_ROWS))
 
 
 def test_row_hashes_are_the_ones_postgresql_computes(pg_dsn: str) -> None:

@@ -1,7 +1,7 @@
 """The compiled load stream: SQLite rows into hashed binary COPY tuples (``_rowcopy.c``).
 
 Where the extension is not built (or ``CONSOLEAI_PYTHON_STREAM`` is set, see ``compiled``),
-``source_uri`` gives None and the loader takes the Python stream.
+``compiled_source`` gives None and the loader takes the Python stream.
 
 The loader's first pass. Columns that need no conversion go from SQLite into COPY without
 becoming Python objects, and so do ISO dates and timestamps, 0/1 booleans and repeated
@@ -20,6 +20,7 @@ the Python way, which quarantines exactly the refused rows.
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
@@ -52,24 +53,45 @@ def _mode(column: ColumnPlan) -> int:
     return CONVERTED
 
 
-def source_uri(src: sqlite3.Connection) -> str | None:
-    """A read-only URI for ``src``'s database file for the compiled reader; None for an
+# The compiled reader's handle on each source connection's file (``compiled_source``).
+_sources: weakref.WeakKeyDictionary[sqlite3.Connection, object] = weakref.WeakKeyDictionary()
+
+
+def compiled_source(src: sqlite3.Connection) -> object | None:
+    """The compiled reader's own read-only handle on ``src``'s database file
+    (``_rowcopy.Source``), kept as long as ``src`` is: the readers of every table read
+    through it, so the file's schema is parsed once per connection, not once per table (a
+    staging thread keeps its connection for the run, ``core.run.sessions``). None for an
     in-memory database or without the extension (the caller then streams in Python)."""
     if _rowcopy is None:
         return None
+    try:
+        return _sources[src]
+    except KeyError:
+        pass
+    except TypeError:  # a plain sqlite3 connection (not ``open_source``'s): not kept
+        return _open(src)
+    source = _sources[src] = _open(src)
+    return source
+
+
+def _open(src: sqlite3.Connection) -> object | None:
     file = next(row[2] for row in src.execute("PRAGMA database_list") if row[1] == "main")
-    return f"{Path(file).as_uri()}?mode=ro" if file else None
+    if not file:
+        return None
+    return _rowcopy.Source(f"{Path(file).as_uri()}?mode=ro", int(LOCK_WAIT * 1000))
 
 
 def tuples(
-    uri: str,
+    source: object,
     plan: TablePlan,
     active: Sequence[tuple[int, ColumnCodec]],
     encoder: TupleEncoder,
     batch_rows: int,
     census: dict[str, dict[str, int]] | None = None,
 ) -> Iterator[bytes]:
-    """COPY data for ``plan``'s table, one batch at a time, through the compiled reader.
+    """COPY data for ``plan``'s table, one batch at a time, through the compiled reader of
+    ``source`` (``compiled_source``).
 
     ``active`` are the (position, codec) of the columns that need converting; ``encoder``
     counts the rows and their hashes (and dumps values of types the extension leaves to
@@ -81,7 +103,7 @@ def tuples(
     modes = tuple(PLAIN if i not in codecs else _mode(c) for i, c in enumerate(plan.columns))
     converted = [(i, codec) for i, codec in active if modes[i] == CONVERTED]
     reader = _rowcopy.Reader(
-        uri,
+        source,
         query,
         names,
         tuple(c.pg_type.kind for c in plan.columns),

@@ -95,10 +95,10 @@ def _copy_rows(
     progress: Callable[[int], None] | None,
     *,
     optimistic: bool,
-    compiled: str | None = None,
+    compiled: object | None = None,
 ) -> _Stream:
     """Create the table and COPY the rows into it, in a savepoint (a refused pass leaves
-    nothing behind): through the compiled reader of the SQLite file at URI ``compiled``
+    nothing behind): through the compiled reader of the SQLite file ``compiled``
     (``rowcopy``: a refused value raises; the stream's ``census`` is the table's profile),
     or else the Python way (refused rows are set aside for the quarantine)."""
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
@@ -135,11 +135,11 @@ def _stream_table(
     progress: Callable[[int], None] | None,
     rules: tuple[CastingRule, ...],
     *,
-    compiled: str | None,
+    compiled: object | None,
 ) -> tuple[TablePlan, _Stream]:
     """Create and fill the table; returns the plan it was loaded with, and the stream.
 
-    With ``compiled`` (the source's URI), ``plan`` is guessed from a sample and the
+    With ``compiled`` (``rowcopy.compiled_source``), ``plan`` is guessed from a sample and the
     compiled reader streams the table: that pass counts the real storage classes on the
     way and keeps its rows if they call for the same plan (``planner.measured``).
     Otherwise, or when a value is refused, the table is profiled and planned again (which
@@ -226,9 +226,9 @@ def load_table(
     began = time.time()
     started = time.perf_counter()
     waits: list[float] = []  # seconds spent waiting for the streaming turn or the parents
-    uri = rowcopy.source_uri(src)
-    plan, guessed = planner.first_plan(src, table, options.rules, guess=uri is not None)
-    compiled = uri if guessed else None  # a profiled plan goes straight to the Python stream
+    source = rowcopy.compiled_source(src)
+    plan, guessed = planner.first_plan(src, table, options.rules, guess=source is not None)
+    compiled = source if guessed else None  # a profiled plan goes straight to the Python stream
     counted = plan.source_rows  # the progress lines' total
     with pg.transaction():
         pg.execute(

@@ -96,6 +96,12 @@ def _unreadable(file: Path, exc: sqlite3.OperationalError) -> SourceError:
     return SourceError(f"source {file} cannot be read ({exc})")
 
 
+class SourceConnection(sqlite3.Connection):
+    """The connection ``open_source`` gives: a subclass only so that it can be weakly
+    referenced, so that what the compiled reader keeps per connection
+    (``rowcopy.compiled_source``) goes with it."""
+
+
 def open_source(path: str | Path, *, any_thread: bool = False) -> sqlite3.Connection:
     """Open ``path`` read-only (``mode=ro`` URI plus ``query_only``) or raise ``SourceError``;
     the schema's unknown collations get a stand-in (``register_stand_ins``). ``any_thread``:
@@ -109,6 +115,7 @@ def open_source(path: str | Path, *, any_thread: bool = False) -> sqlite3.Connec
             uri=True,
             timeout=LOCK_WAIT,
             check_same_thread=not any_thread,
+            factory=SourceConnection,
         )
         conn.execute("PRAGMA query_only = 1")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
