@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence, S
 from typing import Any
 
 import dagster as dg
+from dagster._utils.warnings import disable_dagster_warnings
 
 from consoleai_etl.core.errors import MigrationError, OptionError, OptionProblem, in_words
 from consoleai_etl.core.plan.names import pg_identifier
@@ -163,7 +164,8 @@ def make_table_assets(
         else:
             yield from _verify(context, settings, plan.tables, keys)
 
-    return TableAssets(**legacy_tables.get_attributes_dict())
+    with disable_dagster_warnings():  # as Dagster rebuilds its own (``with_resources``)
+        return TableAssets(**legacy_tables.get_attributes_dict())
 
 
 class TableAssets(dg.AssetsDefinition):
