@@ -21,7 +21,7 @@ from consoleai_etl.core.source.catalog import sqlite_quote
 from consoleai_etl.core.target.bookkeeping import ensure_bookkeeping
 from consoleai_etl.core.target.staging import Staging
 from consoleai_etl.demo.sample import generate
-from consoleai_etl_tests.helpers import dagster_env, fetch, staged_tables
+from consoleai_etl_tests.helpers import dagster_env, fetch, run_job, staged_tables
 
 DAGSTER = Path(sys.executable).with_name("dagster")
 
@@ -117,3 +117,22 @@ def test_only_the_staged_tables_of_dead_runs_are_dropped(pg_dsn: str) -> None:
     assert dropped == [dead.relname("t"), old]
     assert staged_tables(pg_dsn) == sorted([own.relname("t"), live.relname("t")])
     assert fetch(pg_dsn, "SELECT 1 FROM pg_namespace WHERE nspname = %s", (old,)) == []
+
+
+def test_a_replace_mode_verification_leaves_other_runs_staging_alone(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """``consistency_check_job`` in replace mode stages nothing, so it drops nothing: the
+    staged table a dead run left stays for the next migration to drop."""
+    db = tmp_path / "small.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, label TEXT)")
+        conn.execute("INSERT INTO t VALUES (1, 'one')")
+    migrated, _ = run_job(db, pg_dsn, tmp_path / "reports")
+    assert migrated.success
+    dead = Staging(str(uuid.uuid4()))
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE TABLE {} (id int)").format(dead.qualified("t")))
+    verified, report = run_job(db, pg_dsn, tmp_path / "reports", job="consistency_check_job")
+    assert verified.success and report["status"] == "success"
+    assert staged_tables(pg_dsn) == [dead.relname("t")]

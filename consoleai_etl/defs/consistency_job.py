@@ -20,9 +20,13 @@ from consoleai_etl.defs.table_assets import checked_config, guarded_step
 
 @dg.op(out=dg.Out(dg.Nothing))
 def consistency_preflight(context: dg.OpExecutionContext, settings: MigrationSettings) -> None:
-    """Source and target checks before any table is read (no lock: nothing is loaded); the
-    staged tables of dead runs are dropped, as a migration's start does (merge mode stages)."""
-    prepare_staging(checked_config(context, settings, verifying=True), context.run_id)
+    """Source and target checks before any table is read (no lock: nothing is loaded). In
+    merge mode, which stages the source to verify it, the staged tables of dead runs are
+    dropped first, as a migration's start does; replace mode stages nothing, so drops nothing
+    (a verifying role need not own other runs' staged tables)."""
+    config = checked_config(context, settings, verifying=True)
+    if config.mode == "merge":
+        prepare_staging(config, context.run_id)
 
 
 def make_verify_op(table: Table, key: dg.AssetKey) -> dg.OpDefinition:
