@@ -317,10 +317,10 @@ def _verify(
     keys: Mapping[str, dg.AssetKey],
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """Checks run on their own: re-verify their tables in the target schema, load nothing."""
-    checked = {check.asset_key for check in context.selected_asset_check_keys}
+    wanted = context.selected_asset_check_keys
+    checked = {check.asset_key for check in wanted}
     names = [t.table.name for t in tables if keys[t.table.name] in checked]
     config = checked_config(context, settings, tables=names)
-    wanted = context.selected_asset_check_keys
     for staged in tables:
         key = keys[staged.table.name]
         if key in checked and not config.skipping(staged.table.name):
