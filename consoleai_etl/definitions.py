@@ -21,6 +21,7 @@ import dagster as dg
 
 from consoleai_etl.core.errors import SourceError
 from consoleai_etl.core.run.migration import MigrationPlan
+from consoleai_etl.core.run.report import MIGRATION_JOB
 from consoleai_etl.core.source.catalog import Catalog, introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.environments import environment_file, environment_files
@@ -35,7 +36,7 @@ from consoleai_etl.defs.environments import (
 )
 from consoleai_etl.defs.report_asset import make_report_asset
 from consoleai_etl.defs.settings import DEFAULT_SQLITE_PATH, MigrationSettings, SourceGraph
-from consoleai_etl.defs.table_assets import MIGRATION_JOB, make_table_assets
+from consoleai_etl.defs.table_assets import make_table_assets
 from consoleai_etl.demo.domain import SCHEMA
 
 

@@ -231,6 +231,20 @@ def test_version_is_the_projects(tmp_path: Path) -> None:
     assert done.stdout == f"consoleai-etl {project['project']['version']}\n"
 
 
+@pytest.mark.parametrize("args", [["--version"], ["verify", "--help"], ["export", "a", "b"]])
+def test_help_version_and_a_refused_command_line_answer_before_dagster_is_imported(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """Importing Dagster takes seconds: what needs no run must not wait for it."""
+    env = {**plain_env(), "PYTHONPROFILEIMPORTTIME": "1"}  # Python lists each import
+
+    done = consoleai_etl(tmp_path, *args, env=env)
+
+    imported = [line.rpartition("|")[2].strip() for line in done.stderr.splitlines()]
+    assert "consoleai_etl.cli.arguments" in imported
+    assert [name for name in imported if name.partition(".")[0] == "dagster"] == []
+
+
 @pytest.mark.parametrize("kind", ["not SQLite", "corrupt"])
 def test_a_run_stopped_by_its_preflight_exits_one_with_its_reason(
     pg_dsn: str, tmp_path: Path, kind: str

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from consoleai_etl.defs.table_assets import MIGRATION_JOB
+from consoleai_etl.core.run.report import MIGRATION_JOB
 from consoleai_etl_tests.helpers import dagster_env, fetch, run_job, staged_tables, table_digest
 from consoleai_etl_tests.test_cli import DAGSTER
 from consoleai_etl_tests.test_console_script import SCRIPT, plain_env

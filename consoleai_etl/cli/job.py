@@ -30,6 +30,7 @@ from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 from rich.console import Console
 from rich.text import Text
 
+from consoleai_etl.cli.arguments import UsageError
 from consoleai_etl.cli.interrupts import forwarded
 from consoleai_etl.cli.memory_instance import in_memory_instance
 from consoleai_etl.cli.progress import LiveProgress
@@ -37,20 +38,14 @@ from consoleai_etl.cli.summary import print_summary
 from consoleai_etl.core.encode import compiled
 from consoleai_etl.core.errors import OptionProblem, Spelling, in_words
 from consoleai_etl.core.run.interrupt import left_behind
-from consoleai_etl.defs.consistency_job import CONSISTENCY_JOB
 from consoleai_etl.defs.console_log import console_config
-from consoleai_etl.defs.table_assets import MESSAGE_TEMPLATE, MIGRATION_JOB, failed_options
+from consoleai_etl.defs.table_assets import MESSAGE_TEMPLATE, failed_options
 
-JOBS = {"migrate": MIGRATION_JOB, "verify": CONSISTENCY_JOB}
 # The code location workspace.yaml loads (its module's name) and its one repository: a run
 # carrying this label is listed under its job in the web UI (the job's Runs tab filters on
 # it), not only under Runs, although the command, not the code location, started it.
 CODE_LOCATION = "consoleai_etl"
 IN_CODE_LOCATION = {REPOSITORY_LABEL_TAG: f"{SINGLETON_REPOSITORY_NAME}@{CODE_LOCATION}"}
-
-
-class UsageError(Exception):
-    """The command line cannot start a run (exit 2); the message is one line."""
 
 
 class RunInterrupted(Exception):

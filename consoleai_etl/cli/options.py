@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consoleai_etl.cli.job import UsageError
+from consoleai_etl.cli.arguments import UsageError
 from consoleai_etl.core.errors import Key, MigrationError, OptionProblem, key_path
 from consoleai_etl.defs.settings import (
     RULES_OPTION,

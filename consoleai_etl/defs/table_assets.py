@@ -50,7 +50,6 @@ from consoleai_etl.defs.settings import MigrationSettings, in_run_config
 TABLE_GROUP = "legacy_tables"
 RUN_KEY = dg.AssetKey(RUN_NAME)
 PROGRESS_EVERY_SECONDS = 5.0
-MIGRATION_JOB = "legacy_migration_job"
 
 
 def guarded_step(

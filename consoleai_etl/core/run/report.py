@@ -21,6 +21,8 @@ ALL_CLEAR = "all checks passed, no row quarantined"
 # ``allow_divergence``); a failed WARN check is a fact to read, listed, never blocking.
 ERROR = "error"
 WARN = "warn"
+# The job that loads, checks and promotes every table (``defs.table_assets``).
+MIGRATION_JOB = "legacy_migration_job"
 # The job that verifies the target against the source (``defs.consistency_job``): it loads
 # nothing, so its reports say "verification"; any other job's say "migration".
 CONSISTENCY_JOB = "consistency_check_job"
