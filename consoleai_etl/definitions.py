@@ -7,6 +7,8 @@ The asset graph mirrors the SQLite file named by CONSOLEAI_SQLITE_PATH: the
 ``legacy_tables`` multi-asset (one asset per table, deps from foreign keys, and
 ``migration_run``), then ``migration_report``. Before that file exists (fresh clone), the
 graph shows the ConsoleAI domain tables, introspected from the sample generator's DDL.
+Every key begins with the target's database and schema (``consoleai/public/users``): a
+table is an asset per target, with a history of its own.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from consoleai_etl.core.source.catalog import Catalog, introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.environments import environment_file, environment_files
 from consoleai_etl.core.source.per_version import PerVersion
-from consoleai_etl.defs.checks import asset_keys
+from consoleai_etl.core.target.naming import TargetName
+from consoleai_etl.defs.checks import asset_keys, key_prefix, run_key
 from consoleai_etl.defs.consistency_job import make_consistency_job
 from consoleai_etl.defs.console_log import CONCISE_CONSOLE, concise_console_logger
 from consoleai_etl.defs.environments import (
@@ -56,24 +59,31 @@ def load_catalog(sqlite_path: str | Path) -> Catalog:
 
 
 def build_definitions(
-    sqlite_path: str | Path | None = None, environments_dir: str | None = None
+    sqlite_path: str | Path | None = None,
+    environments_dir: str | None = None,
+    target: TargetName | None = None,
 ) -> dg.Definitions:
-    """Definitions for the SQLite file at ``sqlite_path`` (default: CONSOLEAI_SQLITE_PATH),
+    """Definitions for the SQLite file at ``sqlite_path`` (default: CONSOLEAI_SQLITE_PATH)
+    migrating into ``target`` (default: CONSOLEAI_PG_DSN's database and
+    CONSOLEAI_TARGET_SCHEMA), whose names begin every asset key (``checks.key_prefix``);
     or, given ``environments_dir``, for its environments: the graph from the first of their
     files by name (the reference every other must agree with in tables), each environment
-    a partition (``defs.environments``)."""
+    a partition (``defs.environments``) with a target of its own."""
     if environments_dir:
         files = environment_files(environments_dir)
         path: str | Path = next(iter(files.values()), environment_file(environments_dir, "none"))
         partitions, job_name = ENVIRONMENTS, ENVIRONMENT_JOB
         sensors = [make_environment_sensor(environments_dir)]
         description = "Migrate one environment (a partition): every table, checked, promoted if "
+        target = None
     else:
         path = sqlite_path or os.environ.get("CONSOLEAI_SQLITE_PATH", DEFAULT_SQLITE_PATH)
         partitions, job_name, sensors = None, MIGRATION_JOB, []
         description = "Migrate every legacy table, check it, promote if "
+        target = target or MigrationSettings().target_name()
     catalog = load_catalog(path)
-    keys = asset_keys(catalog.tables)
+    prefix = key_prefix(target)
+    keys = asset_keys(catalog.tables, prefix)
     migration_job = dg.define_asset_job(
         job_name,
         selection=dg.AssetSelection.all(),
@@ -81,13 +91,13 @@ def build_definitions(
         config=CONCISE_CONSOLE,
         description=description + "clean, write the report.",
     )
-    graph = SourceGraph.of(path, catalog, environments_dir)
+    graph = SourceGraph.of(path, catalog, environments_dir, target)
     return dg.Definitions(
         assets=[
-            make_table_assets(MigrationPlan.of(catalog), keys, partitions),
-            make_report_asset(partitions),
+            make_table_assets(MigrationPlan.of(catalog), keys, run_key(prefix), partitions),
+            make_report_asset(prefix, partitions),
         ],
-        jobs=[migration_job, make_consistency_job(catalog, partitions)],
+        jobs=[migration_job, make_consistency_job(catalog, keys, partitions)],
         sensors=sensors,
         resources={"settings": MigrationSettings(asset_graph=graph)},
         loggers={"console": concise_console_logger},
@@ -96,17 +106,22 @@ def build_definitions(
     )
 
 
-def build_job(sqlite_path: str, job_name: str) -> dg.JobDefinition:
-    """Job ``job_name`` of the definitions built from ``sqlite_path``: what ``consoleai-etl``
-    runs, through ``dg.build_reconstructable_job`` (this module, this function, these
-    arguments), so the graph comes from the file the command names whatever
-    CONSOLEAI_SQLITE_PATH says, and the run's recorded origin names that file."""
-    return _definitions.get(sqlite_path).resolve_job_def(job_name)
+def build_job(sqlite_path: str, job_name: str, database: str, schema: str) -> dg.JobDefinition:
+    """Job ``job_name`` of the definitions built from ``sqlite_path`` into the target named
+    ``database`` and ``schema``: what ``consoleai-etl`` runs, through
+    ``dg.build_reconstructable_job`` (this module, this function, these arguments), so the
+    graph comes from the file the command names and is keyed by the target it names
+    whatever the CONSOLEAI_* variables say, and the run's recorded origin names both."""
+    target = TargetName(database, schema)
+    if target not in _definitions:
+        _definitions[target] = PerVersion(lambda file: build_definitions(str(file), target=target))
+    return _definitions[target].get(sqlite_path).resolve_job_def(job_name)
 
 
 # Dagster loads a reconstructable job four times in a run (to check it, plan, create the run,
-# execute): the file's schema is read and the definitions built once per version of the file.
-_definitions = PerVersion(lambda file: build_definitions(str(file)))
+# execute): the file's schema is read and the definitions built once per version of the file
+# (and target).
+_definitions: dict[TargetName, PerVersion[dg.Definitions]] = {}
 
 
 @dg.definitions

@@ -58,9 +58,12 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True, animations="disabled")
 
 
-def open_asset(page: Page, base: str, key: str) -> None:
-    """From the asset catalog, the way an operator finds an asset: by its name (the link's
-    text is the name twice, once hidden for measuring, so match the name's title)."""
+def open_asset(page: Page, base: str, name: str) -> None:
+    """From the asset catalog, the way an operator finds an asset: by its name, the last
+    part of its key (``consoleai / public / users``; an environment's is the name alone).
+    The link's text is the key twice, once hidden for measuring, so match the key's title."""
     page.goto(f"{base}/assets")
-    page.get_by_role("link").filter(has=page.get_by_title(key, exact=True)).click()
-    expect(page).to_have_url(re.compile(f"/assets/{key}"))
+    # "\/", not "/": Playwright passes the pattern on as a JavaScript /regex/ literal.
+    title = page.get_by_title(re.compile(f"^(.+ \\/ )?{re.escape(name)}$"))
+    page.get_by_role("link").filter(has=title).click()
+    expect(page).to_have_url(re.compile(f"/assets/(.+/)?{re.escape(name)}$"))

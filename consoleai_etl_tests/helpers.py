@@ -15,8 +15,11 @@ from dagster import DagsterEventType, ExecuteInProcessResult
 from psycopg import sql
 
 from consoleai_etl.core.target.bookkeeping import SCHEMA
+from consoleai_etl.core.target.naming import TargetName
 from consoleai_etl.core.target.staging import PREFIX
 from consoleai_etl.definitions import build_definitions
+from consoleai_etl.defs.checks import key_prefix
+from consoleai_etl.defs.settings import target_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,25 +78,32 @@ def run_raw(
     report_dir: Path,
     job: str = "legacy_migration_job",
     graph_from: Path | None = None,
-    asset_selection: list[dg.AssetKey] | None = None,
+    asset_selection: list[str] | None = None,
     instance: dg.DagsterInstance | None = None,
+    graph_target: TargetName | None = None,
     **options: object,
 ) -> ExecuteInProcessResult:
     """Run ``job`` in process with the settings given as run config; no report is expected
     (a run stopped by its preflight writes none). The asset graph is built from
     ``graph_from`` (default: ``sqlite_path``, the file the run reads); ``asset_selection``
     runs a subset of the job's assets; ``instance``: the one to record the run in, for a
-    test that reads its event log afterwards (default: an ephemeral one)."""
-    defs = build_definitions(graph_from or sqlite_path)
+    test that reads its event log afterwards (default: an ephemeral one). The graph is the
+    one the command would build for the run's target: ``asset_selection`` names its assets
+    without the target's prefix (``users``, ``migration_run``). ``graph_target``: the graph's
+    target instead, as a code location loaded for another target would build it."""
     config = {
         "sqlite_path": str(sqlite_path),
         "pg_dsn": dsn,
         "report_dir": str(report_dir),
         **options,
     }
+    # The code location's graph for the run's target, as the command builds one.
+    target = graph_target or target_of(config)
+    defs = build_definitions(graph_from or sqlite_path, target=target)
+    prefix = key_prefix(target)
     return defs.resolve_job_def(job).execute_in_process(
         run_config={"resources": {"settings": {"config": config}}},
-        asset_selection=asset_selection,
+        asset_selection=asset_selection and [dg.AssetKey([*prefix, n]) for n in asset_selection],
         instance=instance,
         raise_on_error=False,
     )
@@ -135,8 +145,12 @@ def checks_by_table(report: dict) -> dict[str, dict[str, dict]]:
 
 
 def materialization(result: ExecuteInProcessResult, asset: str) -> dg.AssetMaterialization:
-    """The run's one materialization of the asset keyed ``asset``."""
-    [found] = [
-        m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(asset)
-    ]
+    """The run's one materialization of the asset named ``asset`` (``named``)."""
+    [found] = [m for m in result.get_asset_materialization_events() if named(m.asset_key) == asset]
     return found.materialization
+
+
+def named(key: dg.AssetKey) -> str:
+    """An asset key without the target's database and schema it begins with: the table's
+    name in Dagster (or ``migration_run``, ``migration_report``)."""
+    return key.path[-1]

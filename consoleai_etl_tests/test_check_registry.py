@@ -23,10 +23,11 @@ from consoleai_etl.core.run.report import (
     decide,
 )
 from consoleai_etl.core.source.catalog import introspect
+from consoleai_etl.core.target.naming import TargetName
 from consoleai_etl.core.verify.registry import CHECKS, applicable
 from consoleai_etl.definitions import build_definitions
-from consoleai_etl.defs.checks import asset_keys
-from consoleai_etl_tests.helpers import checks_by_table, execute, fetch, run_job
+from consoleai_etl.defs.checks import asset_keys, key_prefix
+from consoleai_etl_tests.helpers import checks_by_table, execute, fetch, named, run_job
 from consoleai_etl_tests.test_cli import dagster_cli, latest_report
 
 PARENT_CHILD = """
@@ -54,10 +55,7 @@ def source(tmp_path: Path, script: str) -> Path:
 
 def evaluations(result: ExecuteInProcessResult) -> dict[tuple[str, str], object]:
     """The run's asset check evaluations by (asset, check)."""
-    return {
-        (e.asset_key.to_user_string(), e.check_name): e
-        for e in result.get_asset_check_evaluations()
-    }
+    return {(named(e.asset_key), e.check_name): e for e in result.get_asset_check_evaluations()}
 
 
 def test_check_names_are_an_interface() -> None:
@@ -73,8 +71,9 @@ def test_the_pipeline_the_asset_specs_and_the_report_use_the_registry(
     db = source(tmp_path, PARENT_CHILD)
     with closing(sqlite3.connect(db)) as conn:
         catalog = introspect(conn)
-    defs = build_definitions(db)
-    keys = asset_keys(catalog.tables)
+    target = TargetName("legacy", "public")
+    defs = build_definitions(db, target=target)
+    keys = asset_keys(catalog.tables, key_prefix(target))
 
     result, report = run_job(db, pg_dsn, tmp_path / "reports")
     assert result.success and report["status"] == SUCCESS, report["reasons"]

@@ -12,19 +12,20 @@ import dagster as dg
 import pytest
 
 from consoleai_etl.definitions import build_definitions
-from consoleai_etl_tests.helpers import fetch, preflight_error, run_job, run_raw
+from consoleai_etl.defs.settings import target_of
+from consoleai_etl_tests.helpers import fetch, named, preflight_error, run_job, run_raw
 from consoleai_etl_tests.test_migration_job import make_parent_child
 
 TABLES = {"parent", "child"}
 
 
 def materialized(result: dg.ExecuteInProcessResult | dg.ExecuteJobResult) -> set[str]:
-    return {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    return {named(m.asset_key) for m in result.get_asset_materialization_events()}
 
 
 def observations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     return {
-        e.asset_observation_data.asset_observation.asset_key.to_user_string(): (
+        named(e.asset_observation_data.asset_observation.asset_key): (
             e.asset_observation_data.asset_observation.metadata
         )
         for e in result.all_events
@@ -53,7 +54,7 @@ def test_a_dry_run_materializes_no_table_and_says_why(tmp_path: Path, pg_dsn: st
     assert set(observed) == TABLES
     assert observed["child"]["not_promoted"].value.startswith("dry run: the tables were loaded")
     assert observed["child"]["dagster/row_count"].value == 1
-    assert {c.asset_key.to_user_string() for c in result.get_asset_check_evaluations()} == TABLES
+    assert {named(c.asset_key) for c in result.get_asset_check_evaluations()} == TABLES
 
 
 def test_a_failed_verdict_materializes_no_table(tmp_path: Path, pg_dsn: str) -> None:
@@ -72,14 +73,15 @@ def test_a_check_run_alone_reverifies_the_target_and_loads_nothing(
     db = tmp_path / "checked.sqlite"
     make_parent_child(db, [("a", 1), ("b", 2)])
     run_job(db, pg_dsn, tmp_path / "reports")
-    defs = build_definitions(db)
     config = {"sqlite_path": str(db), "pg_dsn": pg_dsn, "report_dir": str(tmp_path / "r")}
+    defs = build_definitions(db, target=target_of(config))
+    [child] = [k for k in defs.resolve_asset_graph().get_all_asset_keys() if named(k) == "child"]
 
     def check_alone() -> dg.ExecuteInProcessResult:
         """As the Checks tab's "Execute" runs it: the check selected, no asset."""
         return dg.materialize(
             list(defs.assets or ()),
-            selection=dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("child"), "row_count")),
+            selection=dg.AssetSelection.checks(dg.AssetCheckKey(child, "row_count")),
             resources=defs.resources,
             run_config={"resources": {"settings": {"config": config}}},
             raise_on_error=False,
@@ -100,7 +102,7 @@ def test_a_check_run_alone_reverifies_the_target_and_loads_nothing(
 def test_the_report_alone_has_nothing_to_report_and_says_so(tmp_path: Path, pg_dsn: str) -> None:
     db = tmp_path / "alone.sqlite"
     make_parent_child(db, [("a", 1)])
-    result = run_raw(db, pg_dsn, tmp_path / "r", asset_selection=[dg.AssetKey("migration_report")])
+    result = run_raw(db, pg_dsn, tmp_path / "r", asset_selection=["migration_report"])
     assert not result.success
     assert "staged no table, so there is nothing to report" in preflight_error(
         result, step="migration_report"
@@ -113,7 +115,7 @@ def test_migration_run_needs_its_tables(tmp_path: Path, pg_dsn: str) -> None:
     make_parent_child(db, [("a", 1)])
     result = run_raw(db, pg_dsn, tmp_path / "r")  # the whole job migrates this file
     assert result.success
-    refused = run_raw(db, pg_dsn, tmp_path / "r", asset_selection=[dg.AssetKey("migration_run")])
+    refused = run_raw(db, pg_dsn, tmp_path / "r", asset_selection=["migration_run"])
     assert "select the tables to migrate with it" in preflight_error(refused)
 
 
@@ -131,6 +133,7 @@ def test_reexecution_from_failure_reports_the_run_it_reexecutes(
     db = tmp_path / "reexecuted.sqlite"
     make_parent_child(db, [("a", 1), ("b", 2)])
     monkeypatch.setenv("CONSOLEAI_SQLITE_PATH", str(db))
+    monkeypatch.setenv("CONSOLEAI_PG_DSN", pg_dsn)  # the code location's target
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("the report step cannot write its files under a file")
     reports = tmp_path / "reports"

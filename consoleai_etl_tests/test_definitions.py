@@ -12,15 +12,18 @@ from pathlib import Path
 import dagster as dg
 
 from consoleai_etl.core.source.catalog import Table
+from consoleai_etl.core.target.naming import TargetName
 from consoleai_etl.definitions import build_definitions, build_job
 from consoleai_etl.defs.table_assets import guarded_step
 from consoleai_etl.demo.sample import TABLE_ORDER
+from consoleai_etl_tests.helpers import named
 
 
 def asset_graph(defs: dg.Definitions) -> dict[str, set[str]]:
+    """Each asset's parents, by name (their keys without the target's prefix)."""
     graph = defs.resolve_asset_graph()
     return {
-        key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
+        named(key): {named(p) for p in graph.get(key).parent_keys}
         for key in graph.get_all_asset_keys()
     }
 
@@ -51,7 +54,7 @@ def test_any_sqlite_file_becomes_assets_with_fk_deps_and_safe_names(tmp_path: Pa
     assert graph[lines_key] == {"orders"}
     assert {"orders", "notes", "migration_report"} <= set(graph)
     check_keys = defs.resolve_asset_graph().asset_check_keys
-    assert {(k.asset_key.to_user_string(), k.name) for k in check_keys} == {
+    assert {(named(k.asset_key), k.name) for k in check_keys} == {
         (lines_key, "row_count"),
         (lines_key, "checksum"),
         (lines_key, "not_null"),
@@ -85,13 +88,13 @@ def test_an_unexpected_error_in_a_table_step_becomes_the_tables_error() -> None:
 def test_the_tables_are_one_subsettable_multi_asset_as_dagsters_integrations_build_them(
     sample_db: Path,
 ) -> None:
-    defs = build_definitions(sample_db)
+    defs = build_definitions(sample_db, target=TargetName("consoleai", "public"))
     job = defs.resolve_job_def("legacy_migration_job")
     assert {node.name for node in job.graph.nodes} == {"legacy_tables", "migration_report"}
-    tables = defs.resolve_assets_def(dg.AssetKey("users"))
+    tables = defs.resolve_assets_def(dg.AssetKey(["consoleai", "public", "users"]))
     assert tables.can_subset and tables.node_def.name == "legacy_tables"
-    assert {k.to_user_string() for k in tables.keys} == {*TABLE_ORDER, "migration_run"}
-    checked = {(k.asset_key.to_user_string(), k.name) for k in tables.check_keys}
+    assert {named(k) for k in tables.keys} == {*TABLE_ORDER, "migration_run"}
+    checked = {(named(k.asset_key), k.name) for k in tables.check_keys}
     assert {table for table, _ in checked} == set(TABLE_ORDER)
     assert {"row_count", "checksum", "primary_key"} <= {n for t, n in checked if t == "users"}
 
@@ -117,11 +120,16 @@ def test_the_command_builds_no_code_location_and_dagster_still_finds_it(tmp_path
     """``consoleai-etl`` imports the package to run a job of its own SOURCE: importing it
     must not read the file CONSOLEAI_SQLITE_PATH names (the code location's definitions are
     built when Dagster loads them, ``@dg.definitions``), and Dagster still finds and builds
-    them from that file."""
+    them from that file, their keys naming the target its variables give."""
     db = tmp_path / "only_orders.sqlite"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
-    env = {**os.environ, "CONSOLEAI_SQLITE_PATH": str(db)}
+    env = {
+        **os.environ,
+        "CONSOLEAI_SQLITE_PATH": str(db),
+        "CONSOLEAI_PG_DSN": "postgresql://app_user@db.example.com/shop",
+        "CONSOLEAI_TARGET_SCHEMA": "legacy",
+    }
     done = subprocess.run(
         [sys.executable, "-c", f"name = {db.name!r}\n{OPENED_FILES}"],
         env=env,
@@ -131,7 +139,8 @@ def test_the_command_builds_no_code_location_and_dagster_still_finds_it(tmp_path
     )
     on_import, on_load, assets = done.stdout.splitlines()
     assert (on_import, on_load) == ("0", "1")
-    assert assets == str(["migration_report", "migration_run", "orders"])
+    keys = ["shop/legacy/migration_report", "shop/legacy/migration_run", "shop/legacy/orders"]
+    assert assets == str(keys)
 
 
 def test_the_commands_job_is_built_once_until_its_file_changes(tmp_path: Path) -> None:
@@ -142,10 +151,13 @@ def test_the_commands_job_is_built_once_until_its_file_changes(tmp_path: Path) -
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
         conn.commit()
-        first = build_job(str(db), "legacy_migration_job")
-        assert build_job(str(db), "legacy_migration_job") is first
+        first = build_job(str(db), "legacy_migration_job", "shop", "public")
+        assert build_job(str(db), "legacy_migration_job", "shop", "public") is first
         conn.execute("CREATE TABLE refunds (id INTEGER PRIMARY KEY)")
         conn.commit()
-        again = build_job(str(db), "legacy_migration_job")
+        again = build_job(str(db), "legacy_migration_job", "shop", "public")
+        other_target = build_job(str(db), "legacy_migration_job", "shop", "app")
     tables = {k.to_user_string() for k in again.asset_layer.asset_graph.get_all_asset_keys()}
-    assert again is not first and {"orders", "refunds"} <= tables
+    assert again is not first and {"shop/public/orders", "shop/public/refunds"} <= tables
+    keys = other_target.asset_layer.asset_graph.get_all_asset_keys()
+    assert {"shop/app/orders", "shop/app/refunds"} <= {k.to_user_string() for k in keys}

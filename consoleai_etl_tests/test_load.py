@@ -57,6 +57,7 @@ def test_table_progress_reaches_the_dagster_run_log(
 
     from consoleai_etl.definitions import build_definitions
     from consoleai_etl.defs import table_assets
+    from consoleai_etl.defs.settings import target_of
 
     monkeypatch.setattr(table_assets, "PROGRESS_EVERY_SECONDS", 0.0)
     db = tmp_path / "big.sqlite"
@@ -66,7 +67,7 @@ def test_table_progress_reaches_the_dagster_run_log(
     config = {"sqlite_path": str(db), "pg_dsn": pg_dsn, "report_dir": str(tmp_path / "r")}
     with dg.DagsterInstance.ephemeral() as instance:
         result = (
-            build_definitions(db)
+            build_definitions(db, target=target_of(config))
             .resolve_job_def("legacy_migration_job")
             .execute_in_process(
                 run_config={"resources": {"settings": {"config": config}}}, instance=instance

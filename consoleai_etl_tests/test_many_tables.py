@@ -14,7 +14,7 @@ import pytest
 
 from consoleai_etl.defs.table_assets import UNYIELDED_OUTPUTS
 from consoleai_etl.demo.many_tables import generate, table_name
-from consoleai_etl_tests.helpers import run_raw
+from consoleai_etl_tests.helpers import named, run_raw
 
 TABLES = 150
 
@@ -38,22 +38,22 @@ def test_every_table_is_materialized_with_its_checks_in_the_event_log(
             return instance.all_logs(run_id, of_type=event_type)
 
         materialized = Counter(
-            e.dagster_event.asset_key.to_user_string() for e in logged(EVENTS.ASSET_MATERIALIZATION)
+            named(e.dagster_event.asset_key) for e in logged(EVENTS.ASSET_MATERIALIZATION)
         )
         planned = {
-            (d.asset_key.to_user_string(), d.check_name)
+            (d.asset_key, d.check_name)
             for e in logged(EVENTS.ASSET_CHECK_EVALUATION_PLANNED)
             if (d := e.dagster_event.event_specific_data)
         }
         evaluated = Counter(
-            (d.asset_key.to_user_string(), d.check_name)
+            (d.asset_key, d.check_name)
             for e in logged(EVENTS.ASSET_CHECK_EVALUATION)
             if (d := e.dagster_event.event_specific_data) and d.passed
         )
         messages = [e.user_message for e in instance.all_logs(run_id) if not e.is_dagster_event]
         # What the UI shows of each check: its latest execution, of this run, succeeded.
         latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            [dg.AssetCheckKey(dg.AssetKey(asset), name) for asset, name in planned]
+            [dg.AssetCheckKey(asset, name) for asset, name in planned]
         )
         statuses = Counter((r.run_id, r.status.value) for r in latest.values())
 
@@ -61,7 +61,7 @@ def test_every_table_is_materialized_with_its_checks_in_the_event_log(
     # Each table materialized once, and the run's record and report.
     assert materialized == Counter([*tables, "migration_run", "migration_report"])
     # Every check the run planned (at least the five of each table) ran once, and passed.
-    assert {asset for asset, _ in planned} == set(tables)
+    assert {named(asset) for asset, _ in planned} == set(tables)
     assert len(planned) >= 5 * TABLES
     assert evaluated == Counter(planned)
     assert statuses == {(run_id, "SUCCEEDED"): len(planned)}

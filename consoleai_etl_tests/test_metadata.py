@@ -9,9 +9,10 @@ from pathlib import Path
 
 from dagster import AssetKey, TableColumnConstraints, TableConstraints, TableSchema
 
+from consoleai_etl.core.target.naming import TargetName
 from consoleai_etl.definitions import build_definitions
 from consoleai_etl.defs.metadata import UNDECIDED_TYPE
-from consoleai_etl_tests.helpers import fetch, run_job
+from consoleai_etl_tests.helpers import fetch, named, run_job
 
 SCHEMA = """
 CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, name VARCHAR(3), x);
@@ -38,9 +39,7 @@ def constraints(schema: TableSchema) -> dict[str, TableColumnConstraints]:
 
 
 def materialized(result, name: str) -> dict:
-    [event] = [
-        e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(name)
-    ]
+    [event] = [e for e in result.get_asset_materialization_events() if named(e.asset_key) == name]
     return event.materialization.metadata
 
 
@@ -115,8 +114,11 @@ def test_before_any_run_an_asset_shows_the_schema_its_declarations_suggest(
     with closing(sqlite3.connect(db)) as conn:
         conn.executescript(SCHEMA)
 
-    spec = build_definitions(db).resolve_assets_def(AssetKey("users")).specs_by_key
-    metadata = spec[AssetKey("users")].metadata
+    users = AssetKey(["app", "legacy", "users"])
+    target = TargetName("app", "legacy")
+    metadata = (
+        build_definitions(db, target=target).resolve_assets_def(users).specs_by_key[users].metadata
+    )
 
     assert metadata["source_table"] == "users"
     assert "dagster/table_name" not in metadata  # the target schema is a run option

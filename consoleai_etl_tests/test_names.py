@@ -30,7 +30,7 @@ from consoleai_etl.core.run.preflight import check_source
 from consoleai_etl.core.source.catalog import Catalog, introspect, sqlite_quote
 from consoleai_etl.definitions import build_definitions
 from consoleai_etl.defs.checks import RESERVED_NAMES, asset_keys
-from consoleai_etl_tests.helpers import fetch, run_job
+from consoleai_etl_tests.helpers import fetch, named, run_job
 
 OWN_NAMES = [
     "legacy_tables",
@@ -163,8 +163,10 @@ def _catalog_of(path: Path) -> Catalog:
 
 
 def _column_schema(result: ExecuteInProcessResult, key: AssetKey) -> TableSchema:
-    """The ``dagster/column_schema`` metadata the run recorded for ``key``."""
-    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
+    """The ``dagster/column_schema`` metadata the run recorded for ``key`` (whatever its
+    target's prefix)."""
+    events = result.get_asset_materialization_events()
+    [event] = [e for e in events if named(e.asset_key) == named(key)]
     return event.materialization.metadata["dagster/column_schema"].value
 
 
@@ -173,7 +175,7 @@ def test_a_run_migrates_tables_with_any_name(tmp_path: Path, pg_dsn: str) -> Non
     names = [*ALL_NAMES, *HASH_TWINS]
     _source_with(sqlite3.connect(db), names).close()
     defs = build_definitions(db)
-    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    keys = {named(k) for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert len(keys) == len(names) + 2  # every table, migration_run and the report
 
     result, report = run_job(db, pg_dsn, tmp_path)
@@ -203,7 +205,7 @@ def test_a_run_migrates_tables_with_any_name(tmp_path: Path, pg_dsn: str) -> Non
 
     result, report = run_job(db, pg_dsn, tmp_path, job="consistency_check_job")
     assert result.success and report["status"] == "success", report["reasons"]
-    evaluated = {e.asset_key.to_user_string() for e in result.get_asset_check_evaluations()}
+    evaluated = {named(e.asset_key) for e in result.get_asset_check_evaluations()}
     assert evaluated == keys - {"migration_run", "migration_report"}
 
 

@@ -17,6 +17,7 @@ from consoleai_etl_tests.helpers import (
     checks_by_table,
     execute,
     fetch,
+    named,
     preflight_error,
     run_job,
     run_raw,
@@ -98,16 +99,14 @@ def test_a_skipped_table_needs_no_target_in_merge_mode_and_is_declared_everywher
         e.asset_observation_data.asset_observation
         for e in result.all_events
         if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION
-        and e.asset_key == dg.AssetKey("old_feature")
+        and named(e.asset_key) == "old_feature"
     ]
     assert observed.metadata["skipped"].value == REMOVED_REASON
     assert observed.metadata["source_rows"].value == 4
     assert "old_feature" not in {
-        m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
+        named(m.asset_key) for m in result.get_asset_materialization_events()
     }
-    assert "old_feature" not in {
-        c.asset_key.to_user_string() for c in result.get_asset_check_evaluations()
-    }
+    assert "old_feature" not in {named(c.asset_key) for c in result.get_asset_check_evaluations()}
 
     # Re-verified in merge mode: the skipped table is listed, not checked, and needs no
     # target either.
@@ -188,18 +187,16 @@ def test_a_selection_of_tables_needs_targets_for_those_tables_only(
         pg_dsn,
         tmp_path / "r",
         mode="merge",
-        asset_selection=[dg.AssetKey("users"), dg.AssetKey("orders"), dg.AssetKey("migration_run")],
+        asset_selection=["users", "orders", "migration_run"],
     )
     assert result.success
-    assert {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()} == {
+    assert {named(m.asset_key) for m in result.get_asset_materialization_events()} == {
         "users", "orders", "migration_run",
     }  # fmt: skip
     assert fetch(pg_dsn, "SELECT count(*) FROM orders") == [(3,)]
 
     # Selecting the table without a target still names it.
-    refused = run_raw(
-        source, pg_dsn, tmp_path / "r", mode="merge", asset_selection=[dg.AssetKey("old_feature")]
-    )
+    refused = run_raw(source, pg_dsn, tmp_path / "r", mode="merge", asset_selection=["old_feature"])
     assert "no table 'old_feature' in schema public" in preflight_error(refused)
 
 
@@ -225,12 +222,12 @@ def test_a_migration_history_table_is_skipped_by_default_and_merged_when_named(
     assert fetch(pg_dsn, "SELECT id, app, name FROM django_migrations") == app_history
 
     # Named, it is merged: by migrate_history_tables, or by mapping it in merge_tables.
-    for named in (
+    for naming in (
         {"migrate_history_tables": ["django_migrations"]},
         {"merge_tables": {"django_migrations": "django_migrations"}},
     ):
         execute(pg_dsn, "DELETE FROM django_migrations WHERE id <= 2")
-        result, report = run_job(source, pg_dsn, tmp_path / "r", mode="merge", **named)
+        result, report = run_job(source, pg_dsn, tmp_path / "r", mode="merge", **naming)
         assert result.success and report["status"] == "success", report["reasons"]
         assert report["skipped_tables"] == []
         assert fetch(pg_dsn, "SELECT id, name FROM django_migrations ORDER BY id") == [

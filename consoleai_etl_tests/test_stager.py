@@ -16,7 +16,7 @@ from consoleai_etl.core.source.catalog import Table, introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.target.bookkeeping import ensure_bookkeeping
 from consoleai_etl.core.target.staging import Staging
-from consoleai_etl_tests.helpers import fetch
+from consoleai_etl_tests.helpers import fetch, named
 
 SOURCE = """
 CREATE TABLE parent (id INTEGER PRIMARY KEY, label TEXT);
@@ -150,14 +150,19 @@ def test_a_partial_run_of_the_migration_job_stages_only_its_tables(
     import dagster as dg
 
     from consoleai_etl.definitions import build_definitions
+    from consoleai_etl.defs.checks import key_prefix
+    from consoleai_etl.defs.settings import target_of
 
     config = {"sqlite_path": str(sample_db), "pg_dsn": pg_dsn, "report_dir": str(tmp_path)}
     result = (
-        build_definitions(sample_db)
+        build_definitions(sample_db, target=target_of(config))
         .resolve_job_def("legacy_migration_job")
         .execute_in_process(
             run_config={"resources": {"settings": {"config": config}}},
-            asset_selection=[dg.AssetKey("users"), dg.AssetKey("api_tokens")],
+            asset_selection=[
+                dg.AssetKey([*key_prefix(target_of(config)), "users"]),
+                dg.AssetKey([*key_prefix(target_of(config)), "api_tokens"]),
+            ],
         )
     )
     assert result.success
@@ -167,11 +172,11 @@ def test_a_partial_run_of_the_migration_job_stages_only_its_tables(
         "AND table_type = 'BASE TABLE' ORDER BY 1",
     )
     assert migrated == [("api_tokens",), ("users",)]
-    assert {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()} == {
+    assert {named(m.asset_key) for m in result.get_asset_materialization_events()} == {
         "users", "api_tokens",
     }  # fmt: skip
     checks = result.get_asset_check_evaluations()
-    assert {c.asset_key.to_user_string() for c in checks} == {"users", "api_tokens"}
+    assert {named(c.asset_key) for c in checks} == {"users", "api_tokens"}
     assert all(e.passed for e in checks)
 
 

@@ -4,7 +4,9 @@ As ``dagster job execute -m consoleai_etl`` does: a reconstructable job executed
 ``dg.execute_job`` in ``$DAGSTER_HOME``'s instance when it is set (so the run is in the web
 UI's run list, with its config and event log), else in an ephemeral in-memory instance.
 The job is rebuilt from SOURCE (``definitions.build_job``): the asset graph must be SOURCE's
-tables, which the ``settings`` resource insists on, whatever CONSOLEAI_SQLITE_PATH names.
+tables, which the ``settings`` resource insists on, whatever CONSOLEAI_SQLITE_PATH names,
+and its asset keys name the target the command names (so runs into different targets keep
+histories of their own in one instance).
 Both jobs use the in-process executor, so the staging threads publish their progress
 (``core.run.progress``) to the display in this same process.
 """
@@ -54,8 +56,8 @@ class RunInterrupted(Exception):
 
 @dataclass(frozen=True)
 class JobRequest:
-    job: str
-    source: Path
+    # ``definitions.build_job``'s arguments: SOURCE, the job, the target's database and schema
+    graph: tuple[str, str, str, str]
     settings: dict[str, object]  # the ``settings`` resource's run config
     report_dir: Path  # where the run's report will be, as the settings resolve it
     # names an option the preflight refused by the file it came from (None: as the run did)
@@ -104,9 +106,7 @@ def run(request: JobRequest, *, interactive: bool) -> int:
     logging.getLogger("psycopg").setLevel(logging.ERROR)
     if interactive and (notice := compiled.notice()) is not None:
         console.print(Text(notice, style="yellow"))
-    job = dg.build_reconstructable_job(
-        "consoleai_etl.definitions", "build_job", (str(request.source), request.job)
-    )
+    job = dg.build_reconstructable_job("consoleai_etl.definitions", "build_job", request.graph)
     frozen_before_run(job)
     run_config = {
         "resources": {"settings": {"config": request.settings}},

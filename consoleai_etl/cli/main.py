@@ -44,7 +44,13 @@ from consoleai_etl.core.source.catalog import introspect
 from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.target.postgres import redact
 from consoleai_etl.definitions import build_job
-from consoleai_etl.defs.settings import RULES_OPTION, RUN_OPTIONS, checked_settings, rules_file
+from consoleai_etl.defs.settings import (
+    RULES_OPTION,
+    RUN_OPTIONS,
+    checked_settings,
+    rules_file,
+    target_of,
+)
 
 
 def settings_config(args: argparse.Namespace) -> tuple[dict[str, object], Origins]:
@@ -114,13 +120,13 @@ def main(args: argparse.Namespace) -> int:
     try:
         config, origins = settings_config(args)
         job = JOBS[args.command]
+        target = target_of(config)
+        graph = (str(args.source), job, target.database, target.schema)
         try:  # as the run will check them; the resource then resolves the variables
-            settings = checked_settings(build_job(str(args.source), job), config).to_config()
+            settings = checked_settings(build_job(*graph), config).to_config()
         except OptionError as exc:
             raise UsageError("; ".join(describe(origins, exc))) from None
-        request = JobRequest(
-            job, args.source, config, Path(settings.report_dir), origins.describe, spelling()
-        )
+        request = JobRequest(graph, config, Path(settings.report_dir), origins.describe, spelling())
         # On the idle core while Dagster starts the run.
         start_source_reads(args.source, merge=settings.mode == "merge")
         return run(request, interactive=sys.stdout.isatty())

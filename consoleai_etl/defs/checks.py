@@ -6,14 +6,15 @@ results of the check's severity, marking any check that did not run as failed (w
 table's load error), so nothing is silently missing from the UI.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import dagster as dg
 from dagster._core.definitions.utils import DISALLOWED_NAMES
 
-from consoleai_etl.core.plan.names import dagster_names
+from consoleai_etl.core.plan.names import dagster_name, dagster_names
 from consoleai_etl.core.run.report import ERROR, WARN, CheckReport, TableReport
 from consoleai_etl.core.source.catalog import Table
+from consoleai_etl.core.target.naming import TargetName
 from consoleai_etl.core.verify.registry import applicable
 
 SEVERITIES = {ERROR: dg.AssetCheckSeverity.ERROR, WARN: dg.AssetCheckSeverity.WARN}
@@ -27,12 +28,33 @@ REPORT_NAME = "migration_report"
 RESERVED_NAMES = frozenset(DISALLOWED_NAMES) | {TABLES_NAME, RUN_NAME, REPORT_NAME}
 
 
-def asset_keys(tables: Iterable[Table]) -> dict[str, dg.AssetKey]:
-    """The asset key of every table, by table name: valid in Dagster, unique in the catalog
-    and the same for the same set of table names (``users`` stays ``users``,
-    ``order-items`` becomes ``order_items__89455f5c``; see ``names.dagster_name``)."""
+def key_prefix(target: TargetName | None) -> tuple[str, ...]:
+    """What every asset key of a graph migrating into ``target`` starts with: its database
+    and schema, each a valid Dagster name (``names.dagster_name``), so that runs into two
+    targets never write one asset's history. None (a graph of environments, each a
+    partition with a target of its own): nothing."""
+    if target is None:
+        return ()
+    return (dagster_name(target.database), dagster_name(target.schema))
+
+
+def asset_keys(tables: Iterable[Table], prefix: Sequence[str] = ()) -> dict[str, dg.AssetKey]:
+    """The asset key of every table, by table name: ``prefix`` (``key_prefix``), then a
+    name valid in Dagster, unique in the catalog and the same for the same set of table
+    names (``users`` stays ``users``, ``order-items`` becomes ``order_items__89455f5c``;
+    see ``names.dagster_name``)."""
     names = dagster_names((t.name for t in tables), RESERVED_NAMES)
-    return {table: dg.AssetKey(name) for table, name in names.items()}
+    return {table: dg.AssetKey([*prefix, name]) for table, name in names.items()}
+
+
+def run_key(prefix: Sequence[str] = ()) -> dg.AssetKey:
+    """``migration_run``'s key in a graph of ``prefix``."""
+    return dg.AssetKey([*prefix, RUN_NAME])
+
+
+def report_key(prefix: Sequence[str] = ()) -> dg.AssetKey:
+    """``migration_report``'s key in a graph of ``prefix``."""
+    return dg.AssetKey([*prefix, REPORT_NAME])
 
 
 def check_specs(table: Table, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:

@@ -6,12 +6,14 @@ the assets' check pages) and hands its TableReport to a report op that runs last
 the run skips hands None, and the report lists it with its row count.
 """
 
+from collections.abc import Mapping
+
 import dagster as dg
 
 from consoleai_etl.core.run.pipeline import finalize, prepare_staging, verify_table
 from consoleai_etl.core.run.report import CONSISTENCY_JOB, TableReport
 from consoleai_etl.core.source.catalog import Catalog, Table
-from consoleai_etl.defs.checks import asset_keys, check_events
+from consoleai_etl.defs.checks import check_events
 from consoleai_etl.defs.console_log import CONCISE_CONSOLE
 from consoleai_etl.defs.report_asset import new_report, publish
 from consoleai_etl.defs.settings import MigrationSettings
@@ -31,7 +33,7 @@ def consistency_preflight(context: dg.OpExecutionContext, settings: MigrationSet
 
 def make_verify_op(table: Table, key: dg.AssetKey) -> dg.OpDefinition:
     @dg.op(
-        name=f"verify_{key.to_python_identifier()}",
+        name=f"verify_{key.path[-1]}",  # the table's name in Dagster, without the prefix
         ins={"after": dg.In(dg.Nothing)},
         out=dg.Out(TableReport | None),  # None: a table the run skips
     )
@@ -64,11 +66,13 @@ def consistency_report(
 
 
 def make_consistency_job(
-    catalog: Catalog, partitions_def: dg.PartitionsDefinition | None = None
+    catalog: Catalog,
+    keys: Mapping[str, dg.AssetKey],
+    partitions_def: dg.PartitionsDefinition | None = None,
 ) -> dg.JobDefinition:
-    """The job over ``catalog``'s tables; ``partitions_def``: the environments, when each
-    partition is one (a run re-verifies its environment)."""
-    keys = asset_keys(catalog.tables)
+    """The job over ``catalog``'s tables, whose asset keys are ``keys`` (by table name);
+    ``partitions_def``: the environments, when each partition is one (a run re-verifies
+    its environment)."""
     verify_ops = [make_verify_op(t, keys[t.name]) for t in catalog.tables]
 
     @dg.job(

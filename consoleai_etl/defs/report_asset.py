@@ -7,6 +7,7 @@ and fails. It writes the JSON, Markdown and HTML files, then raises ``dagster.Fa
 migration failed, so the CLI exits non-zero.
 """
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,10 +17,8 @@ from consoleai_etl.core.run.pipeline import MigrationConfig, now
 from consoleai_etl.core.run.report import FAILURE, MigrationReport
 from consoleai_etl.core.target import bookkeeping
 from consoleai_etl.core.target.postgres import connect, redact
-from consoleai_etl.defs.checks import REPORT_NAME, RUN_NAME
+from consoleai_etl.defs.checks import REPORT_NAME, RUN_NAME, report_key, run_key
 from consoleai_etl.defs.settings import MigrationSettings
-
-REPORT_KEY = dg.AssetKey(REPORT_NAME)
 
 
 def new_report(context: dg.OpExecutionContext, config: MigrationConfig) -> MigrationReport:
@@ -77,17 +76,27 @@ def _lineage(context: dg.OpExecutionContext) -> list[str]:
     return run_ids
 
 
-def make_report_asset(partitions_def: dg.PartitionsDefinition | None = None) -> dg.AssetsDefinition:
-    """``migration_report``, partitioned as the table assets are (``partitions_def``)."""
+def make_report_asset(
+    prefix: Sequence[str] = (), partitions_def: dg.PartitionsDefinition | None = None
+) -> dg.AssetsDefinition:
+    """``migration_report``, keyed and partitioned as the table assets are (``prefix``,
+    ``partitions_def``). A multi-asset of one asset only so that its step is named
+    ``migration_report`` whatever the key's prefix (an asset's step takes its whole key)."""
 
-    @dg.asset(
-        key=REPORT_KEY,
-        deps=[dg.AssetKey(RUN_NAME)],
-        group_name="migration",
-        kinds={"postgres"},
+    @dg.multi_asset(
+        name=REPORT_NAME,
+        specs=[
+            dg.AssetSpec(
+                report_key(prefix),
+                deps=[run_key(prefix)],
+                group_name="migration",
+                kinds={"postgres"},
+                description="The run's report (JSON, Markdown and HTML files, and this asset's "
+                "metadata), from its record in consoleai_etl.runs; fails when the migration "
+                "failed.",
+            )
+        ],
         partitions_def=partitions_def,
-        description="The run's report (JSON, Markdown and HTML files, and this asset's metadata), "
-        "from its record in consoleai_etl.runs; fails when the migration failed.",
     )
     def migration_report(context: dg.AssetExecutionContext, settings: MigrationSettings):
         config = settings.to_config()

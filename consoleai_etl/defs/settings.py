@@ -2,7 +2,7 @@
 
 resources:
   settings:
-    config: {dry_run: true, allow_divergence: false, target_schema: legacy}
+    config: {dry_run: true, allow_divergence: false, orphans: keep}
 
 Each option's type is part of the job's Dagster config schema, so a bad choice in run config
 (an unknown mode, orphans policy, date encoding, on_error or text repair, an unknown key) is
@@ -71,6 +71,7 @@ from consoleai_etl.core.run.preflight import (
     RunLock,
     StagingLock,
     check_graph,
+    check_graph_target,
     check_merge,
     check_migrated,
     check_names,
@@ -83,6 +84,7 @@ from consoleai_etl.core.run.report import SkippedTable
 from consoleai_etl.core.source.catalog import Catalog
 from consoleai_etl.core.source.environments import environment_file, for_environment
 from consoleai_etl.core.source.snapshot import Snapshot
+from consoleai_etl.core.target.naming import TargetName
 from consoleai_etl.core.target.postgres import embedded_dsn
 from consoleai_etl.core.target.staging import Staging
 from consoleai_etl.core.types.intervals import IntervalUnit
@@ -229,23 +231,39 @@ def _option(variable: str, description: str) -> Any:
 class SourceGraph(dg.ConfigurableResource):
     """The tables the code location's asset graph was built from, and the file they were
     read from when it loaded; with ``environments_dir``, the folder of environments whose
-    files the graph's partitions migrate (``sqlite_path`` is then its reference file). A
+    files the graph's partitions migrate (``sqlite_path`` is then its reference file);
+    otherwise the target its asset keys name (``target_database``, ``target_schema``). A
     nested resource, so it is not part of the run config schema: a run cannot claim another
     graph."""
 
     sqlite_path: str
     tables: list[str]
     environments_dir: str | None = None
+    target_database: str | None = None
+    target_schema: str | None = None
 
     @classmethod
     def of(
-        cls, sqlite_path: str | Path, catalog: Catalog, environments_dir: str | None = None
+        cls,
+        sqlite_path: str | Path,
+        catalog: Catalog,
+        environments_dir: str | None = None,
+        target: TargetName | None = None,
     ) -> "SourceGraph":
         return cls(
             sqlite_path=str(sqlite_path),
             tables=[t.name for t in catalog.tables],
             environments_dir=environments_dir,
+            target_database=target and target.database,
+            target_schema=target and target.schema,
         )
+
+    @property
+    def target(self) -> TargetName | None:
+        """The target the graph's asset keys name; None for a graph of environments."""
+        if self.target_database is None or self.target_schema is None:
+            return None
+        return TargetName(self.target_database, self.target_schema)
 
 
 class MigrationSettings(dg.ConfigurableResource):
@@ -386,6 +404,8 @@ class MigrationSettings(dg.ConfigurableResource):
                 graph = self.asset_graph
                 reference = Path(graph.sqlite_path).stem if self._environment else graph.sqlite_path
                 check_graph(config.sqlite_path, catalog, graph.tables, reference, self._environment)
+                if graph.target is not None:
+                    check_graph_target(graph.target, self.target_name())
             self._catalog = catalog
             merge = config.merge if merging else None
             check_names(catalog, config.casting_rules, merge, describe=self._in_run_config)
@@ -496,10 +516,26 @@ class MigrationSettings(dg.ConfigurableResource):
             **{name: value for name, value in options.items() if value is not None},
         )
 
+    def target_name(self) -> TargetName:
+        """The run's target by name (``target_of``)."""
+        return target_of({"pg_dsn": self.pg_dsn, "target_schema": self.target_schema})
+
     def _resolved(self, name: str, field: FieldInfo) -> Any:
         """The run config's value, else the variable's; None leaves the core's default."""
         value = getattr(self, name)
         return _from_env(name, field) if value is None else value
+
+
+def target_of(options: Mapping[str, Any]) -> TargetName:
+    """The target, by name (``core.target.naming``), of a run whose settings' run config is
+    ``options``, the variables filling in what it leaves out: known without connecting or
+    starting the embedded server, before the run (the command keys its graph by it)."""
+    fields = MigrationSettings.model_fields
+    dsn, schema = (
+        _from_env(name, fields[name]) if options.get(name) is None else str(options[name])
+        for name in ("pg_dsn", "target_schema")
+    )
+    return TargetName.of(dsn, schema)
 
 
 # The options whose value may name the run's environment (``{environment}``).

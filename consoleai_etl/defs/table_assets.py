@@ -48,7 +48,6 @@ from consoleai_etl.defs.report_asset import new_report
 from consoleai_etl.defs.settings import MigrationSettings, in_run_config
 
 TABLE_GROUP = "legacy_tables"
-RUN_KEY = dg.AssetKey(RUN_NAME)
 PROGRESS_EVERY_SECONDS = 5.0
 
 
@@ -115,12 +114,14 @@ def failed_options(metadata: Mapping[str, Any]) -> list[tuple[OptionProblem, str
 def make_table_assets(
     plan: MigrationPlan,
     keys: Mapping[str, dg.AssetKey],
+    record_key: dg.AssetKey,
     partitions_def: dg.PartitionsDefinition | None = None,
 ) -> dg.AssetsDefinition:
     """The ``legacy_tables`` multi-asset: an asset per table of ``plan`` (its deps follow
-    the foreign keys), each with its checks, plus ``migration_run``. ``keys`` are the
-    tables' asset keys by table name (``checks.asset_keys``); ``partitions_def``: the
-    environments, when each partition is one (``defs.environments``)."""
+    the foreign keys), each with its checks, plus ``migration_run`` (``record_key``).
+    ``keys`` are the tables' asset keys by table name (``checks.asset_keys``);
+    ``partitions_def``: the environments, when each partition is one
+    (``defs.environments``)."""
     specs = [
         dg.AssetSpec(
             keys[t.table.name],
@@ -135,7 +136,7 @@ def make_table_assets(
     ]
     specs.append(
         dg.AssetSpec(
-            RUN_KEY,
+            record_key,
             deps=[keys[t.table.name] for t in plan.tables],
             group_name="migration",
             kinds={"postgres"},
@@ -159,7 +160,7 @@ def make_table_assets(
     def legacy_tables(context: dg.AssetExecutionContext, settings: MigrationSettings):
         context.log.addFilter(EVALUATIONS_NOT_OUTPUTS)
         if context.selected_asset_keys:
-            yield from _migrate(context, settings, plan, keys)
+            yield from _migrate(context, settings, plan, keys, record_key)
         else:
             yield from _verify(context, settings, plan.tables, keys)
 
@@ -186,6 +187,7 @@ def _migrate(
     settings: MigrationSettings,
     graph_plan: MigrationPlan,
     keys: Mapping[str, dg.AssetKey],
+    record_key: dg.AssetKey,
 ) -> Iterator:
     chosen = context.selected_asset_keys
     names = [t.table.name for t in graph_plan.tables if keys[t.table.name] in chosen]
@@ -245,8 +247,8 @@ def _migrate(
         progress.publish(progress.Recorded(index, len(report.tables)))
     if why_not:
         context.log.warning(f"no table materialized: {why_not}")
-    if RUN_KEY in context.selected_asset_keys:
-        yield dg.MaterializeResult(asset_key=RUN_KEY, metadata=run_metadata(report))
+    if record_key in context.selected_asset_keys:
+        yield dg.MaterializeResult(asset_key=record_key, metadata=run_metadata(report))
 
 
 def _not_promoted(report: MigrationReport) -> str | None:

@@ -30,6 +30,7 @@ from consoleai_etl.core.source.connection import open_source
 from consoleai_etl.core.source.per_version import PerVersion
 from consoleai_etl.core.target.bookkeeping import SCHEMA
 from consoleai_etl.core.target.existing import existing_tables
+from consoleai_etl.core.target.naming import TargetName
 from consoleai_etl.core.target.postgres import connect, redact
 from consoleai_etl.core.target.promote import (
     Promotion,
@@ -147,6 +148,20 @@ def check_graph(
         f"({differences}): set CONSOLEAI_SQLITE_PATH to {file} and reload the "
         "code location, or run against the file the graph was loaded from"
     )
+
+
+def check_graph_target(graph: TargetName, run: TargetName) -> None:
+    """The run writes into the target the asset graph was built for: its asset keys name
+    that target's database and schema (``defs.checks.key_prefix``), so a run into another
+    one (its run config naming another DSN or schema) would write that target's tables
+    into these assets' history. Refused; the command builds a graph for each target."""
+    if run != graph:
+        raise TargetError(
+            f"this run's target is {run}, but this code location's assets are the tables of "
+            f"{graph} ({option('pg_dsn')} and {option('target_schema')} when it loaded): a run "
+            "into another target would write its history on them; give the code location "
+            "that target and reload it, or migrate it with consoleai-etl migrate"
+        )
 
 
 def _listed(names: set[str], limit: int = 5) -> str:
