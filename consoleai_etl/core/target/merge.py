@@ -208,6 +208,19 @@ def prove_merged(
     )
 
 
+def _compared(
+    pg: psycopg.Connection, merge: TableMerge, staging: Staging, staged_rows: int
+) -> Comparison:
+    """The comparison before the merge writes (``prove_merged``), without reading the
+    staged rows when the target table holds no row at all, as in an application's first
+    merge: every staged row is then missing (``staged_rows``: how many were staged). A
+    different count of rows inserted then is caught: ``merge_table`` proves them again."""
+    empty = sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(_target(merge))
+    if pg.execute(empty).fetchone()[0]:
+        return Comparison(missing=staged_rows, differing=0, kept=0, extra=0)
+    return prove_merged(pg, merge, staging)
+
+
 SHORT_VALUE = 40  # characters of a value shown in a divergence
 
 
@@ -472,7 +485,7 @@ def merge_table(
     target = f"{merge.target.schema}.{merge.target.name}"
     try:
         with pg.transaction():  # a savepoint, so the error can be read and re-raised cleanly
-            proof = prove_merged(pg, merge, staging)
+            proof = _compared(pg, merge, staging, staged_rows)
             contested, kept = Contested(), None
             if proof.differing:
                 contested = _contest(pg, merge, staging, run_id, on_conflict)
