@@ -56,14 +56,13 @@ def test_the_command_keeps_a_history_per_target_in_one_instance(
     }
     with fresh_database(server_dsn) as other_dsn:
         targets = [(pg_dsn, "public"), (other_dsn, "public"), (pg_dsn, "archive")]
-        runs = {}
+        named = [(database(dsn), schema) for dsn, schema in targets]
         for dsn, schema in targets:
             done = consoleai_etl(
                 tmp_path, "migrate", str(source), dsn, "--schema", schema,
                 "--report-dir", str(tmp_path / "reports"), env=env,
             )  # fmt: skip
             assert done.returncode == 0, done.stderr[-3000:]
-            runs[database(dsn), schema] = done
         assert fetch(other_dsn, "SELECT count(*) FROM public.child") == [(2,)]
         again = consoleai_etl(
             tmp_path, "migrate", str(source), pg_dsn, "--report-dir", str(tmp_path / "r2"), env=env
@@ -74,7 +73,7 @@ def test_the_command_keeps_a_history_per_target_in_one_instance(
     with dg.DagsterInstance.get() as instance:
         run_ids = [r.run_id for r in reversed(instance.get_runs())]  # oldest first
         assert len(run_ids) == 4
-        by_target = dict(zip(runs, run_ids, strict=False))
+        by_target = dict(zip(named, run_ids[:3], strict=True))
         keys = {key.to_user_string() for key in instance.get_asset_keys()}
         for (db, schema), run_id in by_target.items():
             for table in TABLES:
@@ -85,12 +84,7 @@ def test_the_command_keeps_a_history_per_target_in_one_instance(
                 assert {name for _, name in events} == {f"{schema}.{table}"}
             report = history(instance, db, schema, "migration_report")
             assert [run for run, _ in report] == expected
-    first = database(pg_dsn)
-    assert {
-        f"{first}/public/child",
-        f"{first}/archive/child",
-        f"{database(other_dsn)}/public/child",
-    } <= keys
+    assert {f"{db}/{schema}/child" for db, schema in named} <= keys
     assert "child" not in keys  # no asset mixes the three targets
 
 
