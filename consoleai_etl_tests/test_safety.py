@@ -22,6 +22,7 @@ from consoleai_etl.core.run.preflight import (
     integrity_problems,
     start_source_reads,
 )
+from consoleai_etl.core.source import connection
 from consoleai_etl_tests.helpers import (
     checks_by_table,
     fetch,
@@ -100,8 +101,9 @@ def _empty_db(path: Path) -> Path:
 
 
 def test_locked_source_is_named_and_waited_for(
-    tmp_path: Path, sample_db: Path, pg_dsn: str
+    tmp_path: Path, sample_db: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(connection, "LOCK_WAIT", 0.5)  # the wait is real, only shorter
     source = tmp_path / "locked.sqlite"
     shutil.copy(sample_db, source)
     holder = sqlite3.connect(source, isolation_level=None)
@@ -111,7 +113,7 @@ def test_locked_source_is_named_and_waited_for(
         result = run_raw(source, pg_dsn, tmp_path / "reports")
     finally:
         holder.close()
-    assert "is locked by another process" in preflight_error(result)
+    assert "is locked by another process (waited 0.5 s)" in preflight_error(result)
     assert_nothing_written(pg_dsn, tmp_path / "reports")
 
 
