@@ -38,7 +38,12 @@ from consoleai_etl.defs.environments import (
     make_environment_sensor,
 )
 from consoleai_etl.defs.report_asset import make_report_asset
-from consoleai_etl.defs.settings import DEFAULT_SQLITE_PATH, MigrationSettings, SourceGraph
+from consoleai_etl.defs.settings import (
+    DEFAULT_SQLITE_PATH,
+    MigrationSettings,
+    SourceGraph,
+    target_of,
+)
 from consoleai_etl.defs.table_assets import make_table_assets
 from consoleai_etl.demo.domain import SCHEMA
 
@@ -80,7 +85,7 @@ def build_definitions(
         path = sqlite_path or os.environ.get("CONSOLEAI_SQLITE_PATH", DEFAULT_SQLITE_PATH)
         partitions, job_name, sensors = None, MIGRATION_JOB, []
         description = "Migrate every legacy table, check it, promote if "
-        target = target or MigrationSettings().target_name()
+        target = target or target_of({})  # the variables' target
     catalog = load_catalog(path)
     prefix = key_prefix(target)
     keys = asset_keys(catalog.tables, prefix)

@@ -405,7 +405,9 @@ class MigrationSettings(dg.ConfigurableResource):
                 reference = Path(graph.sqlite_path).stem if self._environment else graph.sqlite_path
                 check_graph(config.sqlite_path, catalog, graph.tables, reference, self._environment)
                 if graph.target is not None:
-                    check_graph_target(graph.target, self.target_name())
+                    check_graph_target(
+                        graph.target, TargetName.of(config.pg_dsn, config.target_schema)
+                    )
             self._catalog = catalog
             merge = config.merge if merging else None
             check_names(catalog, config.casting_rules, merge, describe=self._in_run_config)
@@ -515,10 +517,6 @@ class MigrationSettings(dg.ConfigurableResource):
             migrate_history_tables=tuple(self.migrate_history_tables or ()),
             **{name: value for name, value in options.items() if value is not None},
         )
-
-    def target_name(self) -> TargetName:
-        """The run's target by name (``target_of``)."""
-        return target_of({"pg_dsn": self.pg_dsn, "target_schema": self.target_schema})
 
     def _resolved(self, name: str, field: FieldInfo) -> Any:
         """The run config's value, else the variable's; None leaves the core's default."""
